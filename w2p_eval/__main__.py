@@ -1,0 +1,3 @@
+from w2p_eval.cli import main
+
+main()

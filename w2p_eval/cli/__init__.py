@@ -1,0 +1,98 @@
+"""The `w2p-eval` command. Verbs are imported lazily so `w2p-eval --help` stays fast.
+
+Each verb lives in its own module (``w2p_eval.cli.<verb>``) and only parses options; the
+work happens in the library. Add a verb by adding one line to ``VERBS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+# name -> ("module:attr", one-line help shown by `w2p-eval --help` without importing the module)
+VERBS: dict[str, tuple[str, str]] = {
+    "prepare": ("w2p_eval.cli.prepare:prepare", "Build a dataset folder (videos, the WAV2PIX release, a folder, demo)."),
+    "train": ("w2p_eval.cli.train:train", "Train WAV2PIX or a baseline from a YAML config."),
+    "generate": ("w2p_eval.cli.generate:generate", "Write generated faces for a split from checkpoints."),
+    "identity": ("w2p_eval.cli.identity:identity", "Identity accuracy and face-embedding metrics of checkpoints."),
+    "landmarks": ("w2p_eval.cli.landmarks:landmarks", "68-point landmark detection rate and landmark error."),
+    "evaluate": ("w2p_eval.cli.evaluate:evaluate", "Run every metric for every checkpoint into the results store."),
+    "results": ("w2p_eval.cli.results:results", "Query the results store as a table."),
+    "report": ("w2p_eval.cli.report:report", "Tables, figures, report.md and report.html from results."),
+    "ablate-audio": ("w2p_eval.cli.ablate:ablate_audio", "Train/evaluate over audio lengths (the paper's ablation)."),
+    "demo": ("w2p_eval.cli.demo:demo", "Build demo data, train, evaluate and report, offline, in minutes."),
+}
+
+
+def _load(spec: str) -> click.Command:
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(VERBS)
+
+    def get_command(self, ctx, name):
+        if name not in VERBS:
+            return None
+        return _load(VERBS[name][0])
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, help_) in VERBS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            import difflib
+
+            if args and args[0] not in VERBS:
+                close = difflib.get_close_matches(args[0], list(VERBS), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise click.UsageError(
+                    f"unknown command {args[0]!r}{hint}; available: {', '.join(VERBS)}"
+                ) from exc
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
+@click.version_option(package_name="w2p-eval")
+def cli(verbose: int) -> None:
+    """w2p-eval: train WAV2PIX (speech -> face GAN) and baselines, and score them like papers do."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    from w2p_eval.errors import InputError
+
+    try:
+        rv = cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("w2p-eval: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"w2p-eval: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except InputError as exc:
+        click.echo(f"w2p-eval: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("w2p-eval: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def fail(message: str) -> None:
+    """Raise the one-line usage error (exit code 2) from inside a verb."""
+    raise InputError(message)

@@ -1,0 +1,1 @@
+"""Datasets: manifests, audio/image loading, preprocessing of videos and releases, splits, demo data."""

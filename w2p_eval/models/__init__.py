@@ -1,0 +1,1 @@
+"""Generators (WAV2PIX and baselines), checkpoints and the model registry."""

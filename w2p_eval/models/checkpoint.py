@@ -1,0 +1,111 @@
+"""Checkpoints: one .pt file of tensors and builtins, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from w2p_eval.errors import InputError
+from w2p_eval.utils import atomic_path, git_commit, package_versions, sha256_file
+
+FORMAT = "w2p-eval-checkpoint"
+CKPT_DIR = "checkpoints"
+_EPOCH_RE = re.compile(r"epoch_(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    return Path(run_dir) / CKPT_DIR / f"epoch_{epoch:04d}.pt"
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: str,
+    epoch: int,
+    config: dict,
+    identities: list[str],
+    image_size: int,
+    audio_seconds: float,
+    state: dict[str, dict],
+    optim: dict[str, dict] | None = None,
+    data_hash: str | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temp file + fsync + os.replace): a kill at any moment leaves
+    either the previous file or the complete new one, never a file that fails to load."""
+    ckpt = {
+        "format": FORMAT,
+        "version": 1,
+        "model": model,
+        "epoch": int(epoch),
+        "config": config,
+        "identities": list(identities),
+        "image_size": int(image_size),
+        "audio_seconds": float(audio_seconds),
+        "state": state,
+        "optim": optim or {},
+        "extra": extra or {},
+        "meta": {
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "data_hash": data_hash,
+        },
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
+    """Load a w2p-eval checkpoint with ``weights_only=True`` (no arbitrary unpickling).
+
+    Raises InputError for a missing file, a file that is not a checkpoint, or one that holds
+    pickled code (callables, custom classes) - those are refused, never executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"expected a checkpoint file (.pt), got missing path {path}")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"expected a readable torch checkpoint (a torch.save zip file), got {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln for ln in str(exc).splitlines() if "Unsupported" in ln or "GLOBAL" in ln]
+        first = lines[0].strip() if lines else "unsafe content"
+        raise InputError(
+            f"refusing to load {path}: it holds objects other than tensors and plain data "
+            f"(weights_only=True refused it: {first[:160]})"
+        ) from None
+    except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
+        raise InputError(f"expected a readable torch checkpoint, got {path} ({exc.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InputError(f"expected a w2p-eval checkpoint (format {FORMAT!r}), got {got!r} in {path}")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def list_checkpoints(path: str | os.PathLike) -> list[Path]:
+    """A checkpoint file -> [it]; a run folder -> its checkpoints sorted by epoch."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        folder = path / CKPT_DIR if (path / CKPT_DIR).is_dir() else path
+        found = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(_EPOCH_RE.search(p.name).group(1)))
+        if found:
+            return found
+        raise InputError(f"expected checkpoints (checkpoints/epoch_NNNN.pt) in run folder {path}, found none")
+    raise InputError(f"expected a checkpoint file or run folder, got missing path {path}")
+
+
+def checkpoint_hash(path: str | os.PathLike) -> str:
+    return sha256_file(path)

@@ -1,0 +1,52 @@
+"""Models and trainers by name, as lazy "module:attr" strings (nothing heavy imported at start)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+
+from w2p_eval.errors import InputError
+
+# model name -> FaceGenerator subclass (has .from_checkpoint)
+MODELS: dict[str, str] = {
+    "wav2pix": "w2p_eval.models.wav2pix:Wav2Pix",
+    "l1_regression": "w2p_eval.models.wav2pix:Wav2Pix",
+    "mean_face": "w2p_eval.models.baselines:MeanFace",
+    "random_real": "w2p_eval.models.baselines:RandomReal",
+    "speaker_retrieval": "w2p_eval.models.baselines:SpeakerRetrieval",
+    "real_faces": "w2p_eval.models.baselines:RealFaces",
+}
+
+# model name -> train(config, data_dir, out_dir, *, resume, device) -> list[Path]
+TRAINERS: dict[str, str] = {
+    "wav2pix": "w2p_eval.train.gan:train",
+    "l1_regression": "w2p_eval.train.gan:train",
+    "mean_face": "w2p_eval.train.baselines:train",
+    "random_real": "w2p_eval.train.baselines:train",
+    "speaker_retrieval": "w2p_eval.train.baselines:train",
+    "real_faces": "w2p_eval.train.baselines:train",
+}
+
+
+def resolve(spec: str):
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def lookup(table: dict[str, str], name: str, what: str = "model"):
+    if name not in table:
+        close = difflib.get_close_matches(str(name), list(table), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"unknown {what} {name!r}{hint}; available: {', '.join(table)}")
+    return resolve(table[name])
+
+
+def load_generator(ckpt_or_path, device: str = "cpu"):
+    """A checkpoint dict or path -> the FaceGenerator it holds, in eval mode on ``device``."""
+    from w2p_eval.models.checkpoint import load_checkpoint
+
+    ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(os.fspath(ckpt_or_path))
+    cls = lookup(MODELS, ckpt["model"])
+    gen = cls.from_checkpoint(ckpt, device=device)
+    return gen.to(device).eval()

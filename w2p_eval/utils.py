@@ -1,0 +1,143 @@
+"""Small shared helpers: atomic writes, seeding, devices, provenance, skip counting."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success move it over ``path`` with os.replace.
+
+    On error the temporary file is removed, so ``path`` is either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, n_chars: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n_chars]
+
+
+def sha256_json(obj, n_chars: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n_chars]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (if imported) global RNGs. Prefer local generators in new code."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def select_device(device: str | None = None) -> str:
+    """``None``/"auto" -> "cuda" when available else "cpu"; otherwise the given name."""
+    if device in (None, "", "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+PROVENANCE_PACKAGES = (
+    "w2p-eval", "torch", "torchvision", "numpy", "dlib-bin", "dlib", "face-alignment",
+    "facenet-pytorch", "opencv-python", "scikit-learn", "pandas",
+)
+
+
+def package_versions(names=PROVENANCE_PACKAGES) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
+    """The commit of the w2p-eval source tree, or None outside a git checkout."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class Skips:
+    """Counts skipped items by reason, logs each one, summarises at the end."""
+
+    def __init__(self, what: str = "items"):
+        self.what = what
+        self.counts: Counter[str] = Counter()
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, item: str, reason: str) -> None:
+        self.counts[reason] += 1
+        self.items.append((str(item), reason))
+        log.debug("skipped %s: %s", item, reason)
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if not self.counts:
+            return f"no {self.what} skipped"
+        parts = ", ".join(f"{n} {reason}" for reason, n in self.counts.most_common())
+        return f"skipped {len(self)} {self.what}: {parts}"
+
+
+def set_threads(n: int | None) -> None:
+    """Limit torch intra-op threads (None leaves the default)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
