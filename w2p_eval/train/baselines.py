@@ -1,0 +1,191 @@
+"""Fitting the baselines (mean_face, random_real, speaker_retrieval, real_faces): one pass, one checkpoint.
+
+``train(config, data_dir, out_dir, *, resume, device)`` follows the trainer contract of
+models/registry.py and writes ``RUN/checkpoints/epoch_0000.pt`` (epoch 0: fitted, no gradient epochs),
+``RUN/config.yaml`` (when the caller has not written it) and one line of fit statistics in
+``RUN/losses.jsonl``.
+
+Config keys used: model, seed, image_size, audio_seconds, protocol, and optionally
+``pool_per_identity`` (random_real, default 100), ``medoid_candidates`` (speaker_retrieval, default 500
+faces per identity), ``speaker_C`` (inverse L2 strength of the speaker head, default 1.0),
+``speaker_weights`` (a VoiceEncoder state-dict file instead of resemblyzer's packaged one) and
+``cache_dir`` (embedding cache; default $W2P_EVAL_CACHE or ~/.cache/w2p-eval).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from w2p_eval.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
+
+
+def load_faces(ds, image_size: int):
+    """One face per face_id of a PairDataset split.
+
+    Returns (faces uint8 [F, S, S, 3], labels int64 [F], copies int64 [F] = rows sharing the face,
+    skips). Unreadable images are skipped and counted; none readable raises InputError.
+    """
+    from w2p_eval.data.images import load_image_rgb, resize_rgb
+    from w2p_eval.utils import Skips
+
+    skips = Skips("training faces")
+    df = ds.df.assign(_row=np.arange(len(ds.df)))
+    groups = df.groupby("face_id", sort=True)
+    faces, labels, copies = [], [], []
+    for _, g in groups:
+        row = g.iloc[0]
+        try:
+            img = load_image_rgb(ds.data_dir / row["image_path"])
+        except InputError as exc:
+            skips.add(row["image_path"], str(exc).split(" (")[0])
+            continue
+        faces.append(resize_rgb(img, image_size))
+        labels.append(ds.identities.index(row["identity"]))
+        copies.append(len(g))
+    if skips:
+        log.warning(skips.summary())
+    if not faces:
+        raise InputError(f"expected readable training faces in {ds.data_dir}, got none ({skips.summary()})")
+    return np.stack(faces), np.array(labels, np.int64), np.array(copies, np.int64), skips
+
+
+def mean_face(faces: np.ndarray, copies: np.ndarray):
+    """uint8 [F, S, S, 3] weighted by copies -> float32 tensor [3, S, S] in [0, 1] (mean over training pairs)."""
+    import torch
+
+    w = copies.astype(np.float64) / copies.sum()
+    mean = np.tensordot(w, faces.astype(np.float64) / 255.0, axes=1)
+    return torch.from_numpy(mean.transpose(2, 0, 1).astype(np.float32))
+
+
+def face_pool(faces: np.ndarray, labels: np.ndarray, per_identity: int, seed: int):
+    """At most ``per_identity`` faces of each identity, drawn with a seeded RNG -> (uint8 [N,S,S,3], int64 [N])."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        keep.extend(sorted(rng.choice(idx, size=min(per_identity, len(idx)), replace=False).tolist()))
+    keep = np.array(keep)
+    return torch.from_numpy(faces[keep].copy()), torch.from_numpy(labels[keep].copy())
+
+
+def medoid_index(faces: np.ndarray) -> int:
+    """Row of uint8 [F, S, S, 3] with the smallest summed Euclidean pixel distance to all others."""
+    import torch
+
+    x = torch.from_numpy(faces.reshape(len(faces), -1)).double() / 255.0
+    sq = (x * x).sum(1)
+    d = (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0).sqrt()
+    return int(d.sum(1).argmin())
+
+
+def medoid_faces(faces: np.ndarray, labels: np.ndarray, n_identities: int, candidates: int, seed: int):
+    """One medoid face per identity -> uint8 tensor [K, S, S, 3] (zeros where an identity has no face)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_identities,) + faces.shape[1:], np.uint8)
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) > candidates:
+            idx = np.sort(rng.choice(idx, size=candidates, replace=False))
+        out[k] = faces[idx[medoid_index(faces[idx])]]
+    return torch.from_numpy(out)
+
+
+def fit_speaker_head(ds, config: dict, device: str) -> tuple[dict, dict]:
+    """Speaker classifier on the training clips -> ({"weight", "bias"} tensors, fit statistics)."""
+    import torch
+
+    from w2p_eval.metrics.speaker import clip_embeddings, fit_linear_head, topk_accuracy
+
+    t0 = time.time()
+    emb = clip_embeddings(ds.data_dir, ds.df, ds.audio_seconds, cache_dir=config.get("cache_dir"),
+                          weights_path=config.get("speaker_weights"), device=device)
+    t_embed = time.time() - t0
+    labels = ds.labels
+    weight, bias = fit_linear_head(emb, labels, ds.n_identities, c=float(config.get("speaker_C", 1.0)),
+                                   seed=int(config.get("seed", 0)))
+    train_top1 = topk_accuracy(emb @ weight.T + bias, labels, 1)
+    n_ids = len(np.unique(labels))
+    log.info("speaker head: training top-1 %.3f on %d clips, %d identities (chance %.3f)",
+             train_top1, len(labels), n_ids, 1 / n_ids)
+    stats = {"train_speaker_top1": train_top1, "n_train_clips": int(len(labels)), "n_train_identities": n_ids,
+             "chance": 1 / n_ids, "embed_seconds": round(t_embed, 2)}
+    return {"weight": torch.from_numpy(weight), "bias": torch.from_numpy(bias)}, stats
+
+
+def _write_side_files(config: dict, out_dir: Path, stats: dict) -> None:
+    import yaml
+
+    from w2p_eval.utils import atomic_path, atomic_write_text
+
+    if not (out_dir / "config.yaml").exists():
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
+    losses = out_dir / "losses.jsonl"
+    old = losses.read_text() if losses.exists() else ""
+    with atomic_path(losses) as tmp:
+        tmp.write_text(old + json.dumps(stats, sort_keys=True) + "\n")
+
+
+def train(config: dict, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
+          device: str | None = None) -> list[Path]:
+    """Fit the baseline named by ``config["model"]`` on the training split; return [the checkpoint]."""
+    from w2p_eval.data.dataset import PairDataset
+    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.models.checkpoint import checkpoint_path, save_checkpoint
+    from w2p_eval.utils import select_device
+
+    model = config.get("model")
+    if model not in BASELINES:
+        raise InputError(f"expected model one of {list(BASELINES)} for the baseline trainer, got {model!r}")
+    out_dir = Path(out_dir)
+    path = checkpoint_path(out_dir, 0)
+    if resume and path.is_file():
+        log.info("%s already fitted: %s", model, path)
+        return [path]
+    device = select_device(device)
+    seed = int(config.get("seed", 0))
+    image_size = int(config.get("image_size", 64))
+    audio_seconds = float(config.get("audio_seconds", 1.0))
+    protocol = str(config.get("protocol", "seen"))
+    config = {**config, "seed": seed, "image_size": image_size, "audio_seconds": audio_seconds, "protocol": protocol}
+    t0 = time.time()
+    ds = PairDataset(data_dir, split="train", protocol=protocol, image_size=image_size,
+                     audio_seconds=audio_seconds, cache=False)
+    if len(ds) == 0:
+        raise InputError(f"expected training pairs ({protocol} protocol) in {data_dir}, found none")
+    stats: dict = {"epoch": 0, "model": model, "n_train_pairs": len(ds)}
+    state: dict = {}
+    if model != "real_faces":
+        faces, labels, copies, skips = load_faces(ds, image_size)
+        stats.update(n_train_faces=int(len(faces)), skipped=dict(skips.counts))
+        if model == "mean_face":
+            state["mean_face"] = {"mean": mean_face(faces, copies)}
+        elif model == "random_real":
+            pool, pool_labels = face_pool(faces, labels, int(config.get("pool_per_identity", 100)), seed)
+            state["random_real"] = {"pool": pool, "pool_labels": pool_labels, "seed": seed}
+            stats["pool_size"] = int(len(pool))
+        else:
+            head, fit = fit_speaker_head(ds, config, device)
+            state["head"] = head
+            state["speaker_retrieval"] = {"medoids": medoid_faces(
+                faces, labels, ds.n_identities, int(config.get("medoid_candidates", 500)), seed)}
+            stats.update(fit)
+    stats["fit_seconds"] = round(time.time() - t0, 2)
+    save_checkpoint(path, model=model, epoch=0, config=config, identities=ds.identities, image_size=image_size,
+                    audio_seconds=audio_seconds, state=state, data_hash=manifest_hash(data_dir), extra=stats)
+    _write_side_files(config, out_dir, stats)
+    log.info("%s fitted in %.1f s -> %s", model, stats["fit_seconds"], path)
+    return [path]
