@@ -1,0 +1,33 @@
+"""`w2p-eval results`: query the results store as a table (csv, Markdown or JSON on stdout)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("results")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None, metavar="DATA",
+              help="Dataset folder; the store defaults to DATA/results.sqlite.")
+@click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Results store file (overrides --data).")
+@click.option("--metric", multiple=True, metavar="NAME", help="Only these metrics (repeatable).")
+@click.option("--model", multiple=True, metavar="NAME", help="Only these models (repeatable).")
+@click.option("--run", multiple=True, metavar="NAME", help="Only these runs (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "json"]), default="csv", show_default=True,
+              help="Output format on stdout.")
+@click.option("--seed", type=int, default=None, metavar="INT", help="Only rows evaluated with this seed.")
+def results(data_dir, store, metric, model, run, fmt, seed):
+    """Print the stored metric rows (one row per checkpoint, metric, split, seed and judge)."""
+    from pathlib import Path
+
+    from w2p_eval.errors import InputError
+    from w2p_eval.results import ResultsStore, default_store, format_table
+
+    if store is None and data_dir is None:
+        raise InputError("expected --data DATA or --store PATH, got neither")
+    path = Path(store) if store else default_store(data_dir)
+    if not path.is_file():
+        raise InputError(f"expected a results store, got missing file {path} (run `w2p-eval evaluate` first)")
+    df = ResultsStore(path).query(metric=list(metric) or None, model=list(model) or None, run=list(run) or None,
+                                  seed=seed)
+    click.echo(format_table(df, fmt), nl=False)

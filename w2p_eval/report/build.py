@@ -1,0 +1,298 @@
+"""`w2p-eval report`: tables, figures, report.md and a self-contained report.html from the results store.
+
+The report folder is built in a hidden staging folder beside ``out`` and moved into place at the end,
+so an interrupted report never leaves a half-written folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from w2p_eval.errors import InputError
+from w2p_eval.report import figures as F
+from w2p_eval.report import reference
+from w2p_eval.report import render as R
+from w2p_eval.report import tables as T
+from w2p_eval.report.metrics_info import METRICS, info, sort_metrics
+from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
+from w2p_eval.utils import atomic_write_text, git_commit
+
+log = logging.getLogger(__name__)
+EPOCH_FIGURE_METRICS = ("identity_top1_fake", "landmark_detection_rate", "retrieval_r1", "cosine_own_centroid",
+                        "frechet_face", "landmark_nme")
+MAX_GRID_IDENTITIES = 10
+MAX_GRID_CHECKPOINTS_PER_RUN = 4
+
+
+def _extra_get(extra: dict, *keys):
+    for key in keys:
+        if isinstance(extra, dict) and extra.get(key) is not None:
+            return extra[key]
+    return None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+
+
+def _pick_checkpoints(run: RunInfo) -> list[Path]:
+    ck = run.checkpoints
+    if len(ck) <= MAX_GRID_CHECKPOINTS_PER_RUN:
+        return list(ck)
+    idx = sorted({round(i * (len(ck) - 1) / (MAX_GRID_CHECKPOINTS_PER_RUN - 1))
+                  for i in range(MAX_GRID_CHECKPOINTS_PER_RUN)})
+    return [ck[i] for i in idx]
+
+
+def sample_grid_figure(runs: list[RunInfo], data_dir, fig_dir: Path, protocol: str = "seen",
+                       seed: int = 0) -> tuple[Path | None, list[str]]:
+    """Rows = test identities (first test pair of each), columns = real face then each run's checkpoints."""
+    from w2p_eval.models.generation import generate_split
+
+    columns: list[tuple[str, object]] = []
+    notes: list[str] = []
+    picks: list[int] | None = None
+    names: list[str] = []
+    for run in runs:
+        for ck in _pick_checkpoints(run):
+            try:
+                gs = generate_split(ck, data_dir, split="test", protocol=protocol, seed=seed)
+            except InputError as exc:
+                notes.append(f"{run.name}/{ck.name}: {exc}")
+                continue
+            if picks is None:
+                first: dict[str, int] = {}
+                for i, ident in enumerate(gs.identities):
+                    first.setdefault(ident, i)
+                names = sorted(first)[:MAX_GRID_IDENTITIES]
+                picks = [first[n] for n in names]
+                columns.append(("real face", gs.real[picks]))
+            label = f"{run.name}\nep {gs.epoch}" if len(run.checkpoints) > 1 else run.name
+            columns.append((label, gs.fake[picks]))
+    if picks is None:
+        return None, notes
+    return F.sample_grid(columns, names, fig_dir, "samples"), notes
+
+
+def _runs_from_rows(df: pd.DataFrame) -> list[RunInfo]:
+    """Run descriptions from the store alone (no run folders given): checkpoints that still exist on disk."""
+    runs = []
+    for name, g in df.groupby("run"):
+        ck = g.drop_duplicates("checkpoint").sort_values("epoch")
+        paths = [Path(c) for c in ck["checkpoint"] if Path(c).is_file()]
+        runs.append(RunInfo(name=str(name), path=paths[0].parent if paths else Path("."),
+                            model=str(g["model"].iloc[0]), checkpoints=paths))
+    return runs
+
+
+def _data_statement(data_dir, df: pd.DataFrame) -> list[str]:
+    lines = []
+    if data_dir is not None:
+        from w2p_eval.data.manifest import load_info
+
+        try:
+            meta = load_info(data_dir)
+            lines.append(f"Data: `{data_dir}` (kind {meta.get('kind')}, {len(meta.get('identities', []))} identities, "
+                         f"{meta.get('n_pairs')} speech-face pairs, built with seed {meta.get('seed')}).")
+        except InputError as exc:
+            lines.append(f"Data folder given but unreadable: {exc}")
+    hashes = sorted(set(df["data_hash"]))
+    lines.append(f"Manifest hash(es) of the evaluated data: {', '.join(f'`{h}`' for h in hashes)}.")
+    for protocol in sorted(set(df["protocol"])):
+        desc = ("seen speakers: the same identities in train and test, test faces from other source segments "
+                "(no face copy and no overlapping audio across the split)" if protocol == "seen" else
+                "unseen speakers: test identities never appear in training")
+        lines.append(f"Split protocol `{protocol}` ({desc}); evaluated split(s): "
+                     f"{', '.join(sorted(set(df.loc[df['protocol'] == protocol, 'split'])))}.")
+    seeds = sorted(int(s) for s in set(df["seed"]))
+    lines.append(f"Evaluation seeds: {', '.join(map(str, seeds))} (tables show mean ± std over these seeds "
+                 f"where there are several).")
+    evals = df.drop_duplicates(["evaluator", "evaluator_version"])
+    lines.append("Judges: " + "; ".join(f"`{e}` {v or ''}".strip() for e, v in
+                                         zip(evals["evaluator"], evals["evaluator_version"])) + ".")
+    lines.append("Real test faces go through the same resolution pipeline as generated ones (resized to the "
+                 "generator's output size before any judge sees them).")
+    return lines
+
+
+def _stage(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").is_file())):
+        raise InputError(f"expected --out to be a new folder or an earlier report folder, got existing {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "report")
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(
+    run_dirs: list[str | os.PathLike],
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    title: str | None = None,
+    command: str | None = None,
+    samples: bool = True,
+) -> Path:
+    """Write the report folder ``out`` (tables/, figures/, report.md, report.html); returns report.html.
+
+    ``run_dirs`` empty -> every row of the store. Raises InputError when the store holds no rows for the runs.
+    """
+    from w2p_eval.results import ResultsStore
+
+    store = Path(store)
+    if not store.is_file():
+        raise InputError(f"expected a results store file, got missing path {store} (run `w2p-eval evaluate` first)")
+    runs = [load_run(r) for r in run_dirs]
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise InputError(f"expected run folders with distinct names, got {names}")
+    df = rows_of_runs(ResultsStore(store).query(), runs)
+    if not runs:
+        runs = _runs_from_rows(df)
+    if df.empty:
+        raise InputError(f"expected results for {names or 'any run'} in {store}, found none "
+                         f"(run `w2p-eval evaluate RUN_DIR... --data DATA` first)")
+    out = Path(out)
+    tmp = _stage(out)
+    try:
+        html_path = _write(tmp, out, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command)
+        _swap_into_place(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out / html_path.name
+
+
+def _write(root: Path, final: Path, runs, df, data_dir, seed, title, command) -> Path:
+    tab_dir, fig_dir = root / "tables", root / "figures"
+    blocks: list[R.Block] = []
+    run_audio = {r.name: r.audio_seconds for r in runs if r.audio_seconds is not None}
+    n_ids = None
+    if data_dir is not None:
+        from w2p_eval.data.manifest import identities
+
+        try:
+            n_ids = len(identities(data_dir))
+        except InputError:
+            n_ids = None
+
+    blocks += [R.h2("Setup"), R.ul(_data_statement(data_dir, df))]
+    if command:
+        blocks += [R.p("Command line:"), R.code(command)]
+    blocks.append(R.p(f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by w2p-eval "
+                      f"(git commit `{git_commit() or 'unknown'}`)."))
+
+    num, txt = T.main_table(df)
+    T.write_table(num, tab_dir, "main_numeric", "Models and baselines x metrics (means, fractions).")
+    T.write_table(txt, tab_dir, "main", "Models and baselines x metrics (final checkpoint; mean ± std over seeds).")
+    blocks += [R.h2("Models and baselines"),
+               R.table(txt, "Each run's final checkpoint; mean ± std over evaluation seeds. Rates in %.")]
+
+    ref = T.reference_table(df, run_audio, n_ids)
+    T.write_table(ref, tab_dir, "paper_reference", f"Paper-reported numbers ({reference.CITATION}) beside ours.")
+    blocks += [R.h2("Paper reference numbers (reported, not reproduced)"),
+               R.p(f"Numbers reported by {reference.CITATION} on their 10-identity Youtubers data with a fine-tuned "
+                   "VGG-Face judge, shown beside ours; the data, identity count and judges differ, so compare "
+                   "each against its own chance level and ceiling, not against each other."),
+               R.table(ref)]
+
+    if len({round(s, 6) for r, s in run_audio.items() if r in set(df.loc[df.model == "wav2pix", "run"])}) > 1:
+        abl = T.ablation_table(df, run_audio)
+        T.write_table(abl, tab_dir, "ablation_audio", "Audio-length ablation (WAV2PIX).")
+        blocks += [R.h2("Audio-length ablation"), R.table(abl, "Paper column: reported landmark detection rate.")]
+
+    spk = T.speaker_table(df)
+    if not spk.empty:
+        T.write_table(spk, tab_dir, "speaker_id", "Speech-only speaker identification (ceiling).")
+        blocks += [R.h2("Speech-only speaker-ID ceiling"),
+                   R.p("How well the speaker can be identified from the test speech alone; no face generator can "
+                       "carry more identity than this."), R.table(spk)]
+
+    per_id = T.per_identity_table(df)
+    if not per_id.empty:
+        T.write_table(per_id, tab_dir, "per_identity", "Per-identity top-1 accuracy on generated faces.")
+        blocks += [R.h2("Per-identity accuracy"), R.table(per_id, "Top-1 identity accuracy per speaker.")]
+
+    blocks.append(R.h2("Metrics vs epoch"))
+    for run in sorted(df["run"].unique()):
+        if df.loc[df["run"] == run, "epoch"].nunique() > 1:
+            et = T.epoch_table(df, run)
+            T.write_table(et, tab_dir, f"epochs_{_slug(run)}", f"{run}: metrics per checkpoint.")
+            blocks.append(R.table(et, f"{run}: every metric per checkpoint."))
+    for metric in EPOCH_FIGURE_METRICS:
+        path = F.metric_vs_epoch(df, metric, fig_dir)
+        if path:
+            blocks.append(R.figure(path, f"{info(metric).label} per checkpoint; dashed lines: baselines."))
+
+    fin = T.final_rows(df)
+    if samples and data_dir is not None:
+        protocol = df["protocol"].mode().iloc[0]
+        grid, notes = sample_grid_figure(runs, data_dir, fig_dir, protocol, seed)
+        blocks.append(R.h2("Samples"))
+        if grid:
+            blocks.append(R.figure(grid, "Rows: test speakers (first test pair each). Columns: the real face, then "
+                                         "each model/checkpoint's face generated from that speech."))
+        blocks += [R.p(f"Not drawn: {n}") for n in notes]
+
+    overlays = fin[fin["metric"] == "landmark_detection_rate"].sort_values("seed").drop_duplicates("run")
+    overlay_blocks = []
+    for _, row in overlays.iterrows():
+        src = _extra_get(row["extra"], "overlay", "overlay_path")
+        for k, path in enumerate(src if isinstance(src, list) else [src] if src else []):
+            fig = F.image_figure(path, f"{row['run']} (epoch {row['epoch']}): detected landmarks",
+                                 fig_dir, f"landmarks_{_slug(row['run'])}_{k}")
+            if fig:
+                overlay_blocks.append(R.figure(fig, f"{row['run']}: 68-point landmarks found on generated faces."))
+    if overlay_blocks:
+        blocks += [R.h2("Landmark overlays")] + overlay_blocks
+
+    conf_rows = fin[fin["metric"].isin(["identity_top1_fake", "identity_top1_real"])].sort_values("seed")
+    conf_blocks = []
+    for _, row in conf_rows.drop_duplicates(["run", "metric"]).iterrows():
+        mat = _extra_get(row["extra"], "confusion", "confusion_matrix")
+        labels = _extra_get(row["extra"], "labels", "identities", "identity_names") or []
+        kind = "generated" if row["metric"].endswith("fake") else "real"
+        if kind == "real" and conf_blocks and row["model"] != "real_faces":
+            continue  # one real-face matrix is enough: it is the same for every run
+        fig = F.confusion_matrix(mat, labels, f"{row['run']} ({kind} faces)" if mat is not None else "",
+                                 fig_dir, f"confusion_{_slug(row['run'])}_{kind}") if mat is not None else None
+        if fig:
+            conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on {kind} faces."))
+    if conf_blocks:
+        blocks += [R.h2("Confusion matrices")] + conf_blocks
+
+    loss_fig = F.loss_curves({r.name: r.losses for r in runs}, fig_dir)
+    if loss_fig:
+        blocks += [R.h2("Training losses"), R.figure(loss_fig, "Per-epoch training loss terms (RUN/losses.jsonl).")]
+
+    present = sort_metrics(df["metric"].unique())
+    blocks += [R.h2("What each metric means"),
+               R.ul([f"**{info(m).label}** (`{m}`, {'higher' if info(m).higher_is_better else 'lower'} is better): "
+                     f"{info(m).explanation}" for m in present if m in METRICS] +
+                    [f"`{m}`: see the module that produced it." for m in present if m not in METRICS])]
+
+    rows_path = tab_dir / "rows.csv"
+    atomic_write_text(rows_path, df.assign(extra=[json.dumps(e, sort_keys=True) for e in df["extra"]]).to_csv(
+        index=False))
+    atomic_write_text(root / "report.md", R.render_markdown(title, blocks, root))
+    html_path = root / "report.html"
+    atomic_write_text(html_path, R.render_html(title, blocks))
+    return html_path

@@ -1,0 +1,169 @@
+"""Report figures (matplotlib, Agg backend; matplotlib is imported only inside w2p_eval.report).
+
+Every figure is written as PNG and PDF, each file atomically; functions return the PNG path
+(the PDF sits beside it) or None when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from w2p_eval.report.metrics_info import info
+from w2p_eval.utils import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out_dir: str | os.PathLike, name: str, dpi: int = 120) -> Path:
+    """``name``.png and ``name``.pdf in ``out_dir``; returns the PNG path."""
+    plt = _plt()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=None if ext == "png" else
+                        {"CreationDate": None})
+    plt.close(fig)
+    return out_dir / f"{name}.png"
+
+
+def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = None) -> Path | None:
+    """Metric (mean over seeds) vs epoch: one line per run with several checkpoints; runs with one
+    checkpoint (the baselines) as dashed horizontal lines."""
+    sub = df[df["metric"] == metric]
+    if sub.empty:
+        return None
+    plt = _plt()
+    mi = info(metric)
+    scale = 100.0 if mi.is_rate else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    means = sub.groupby(["run", "epoch"])["value"].mean().reset_index()
+    curves = [r for r, g in means.groupby("run") if g["epoch"].nunique() > 1]
+    flats = [r for r in means["run"].unique() if r not in curves]
+    for run in curves:
+        g = means[means["run"] == run].sort_values("epoch")
+        ax.plot(g["epoch"], g["value"] * scale, marker="o", label=run)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(flats):
+        val = float(means.loc[means["run"] == run, "value"].iloc[-1]) * scale
+        ax.axhline(val, linestyle="--", linewidth=1.2, color=colors[(i + len(curves)) % len(colors)], label=run)
+    if not curves:
+        ax.set_xticks([])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(mi.label + (" (%)" if mi.is_rate else ""))
+    ax.set_title(f"{mi.label} vs epoch (dashed: single-checkpoint baselines)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, out_dir, name or f"epochs_{metric}")
+
+
+def loss_curves(losses: dict[str, list[dict]], out_dir, name: str = "loss_curves") -> Path | None:
+    """Training loss terms per epoch, one panel per run (from RUN/losses.jsonl)."""
+    losses = {k: v for k, v in losses.items() if v}
+    if not losses:
+        return None
+    plt = _plt()
+    n = len(losses)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, (run, recs) in zip(axes.flat, losses.items()):
+        frame = pd.DataFrame(recs)
+        x = frame["epoch"] if "epoch" in frame else pd.Series(range(1, len(frame) + 1))
+        terms = [c for c in frame.columns if c not in ("epoch", "time", "seconds", "step", "lr", "wall_s")
+                 and pd.api.types.is_numeric_dtype(frame[c])]
+        for term in terms:
+            ax.plot(x, frame[term], marker=".", label=term)
+        positive = bool(terms) and bool((frame[terms] > 0).all().all())
+        if positive and frame[terms].max().max() / max(frame[terms].min().min(), 1e-12) > 100:
+            ax.set_yscale("log")
+        ax.set_title(run, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if terms:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("training losses", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_dir, name)
+
+
+def confusion_matrix(matrix, labels: list[str], title: str, out_dir, name: str) -> Path | None:
+    """Row-normalised confusion matrix (rows = true speaker, columns = predicted identity)."""
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.size == 0:
+        return None
+    plt = _plt()
+    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    k = m.shape[0]
+    size = max(3.5, 0.45 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    labels = list(labels)[:k] if labels else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(k), labels, fontsize=7)
+    if k <= 12:
+        for i in range(k):
+            for j in range(m.shape[1]):
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted identity")
+    ax.set_ylabel("true speaker")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return save_figure(fig, out_dir, name)
+
+
+def sample_grid(columns: list[tuple[str, np.ndarray]], row_labels: list[str], out_dir,
+                name: str = "samples") -> Path | None:
+    """Rows = identities, columns = (title, uint8 [R, S, S, 3] faces) e.g. real face, then each model."""
+    columns = [(t, imgs) for t, imgs in columns if imgs is not None and len(imgs)]
+    if not columns or not row_labels:
+        return None
+    plt = _plt()
+    r, c = len(row_labels), len(columns)
+    fig, axes = plt.subplots(r, c, figsize=(1.25 * c + 0.6, 1.25 * r + 0.5), squeeze=False)
+    for j, (title, imgs) in enumerate(columns):
+        for i in range(r):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if i < len(imgs):
+                ax.imshow(imgs[i], interpolation="nearest")
+            if i == 0:
+                ax.set_title(title, fontsize=6.5)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return save_figure(fig, out_dir, name, dpi=150)
+
+
+def image_figure(image_path: str | os.PathLike, title: str, out_dir, name: str) -> Path | None:
+    """An existing picture (e.g. a landmark overlay grid) re-drawn with a title, as PNG + PDF."""
+    image_path = Path(image_path)
+    if not image_path.is_file():
+        return None
+    plt = _plt()
+    img = plt.imread(str(image_path))
+    h, w = img.shape[:2]
+    scale = 6.0 / max(h, w)
+    fig, ax = plt.subplots(figsize=(max(2.5, w * scale), max(2.5, h * scale) + 0.4))
+    ax.imshow(img, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    return save_figure(fig, out_dir, name, dpi=150)

@@ -1,0 +1,221 @@
+"""Report tables (pandas) from results rows: models x metrics, metric vs epoch, per identity, speaker-ID
+ceiling, paper reference numbers and the audio-length ablation; written as CSV, Markdown and LaTeX.
+
+Every function takes the results DataFrame of :meth:`w2p_eval.results.ResultsStore.query` (columns run,
+model, epoch, metric, seed, value, n, extra, ...). "Final" means each run's last evaluated epoch;
+"mean ± std" is over the evaluation seeds present for that run and checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from w2p_eval.report import reference
+from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
+from w2p_eval.utils import atomic_write_text
+
+
+def _model_rank(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each run's last evaluated epoch."""
+    if df.empty:
+        return df
+    last = df.groupby("run")["epoch"].transform("max")
+    return df[df["epoch"] == last]
+
+
+def summarize(df: pd.DataFrame, by=("run", "model", "epoch")) -> pd.DataFrame:
+    """Long table: one row per (by..., metric) with mean, std (over seeds, NaN for one seed), seeds, n."""
+    by = list(by)
+    if df.empty:
+        return pd.DataFrame(columns=by + ["metric", "mean", "std", "seeds", "n"])
+    g = df.groupby(by + ["metric"], dropna=False)
+    out = g["value"].agg(["mean", "std"]).reset_index()
+    out["seeds"] = g["seed"].nunique().values
+    out["n"] = g["n"].max().values
+    return out
+
+
+def _order_runs(summary: pd.DataFrame) -> list[str]:
+    runs = summary.drop_duplicates("run")[["run", "model"]]
+    return [r for r, _ in sorted(zip(runs["run"], runs["model"]), key=lambda t: (_model_rank(t[1]), t[0]))]
+
+
+def main_table(df: pd.DataFrame, metrics: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Models/baselines x metrics at each run's final epoch.
+
+    Returns (numeric means, formatted "mean ± std" strings), both indexed by run with a ``model`` and
+    ``epoch`` column first.
+    """
+    s = summarize(final_rows(df))
+    metrics = sort_metrics(metrics or s["metric"].unique())
+    runs = _order_runs(s) if not s.empty else []
+    num = pd.DataFrame(index=pd.Index(runs, name="run"), columns=["model", "epoch"] + metrics, dtype=object)
+    txt = num.copy()
+    for _, r in s.iterrows():
+        if r["metric"] not in metrics:
+            continue
+        num.loc[r["run"], ["model", "epoch"]] = [r["model"], int(r["epoch"])]
+        txt.loc[r["run"], ["model", "epoch"]] = [r["model"], int(r["epoch"])]
+        num.loc[r["run"], r["metric"]] = r["mean"]
+        txt.loc[r["run"], r["metric"]] = format_value(r["metric"], r["mean"], r["std"] if r["seeds"] > 1 else None)
+    return num, txt.fillna("–")
+
+
+def epoch_table(df: pd.DataFrame, run: str) -> pd.DataFrame:
+    """Metric vs epoch for one run (formatted; rows = epochs)."""
+    s = summarize(df[df["run"] == run])
+    metrics = sort_metrics(s["metric"].unique())
+    epochs = sorted(s["epoch"].unique())
+    out = pd.DataFrame(index=pd.Index(epochs, name="epoch"), columns=metrics, dtype=object)
+    for _, r in s.iterrows():
+        out.loc[r["epoch"], r["metric"]] = format_value(r["metric"], r["mean"], r["std"] if r["seeds"] > 1 else None)
+    return out.fillna("–")
+
+
+def _per_identity(extra: dict) -> dict[str, float]:
+    """Per-identity accuracy from a row's ``extra``: {name: acc} or a list aligned with labels/identities."""
+    per = extra.get("per_identity") or extra.get("per_identity_accuracy") or {}
+    if isinstance(per, dict):
+        return {str(k): float(v) if v is not None else math.nan for k, v in per.items()}
+    names = extra.get("labels") or extra.get("identities") or extra.get("identity_names") or []
+    return {str(n): float(v) if v is not None else math.nan for n, v in zip(names, per)}
+
+
+def per_identity_table(df: pd.DataFrame, metric: str = "identity_top1_fake") -> pd.DataFrame:
+    """Rows = identities, columns = runs (final epoch, first seed) + the real-face ceiling column."""
+    fin = final_rows(df)
+    cols: dict[str, dict[str, float]] = {}
+    for _, r in fin[fin["metric"] == metric].sort_values("seed").drop_duplicates("run").iterrows():
+        cols[r["run"]] = _per_identity(r["extra"])
+    real = fin[fin["metric"] == "identity_top1_real"].sort_values("seed")
+    if not real.empty:
+        cols["real faces (classifier ceiling)"] = _per_identity(real.iloc[0]["extra"])
+    cols = {k: v for k, v in cols.items() if v}
+    if not cols:
+        return pd.DataFrame()
+    order = [r for r in _order_runs(summarize(fin)) if r in cols] + [k for k in cols if k not in set(fin["run"])]
+    table = pd.DataFrame({k: cols[k] for k in order})
+    table.index.name = "identity"
+    return table.sort_index().map(lambda v: format_value(metric, v))
+
+
+def speaker_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Speech-only speaker-ID ceiling (speaker_id_top1/top5) per run that reports it."""
+    sub = df[df["metric"].isin(["speaker_id_top1", "speaker_id_top5"])]
+    if sub.empty:
+        return pd.DataFrame()
+    _, txt = main_table(sub)
+    return txt
+
+
+def _mean_of(df: pd.DataFrame, metric: str) -> float:
+    vals = df.loc[df["metric"] == metric, "value"]
+    return float(vals.mean()) if len(vals) else math.nan
+
+
+def reference_table(df: pd.DataFrame, run_audio: dict[str, float] | None = None,
+                    n_identities: int | None = None) -> pd.DataFrame:
+    """The paper's reported numbers beside ours (WAV2PIX runs at 1 s of audio, final epochs)."""
+    fin = final_rows(df)
+    w = fin[fin["model"] == "wav2pix"]
+    if run_audio:
+        at1 = [r for r, s in run_audio.items() if abs(float(s) - 1.0) < 1e-6]
+        if set(at1) & set(w["run"]):
+            w = w[w["run"].isin(at1)]
+    ours_n = f"{n_identities} identities" if n_identities else "this dataset"
+    rows = []
+    for metric, (paper_value, what) in reference.PAPER.items():
+        ours = _mean_of(w, metric)
+        rows.append({
+            "quantity": info(metric).label,
+            "paper (reported)": format_value(metric, paper_value),
+            "paper setting": what,
+            "ours (measured)": format_value(metric, ours),
+            "our setting": f"WAV2PIX, {ours_n}, our judges",
+        })
+    rows.append({"quantity": "identity chance level", "paper (reported)": format_value(
+        "identity_top1_fake", 1 / reference.PAPER_N_IDENTITIES), "paper setting": "1 / 10 identities",
+        "ours (measured)": format_value("identity_top1_fake", 1 / n_identities) if n_identities else "–",
+        "our setting": f"1 / {n_identities}" if n_identities else "–"})
+    return pd.DataFrame(rows).set_index("quantity")
+
+
+def ablation_table(df: pd.DataFrame, run_audio: dict[str, float]) -> pd.DataFrame:
+    """The paper's table shape: audio length x (identity accuracy, landmark detection rate), paper beside."""
+    fin = final_rows(df)
+    w = fin[(fin["model"] == "wav2pix") & fin["run"].isin(list(run_audio))]
+    seconds = sorted({float(run_audio[r]) for r in w["run"].unique()} | set(reference.PAPER_ABLATION_LANDMARKS))
+    rows = []
+    for sec in seconds:
+        runs = [r for r, s in run_audio.items() if abs(float(s) - sec) < 1e-6]
+        sub = w[w["run"].isin(runs)]
+        entry = {"audio (s)": f"{sec:g}"}
+        for metric in ("identity_top1_fake", "landmark_detection_rate"):
+            vals = sub.loc[sub["metric"] == metric, "value"]
+            std = float(vals.std()) if len(vals) > 1 else None
+            entry[f"ours: {info(metric).label}"] = format_value(metric, float(vals.mean()) if len(vals) else None, std)
+        paper = reference.PAPER_ABLATION_LANDMARKS.get(sec)
+        entry["paper (reported): landmark detection rate"] = format_value("landmark_detection_rate", paper)
+        rows.append(entry)
+    return pd.DataFrame(rows).set_index("audio (s)")
+
+
+# -- writers ------------------------------------------------------------------------------------
+def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    index_name = df.index.name or ""
+    show_index = not isinstance(df.index, pd.RangeIndex)
+    header = ([index_name] if show_index else []) + [str(c) for c in df.columns]
+    body = []
+    for idx, row in df.iterrows():
+        vals = ["–" if (isinstance(v, float) and math.isnan(v)) else
+                (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.tolist()]
+        body.append(([str(idx)] if show_index else []) + vals)
+    return header, body
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    header, body = _cells(df)
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "±": r"$\pm$", "–": "--"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(df: pd.DataFrame, caption: str = "") -> str:
+    """A booktabs LaTeX table (needs \\usepackage{booktabs})."""
+    header, body = _cells(df)
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+             r"\toprule", " & ".join(_latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(c) for c in row) + r" \\" for row in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(r"\caption{" + _latex_escape(caption) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, caption: str = "") -> list[Path]:
+    """``name``.csv, .md and .tex in ``out_dir`` (each written atomically)."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    atomic_write_text(paths[0], df.to_csv(index=not isinstance(df.index, pd.RangeIndex)))
+    atomic_write_text(paths[1], to_markdown(df) + "\n")
+    atomic_write_text(paths[2], to_latex(df, caption))
+    return paths
