@@ -29,41 +29,39 @@ BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
 
 
 def load_faces(ds, image_size: int):
-    """One face per face_id of a PairDataset split.
+    """Every training pair's face of a PairDataset split, resized.
 
-    Returns (faces uint8 [F, S, S, 3], labels int64 [F], copies int64 [F] = rows sharing the face,
-    skips). Unreadable images are skipped and counted; none readable raises InputError.
+    Returns (faces uint8 [N, S, S, 3], labels int64 [N], first int64 [F] = the first row of each
+    face_id (copies of one face count once for pools and medoids), skips). Unreadable images are
+    skipped and counted; none readable raises InputError.
     """
     from w2p_eval.data.images import load_image_rgb, resize_rgb
     from w2p_eval.utils import Skips
 
     skips = Skips("training faces")
-    df = ds.df.assign(_row=np.arange(len(ds.df)))
-    groups = df.groupby("face_id", sort=True)
-    faces, labels, copies = [], [], []
-    for _, g in groups:
-        row = g.iloc[0]
+    faces, labels, face_ids = [], [], []
+    for row in ds.df.itertuples():
         try:
-            img = load_image_rgb(ds.data_dir / row["image_path"])
+            img = load_image_rgb(ds.data_dir / row.image_path)
         except InputError as exc:
-            skips.add(row["image_path"], str(exc).split(" (")[0])
+            skips.add(row.image_path, str(exc).split(" (")[0])
             continue
         faces.append(resize_rgb(img, image_size))
-        labels.append(ds.identities.index(row["identity"]))
-        copies.append(len(g))
+        labels.append(ds.identities.index(row.identity))
+        face_ids.append(row.face_id)
     if skips:
         log.warning(skips.summary())
     if not faces:
         raise InputError(f"expected readable training faces in {ds.data_dir}, got none ({skips.summary()})")
-    return np.stack(faces), np.array(labels, np.int64), np.array(copies, np.int64), skips
+    _, first = np.unique(np.array(face_ids, dtype=object).astype(str), return_index=True)
+    return np.stack(faces), np.array(labels, np.int64), np.sort(first).astype(np.int64), skips
 
 
-def mean_face(faces: np.ndarray, copies: np.ndarray):
-    """uint8 [F, S, S, 3] weighted by copies -> float32 tensor [3, S, S] in [0, 1] (mean over training pairs)."""
+def mean_face(faces: np.ndarray):
+    """uint8 [N, S, S, 3] -> their per-pixel mean as float32 tensor [3, S, S] in [0, 1]."""
     import torch
 
-    w = copies.astype(np.float64) / copies.sum()
-    mean = np.tensordot(w, faces.astype(np.float64) / 255.0, axes=1)
+    mean = faces.astype(np.float64).mean(0) / 255.0
     return torch.from_numpy(mean.transpose(2, 0, 1).astype(np.float32))
 
 
@@ -169,19 +167,20 @@ def train(config: dict, data_dir: str | Path, out_dir: str | Path, *, resume: bo
     stats: dict = {"epoch": 0, "model": model, "n_train_pairs": len(ds)}
     state: dict = {}
     if model != "real_faces":
-        faces, labels, copies, skips = load_faces(ds, image_size)
-        stats.update(n_train_faces=int(len(faces)), skipped=dict(skips.counts))
+        faces, labels, first, skips = load_faces(ds, image_size)
+        stats.update(n_train_faces=int(len(faces)), n_unique_faces=int(len(first)), skipped=dict(skips.counts))
+        unique_faces, unique_labels = faces[first], labels[first]
         if model == "mean_face":
-            state["mean_face"] = {"mean": mean_face(faces, copies)}
+            state["mean_face"] = {"mean": mean_face(faces)}
         elif model == "random_real":
-            pool, pool_labels = face_pool(faces, labels, int(config.get("pool_per_identity", 100)), seed)
+            pool, pool_labels = face_pool(unique_faces, unique_labels, int(config.get("pool_per_identity", 100)), seed)
             state["random_real"] = {"pool": pool, "pool_labels": pool_labels, "seed": seed}
             stats["pool_size"] = int(len(pool))
         else:
             head, fit = fit_speaker_head(ds, config, device)
             state["head"] = head
             state["speaker_retrieval"] = {"medoids": medoid_faces(
-                faces, labels, ds.n_identities, int(config.get("medoid_candidates", 500)), seed)}
+                unique_faces, unique_labels, ds.n_identities, int(config.get("medoid_candidates", 500)), seed)}
             stats.update(fit)
     stats["fit_seconds"] = round(time.time() - t0, 2)
     save_checkpoint(path, model=model, epoch=0, config=config, identities=ds.identities, image_size=image_size,
