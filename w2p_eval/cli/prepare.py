@@ -1,0 +1,104 @@
+"""`w2p-eval prepare`: build a dataset folder (videos, the WAV2PIX release, a generic folder, demo)."""
+
+from __future__ import annotations
+
+import click
+
+_out = click.option("--out", "out", required=True, metavar="DATA", type=click.Path(file_okay=False),
+                    help="New (or empty) dataset folder to create; written atomically.")
+_seed = click.option("--seed", default=0, show_default=True, metavar="INT", type=int,
+                     help="Seed for audio crops and split choices.")
+_frac = click.option("--test-fraction", default=0.2, show_default=True, metavar="F",
+                     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+                     help="Share of each identity's segments (seen) and of identities (unseen) put in test.")
+
+
+def _done(out: str, line: str) -> None:
+    click.echo(f"{out}: {line}")
+
+
+@click.group("prepare")
+def prepare() -> None:
+    """Build a dataset folder: manifest.csv + dataset.json + faces/ + audio/ + prepare.log."""
+
+
+@prepare.command("videos")
+@click.argument("src", metavar="SRC", type=click.Path())
+@_out
+@_seed
+@click.option("--mapping", metavar="CSV", type=click.Path(), default=None,
+              help="CSV with columns file,identity (file relative to SRC or a bare name). Default: the "
+                   "sub-folder name, or the file stem for videos directly in SRC.")
+@click.option("--k", default=5, show_default=True, metavar="N", type=click.IntRange(1), help="Random audio crops per face.")
+@click.option("--min-confidence", default=4.0, show_default=True, metavar="W", type=float,
+              help="Minimum Haar level weight of the kept face box.")
+@click.option("--margin", default=0.2, show_default=True, metavar="F", type=click.FloatRange(0.0),
+              help="Crop margin on each side, as a fraction of the face box.")
+@click.option("--window", default=2.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Audio kept around each face: +-S seconds (clipped to the source segment).")
+@click.option("--every", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Run the face detector once every S seconds.")
+@click.option("--crop-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Length of each audio crop.")
+@click.option("--segment", default=10.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Approximate length of the disjoint source segments the seen split moves as wholes.")
+@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16),
+              help="Side of the saved square face crops.")
+@_frac
+def videos(src, out, seed, mapping, k, min_confidence, margin, window, every, crop_seconds, segment,
+           image_size, test_fraction):
+    """Talking-head videos (SRC/<identity>/*.mp4 ...) -> pairs via ffmpeg + Haar face detection."""
+    from w2p_eval.data.prepare_videos import prepare_videos
+
+    _done(out, prepare_videos(
+        src, out, seed=seed, mapping=mapping, k=k, min_confidence=min_confidence, margin=margin, window=window,
+        every=every, crop_seconds=crop_seconds, segment=segment, image_size=image_size, test_fraction=test_fraction,
+    ))
+
+
+@prepare.command("wav2pix-release")
+@click.argument("src", metavar="SRC", type=click.Path())
+@_out
+@_seed
+@click.option("--guard", default=4, show_default=True, metavar="N", type=click.IntRange(0),
+              help="Faces dropped before the seen test tail when the release has a single split.")
+@click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Shortest usable wav.")
+@_frac
+def wav2pix_release(src, out, seed, guard, min_seconds, test_fraction):
+    """The authors' release ({train,test}/<name>/cropped_face_frame_N.png + .wav, or pickled path lists)."""
+    from w2p_eval.data.prepare_release import prepare_release
+
+    _done(out, prepare_release(src, out, seed=seed, test_fraction=test_fraction, guard=guard, min_seconds=min_seconds))
+
+
+@prepare.command("folder")
+@click.argument("src", metavar="SRC", type=click.Path())
+@_out
+@_seed
+@click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Shortest usable wav.")
+@_frac
+def folder(src, out, seed, min_seconds, test_fraction):
+    """Generic SRC/<identity>/<stem>.{png,jpg} + <stem>.wav."""
+    from w2p_eval.data.prepare_folder import prepare_folder
+
+    _done(out, prepare_folder(src, out, seed=seed, test_fraction=test_fraction, min_seconds=min_seconds))
+
+
+@prepare.command("demo")
+@_out
+@_seed
+@click.option("--identities", "n_identities", default=8, show_default=True, metavar="N", type=click.IntRange(2),
+              help="Number of synthetic identities.")
+@click.option("--pairs", "pairs_per_identity", default=24, show_default=True, metavar="N", type=click.IntRange(2),
+              help="Pairs per identity.")
+@_frac
+def demo(out, seed, n_identities, pairs_per_identity, test_fraction):
+    """The embedded synthetic demo dataset (warped portraits + formant voices; no download)."""
+    from w2p_eval.data.prepare_common import read_summary
+    from w2p_eval.data.prepare_demo import build_demo
+
+    path = build_demo(out, seed=seed, n_identities=n_identities, pairs_per_identity=pairs_per_identity,
+                      test_fraction=test_fraction)
+    _done(out, read_summary(path))
