@@ -173,7 +173,7 @@ def build_report(
     out = Path(out)
     tmp = _stage(out)
     try:
-        html_path = _write(tmp, out, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command)
+        html_path = _write(tmp, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command, samples)
         _swap_into_place(tmp, out)
     finally:
         if tmp.exists():
@@ -181,7 +181,7 @@ def build_report(
     return out / html_path.name
 
 
-def _write(root: Path, final: Path, runs, df, data_dir, seed, title, command) -> Path:
+def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) -> Path:
     tab_dir, fig_dir = root / "tables", root / "figures"
     blocks: list[R.Block] = []
     run_audio = {r.name: r.audio_seconds for r in runs if r.audio_seconds is not None}

@@ -61,6 +61,10 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
         ax.axhline(val, linestyle="--", linewidth=1.2, color=colors[(i + len(curves)) % len(colors)], label=run)
     if not curves:
         ax.set_xticks([])
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(mi.label + (" (%)" if mi.is_rate else ""))
     ax.set_title(f"{mi.label} vs epoch (dashed: single-checkpoint baselines)", fontsize=10)

@@ -94,5 +94,5 @@ def format_value(metric: str, value: float | None, std: float | None = None) -> 
     fmt = (lambda v: f"{100 * v:.2f}") if rate else (lambda v: f"{v:.4g}")
     text = fmt(value)
     if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        text += f" ± {fmt(std)}"
+        text += f" ± {fmt(std) if rate else f'{std:.2g}'}"
     return text + (" %" if rate else "")
