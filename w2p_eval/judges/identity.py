@@ -1,0 +1,308 @@
+"""Identity judges: a face backbone + a head trained on the dataset's real training faces.
+
+Every backbone splits into a frozen *trunk* (run once per image; its output is cached) and a
+trainable *head* (fine-tuned on the real training faces). The head returns both the face
+embedding (the "face space" of the embedding metrics) and identity logits.
+
+Resolution pipeline (the fairness rule): real faces are resized to the generator's output size S
+exactly as ``generate_split`` does (``image_to_tensor`` then ``tensor_to_uint8``), and only then,
+like generated faces, to the backbone's own input size inside :meth:`IdentityBackbone.trunk`.
+
+The trained head and the real-face embeddings are cached as tensors (loaded with
+``weights_only=True``) in ``cache_dir/identity/``, keyed by manifest hash, backbone, image size,
+seed, protocol and split (see :func:`identity_classifier`).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from w2p_eval.errors import InputError
+from w2p_eval.utils import atomic_path, sha256_json
+
+log = logging.getLogger(__name__)
+
+JUDGE_VERSION = 1  # bump when training or preprocessing changes: invalidates caches
+CACHE_FORMAT = "w2p-eval-identity-judge"
+
+
+class IdentityBackbone(abc.ABC):
+    """A face network split into a frozen trunk and a trainable head.
+
+    ``trunk(images)`` takes uint8 [N, S, S, 3] RGB faces (any S), resizes them to ``input_size``
+    and returns float32 CPU features [N, ...] without gradients.
+    ``make_head(n_classes)`` returns a module mapping trunk features to
+    ``(embedding float32 [N, D], logits float32 [N, n_classes])``.
+    """
+
+    name: str = "backbone"
+    input_size: int = 0
+    train_config: dict = {"epochs": 100, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "patience": 20}
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
+    @abc.abstractmethod
+    def trunk(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 [N, S, S, 3] -> float32 [N, ...] frozen features (CPU)."""
+
+    @abc.abstractmethod
+    def make_head(self, n_classes: int) -> torch.nn.Module:
+        """A fresh head (pretrained top layers where the backbone has them + a new classifier)."""
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """Versions of what produced the features, e.g. 'dlib 20.0.1'."""
+
+    def describe(self) -> dict:
+        return {"backbone": self.name, "input_size": self.input_size, "train": dict(self.train_config)}
+
+
+def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N, S, S, 3] -> uint8 [N, size, size, 3] (bilinear, PIL)."""
+    from w2p_eval.data.images import resize_rgb
+
+    check_images(images)
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    return np.stack([resize_rgb(np.ascontiguousarray(im), size) for im in images])
+
+
+def check_images(images: np.ndarray) -> None:
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3):
+        got = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        raise InputError(f"expected faces as uint8 [N, H, W, 3] RGB, got {got}")
+
+
+def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """``backbone.trunk`` run once per distinct image (the release stores each face 5 times)."""
+    check_images(images)
+    keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes()).digest() for im in images]
+    first: dict[bytes, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    uniq = list(first.values())
+    feats = torch.cat([backbone.trunk(images[uniq[i:i + batch]]) for i in range(0, len(uniq), batch)])
+    where = {k: j for j, k in enumerate(first)}
+    return feats[torch.tensor([where[k] for k in keys])]
+
+
+def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
+    """Real faces of manifest ``rows`` through generate_split's pipeline -> uint8 [N, S, S, 3]."""
+    from w2p_eval.data.images import image_to_tensor, load_image_rgb, tensor_to_uint8
+
+    out = np.empty((len(rows), image_size, image_size, 3), np.uint8)
+    for i, rel in enumerate(rows["image_path"]):
+        out[i] = tensor_to_uint8((image_to_tensor(load_image_rgb(data_dir / rel), image_size) + 1) / 2)
+    return out
+
+
+def judge_training_rows(df, split: str, protocol: str):
+    """Real faces the judge may learn from: the seen-protocol training split minus every face and
+    segment of the evaluated split (so under the unseen protocol the judge still knows the test
+    speakers, from other segments, and never sees an evaluated face)."""
+    from w2p_eval.data.manifest import split_frame
+
+    evaluated = split_frame(df, split, protocol)
+    pool = split_frame(df, "train", "seen")
+    keep = ~pool["face_id"].isin(set(evaluated["face_id"])) & ~pool["segment_id"].isin(set(evaluated["segment_id"]))
+    return pool[keep].reset_index(drop=True), evaluated
+
+
+def split_train_val(rows, seed: int, val_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train, val): per identity, a seeded ``val_fraction`` of its face_id groups
+    (at least one when the identity has two or more groups) is held out for model selection."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(rows), bool)
+    for ident in sorted(set(rows["identity"])):
+        groups = sorted(set(rows.loc[rows["identity"] == ident, "face_id"]))
+        if len(groups) < 2:
+            continue
+        n_val = max(1, int(round(val_fraction * len(groups))))
+        chosen = set(rng.permutation(groups)[:n_val].tolist())
+        val |= (rows["identity"] == ident).to_numpy() & rows["face_id"].isin(chosen).to_numpy()
+    return ~val, val
+
+
+def _batches(n: int, size: int, gen: torch.Generator):
+    order = torch.randperm(n, generator=gen)
+    return [order[i:i + size] for i in range(0, n, size)]
+
+
+def _accuracy_loss(head, feats, labels, device) -> tuple[float, float]:
+    head.eval()
+    with torch.no_grad():
+        logits = torch.cat([head(feats[i:i + 256].to(device))[1].cpu() for i in range(0, len(feats), 256)])
+    return float((logits.argmax(1) == labels).float().mean()), float(torch.nn.functional.cross_entropy(logits, labels))
+
+
+def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Tensor, val_feats: torch.Tensor,
+               val_labels: torch.Tensor, n_classes: int, seed: int, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Fit ``backbone.make_head(n_classes)`` on trunk features with Adam + cross-entropy.
+
+    Keeps the epoch with the best validation accuracy (ties: lower validation loss) and stops after
+    ``patience`` epochs without improvement; without a validation part the last epoch is kept.
+    Seeded: global torch RNG state is forked and restored, so callers are unaffected.
+    Returns (head in eval mode, info dict with epochs, best_epoch, val_acc, train_acc).
+    """
+    cfg = backbone.train_config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        head = backbone.make_head(n_classes)
+        if hasattr(head, "fit_stats"):
+            head.fit_stats(feats)
+        head = head.to(device)
+        params = [p for p in head.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        best, best_state, best_epoch, since = None, None, 0, 0
+        have_val = len(val_labels) > 0
+        for epoch in range(1, cfg["epochs"] + 1):
+            head.train()
+            for idx in _batches(len(labels), cfg["batch_size"], gen):
+                if len(idx) < 2 and len(labels) > 1:
+                    continue  # BatchNorm in some heads needs >1 sample
+                _, logits = head(feats[idx].to(device))
+                loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if not have_val:
+                continue
+            acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)
+            if best is None or (acc, -vloss) > best:
+                best, best_epoch, since = (acc, -vloss), epoch, 0
+                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+            else:
+                since += 1
+                if since >= cfg["patience"]:
+                    break
+        if best_state is not None:
+            head.load_state_dict(best_state)
+        head.eval()
+    train_acc, _ = _accuracy_loss(head, feats, labels, device)
+    info = {"epochs_run": epoch, "best_epoch": best_epoch if have_val else epoch,
+            "val_acc": best[0] if have_val else float("nan"), "train_acc": train_acc,
+            "n_train": int(len(labels)), "n_val": int(len(val_labels))}
+    return head, info
+
+
+@dataclass
+class IdentityJudge:
+    """A trained identity classifier for faces of one size ``image_size``.
+
+    :meth:`score` maps uint8 faces [N, S, S, 3] to ``(embeddings float32 [N, D], logits float32 [N, C])``
+    with C = len(identities) (all dataset identities, label order of dataset.json).
+    """
+
+    backbone: IdentityBackbone
+    head: torch.nn.Module
+    identities: list[str]
+    image_size: int
+    key: str
+    cache_dir: Path | None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def evaluator(self) -> str:
+        return f"identity/{self.backbone.name}"
+
+    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_images(images)
+        if images.shape[1] != self.image_size or images.shape[2] != self.image_size:
+            raise InputError(f"expected {self.image_size} px faces for this judge, got {images.shape[1]}x{images.shape[2]}")
+        feats = unique_trunk(self.backbone, images)
+        dev = self.backbone.device
+        self.head.eval()
+        with torch.no_grad():
+            outs = [self.head(feats[i:i + 128].to(dev)) for i in range(0, len(feats), 128)]
+        emb = torch.cat([o[0].float().cpu() for o in outs]).numpy()
+        logits = torch.cat([o[1].float().cpu() for o in outs]).numpy()
+        return emb, logits
+
+    def real_scores(self, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score` of real faces, cached on disk by the hash of their pixels."""
+        digest = hashlib.sha256(np.ascontiguousarray(real).tobytes()).hexdigest()[:16]
+        path = self.cache_dir / f"{self.key}-real-{digest}.pt" if self.cache_dir else None
+        if path is not None and path.is_file():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                return blob["embeddings"].numpy(), blob["logits"].numpy()
+            except Exception as exc:  # a corrupt cache file is recomputed, not fatal
+                log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
+        emb, logits = compute_real_scores(self, real)
+        if path is not None:
+            with atomic_path(path) as tmp:
+                torch.save({"embeddings": torch.from_numpy(emb), "logits": torch.from_numpy(logits)}, tmp)
+        return emb, logits
+
+
+def compute_real_scores(judge: IdentityJudge, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Uncached real-face scoring (module-level so tests can count how often it runs)."""
+    return judge.score(real)
+
+
+def default_cache_dir() -> Path:
+    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
+    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
+
+
+def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int = 64, seed: int = 0,
+                        protocol: str = "seen", cache_dir=None, split: str = "test", device: str | None = None,
+                        backbone_options: dict | None = None) -> IdentityJudge:
+    """The identity judge for ``data_dir``: loaded from the cache when present, else trained and cached.
+
+    Trained on the real training faces (:func:`judge_training_rows`) at ``image_size`` (the
+    generator's output size), with a seeded validation part (:func:`split_train_val`) for model
+    selection. Cache key: (manifest hash, backbone, image size, seed, protocol, split, judge config).
+    ``cache_dir=False`` disables caching.
+    """
+    from w2p_eval.data.manifest import identities, load_manifest, manifest_hash
+    from w2p_eval.judges import load_identity_backbone
+    from w2p_eval.utils import select_device
+
+    data_dir = Path(data_dir)
+    device = select_device(device)
+    bb = load_identity_backbone(backbone, device=device, **(backbone_options or {}))
+    names = identities(data_dir)
+    cfg_hash = sha256_json({"judge": JUDGE_VERSION, **bb.describe()}, 8)
+    key = f"{manifest_hash(data_dir)}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
+    cache = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "identity"
+    path = cache / f"{key}.pt" if cache else None
+    if path is not None and path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob.get("format") == CACHE_FORMAT and list(blob["identities"]) == names:
+                head = bb.make_head(len(names))
+                head.load_state_dict(blob["head"])
+                log.info("identity judge loaded from cache %s", path)
+                return IdentityJudge(bb, head.to(device).eval(), names, int(image_size), key, cache, dict(blob["info"]))
+        except Exception as exc:
+            log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
+    rows, evaluated = judge_training_rows(load_manifest(data_dir), split, protocol)
+    missing = sorted(set(evaluated["identity"]) - set(rows["identity"]))
+    if len(rows) == 0 or missing:
+        raise InputError(f"expected real training faces (outside the evaluated {split} split) for every evaluated "
+                         f"identity, got none for {missing or 'any identity'} in {data_dir}")
+    log.info("training identity judge %s on %d real faces", key, len(rows))
+    faces = real_faces_uint8(data_dir, rows, int(image_size))
+    labels = torch.tensor([names.index(n) for n in rows["identity"]], dtype=torch.long)
+    feats = unique_trunk(bb, faces)
+    tr, va = split_train_val(rows, seed)
+    tr, va = torch.from_numpy(tr), torch.from_numpy(va)
+    head, info = train_head(bb, feats[tr], labels[tr], feats[va], labels[va], len(names), seed, device)
+    info.update(n_identities_trained=int(len(set(rows["identity"]))), version=bb.version(), key=key)
+    if path is not None:
+        state = {k: v.detach().cpu() for k, v in head.state_dict().items()}
+        with atomic_path(path) as tmp:
+            torch.save({"format": CACHE_FORMAT, "version": JUDGE_VERSION, "head": state, "identities": names,
+                        "info": info}, tmp)
+    return IdentityJudge(bb, head, names, int(image_size), key, cache, info)

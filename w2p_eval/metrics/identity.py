@@ -1,0 +1,168 @@
+"""Identity accuracy of generated faces (the WAV2PIX headline metric) and face-embedding metrics.
+
+For each checkpoint: ``generate_split`` gives generated and real faces of one split at the
+generator's size S (real faces go through the same resolution pipeline: down to S, then to the
+backbone's input). An identity judge (:func:`identity_classifier`), trained once on real training
+faces and cached, scores both. Rows (results-store format) per checkpoint:
+
+- identity_top1_real / identity_top5_real: accuracy on real faces (the ceiling);
+- identity_top1_fake / identity_top5_fake: accuracy on generated faces;
+  per-identity accuracy, confusion matrix and labels are in ``extra`` of the top-1 rows;
+- cosine_own_centroid / cosine_other_centroids: mean cosine of each generated face's embedding to
+  its identity's real-face centroid / to the other identities' centroids (centroids of the split);
+- retrieval_r1 / retrieval_r5: recall@k ranking all identity centroids of the split by cosine;
+- frechet_face / kid_face: Fréchet distance and KID between generated and real embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
+from w2p_eval.metrics import embedding as E
+
+log = logging.getLogger(__name__)
+
+IDENTITY_TOP1_REAL = "identity_top1_real"
+IDENTITY_TOP5_REAL = "identity_top5_real"
+IDENTITY_TOP1_FAKE = "identity_top1_fake"
+IDENTITY_TOP5_FAKE = "identity_top5_fake"
+COSINE_OWN_CENTROID = "cosine_own_centroid"
+COSINE_OTHER_CENTROIDS = "cosine_other_centroids"
+RETRIEVAL_R1 = "retrieval_r1"
+RETRIEVAL_R5 = "retrieval_r5"
+FRECHET_FACE = "frechet_face"
+KID_FACE = "kid_face"
+METRICS = (IDENTITY_TOP1_REAL, IDENTITY_TOP5_REAL, IDENTITY_TOP1_FAKE, IDENTITY_TOP5_FAKE, COSINE_OWN_CENTROID,
+           COSINE_OTHER_CENTROIDS, RETRIEVAL_R1, RETRIEVAL_R5, FRECHET_FACE, KID_FACE)
+HIGHER_IS_BETTER = {m: m not in (COSINE_OTHER_CENTROIDS, FRECHET_FACE, KID_FACE) for m in METRICS}
+PIPELINE_NOTE = ("real test faces go through the same resolution pipeline as generated ones "
+                 "(down to the generator's output size, then to the backbone's input size)")
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of rows whose label is among the k largest logits (k capped at the class count)."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    k = min(k, logits.shape[1])
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """int64 [n_classes, n_classes]: row = true identity, column = predicted."""
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(pred, np.int64)), 1)
+    return cm
+
+
+def per_identity_accuracy(pred: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Top-1 accuracy per identity present in ``labels`` -> {name: accuracy}."""
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    return {names[i]: float((pred[labels == i] == i).mean()) for i in np.unique(labels)}
+
+
+def accuracy_extra(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    """``extra`` of a top-1 row: per-identity accuracy, confusion matrix over the present identities."""
+    pred = np.asarray(logits).argmax(axis=1)
+    present = sorted(set(np.unique(labels).tolist()) | set(np.unique(pred).tolist()))
+    cm = confusion_matrix(pred, labels, len(names))[np.ix_(present, present)]
+    n_trained = len(np.unique(labels))
+    return {"per_identity": per_identity_accuracy(pred, labels, names), "confusion": cm.tolist(),
+            "confusion_labels": [names[i] for i in present], "chance": 1.0 / max(n_trained, 1)}
+
+
+def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+    """All metric values for row-aligned generated and real faces (uint8 [N, S, S, 3]).
+
+    Returns {metric: (value, n, extra)}.
+    """
+    names = judge.identities
+    labels = np.asarray(labels, np.int64)
+    real_emb, real_logits = judge.real_scores(real)
+    fake_emb, fake_logits = judge.score(fake)
+    n = len(labels)
+    out = {
+        IDENTITY_TOP1_REAL: (topk_accuracy(real_logits, labels, 1), n, accuracy_extra(real_logits, labels, names)),
+        IDENTITY_TOP5_REAL: (topk_accuracy(real_logits, labels, 5), n, {"k": min(5, len(names))}),
+        IDENTITY_TOP1_FAKE: (topk_accuracy(fake_logits, labels, 1), n, accuracy_extra(fake_logits, labels, names)),
+        IDENTITY_TOP5_FAKE: (topk_accuracy(fake_logits, labels, 5), n, {"k": min(5, len(names))}),
+    }
+    ids, cents = E.identity_centroids(real_emb, labels)
+    cos = E.centroid_cosines(fake_emb, labels, ids, cents)
+    per_id = {names[i]: float(np.nanmean(cos["own"][labels == i])) for i in ids}
+    out[COSINE_OWN_CENTROID] = (float(np.nanmean(cos["own"])), n, {"std": float(np.nanstd(cos["own"])),
+                                                                    "per_identity": per_id})
+    other_ok = bool(np.isfinite(cos["other"]).any())
+    out[COSINE_OTHER_CENTROIDS] = (float(np.nanmean(cos["other"])) if other_ok else float("nan"), n if other_ok else 0,
+                                   {"n_identities": int(len(ids))})
+    rec = E.retrieval_recall(cos["sims"], labels, ids, ks=(1, 5))
+    out[RETRIEVAL_R1] = (rec[1], n, {"n_identities": int(len(ids)), "chance": 1.0 / len(ids)})
+    out[RETRIEVAL_R5] = (rec[5], n, {"n_identities": int(len(ids)), "chance": min(5, len(ids)) / len(ids)})
+    if n >= 2:
+        out[FRECHET_FACE] = (E.frechet_distance(fake_emb, real_emb), n, {"dim": int(fake_emb.shape[1])})
+        kid, kid_std = E.kernel_distance(fake_emb, real_emb, subsets=100, subset_size=1000, seed=seed)
+        out[KID_FACE] = (kid, n, {"std": kid_std, "subset_size": min(1000, n), "dim": int(fake_emb.shape[1])})
+    return out
+
+
+def run_name(ckpt_path: str | os.PathLike) -> str:
+    """RUN/checkpoints/epoch_N.pt -> RUN's folder name; a lone file -> its stem."""
+    p = Path(ckpt_path)
+    return p.parent.parent.name if p.parent.name == "checkpoints" else p.stem
+
+
+def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resnet", split: str = "test",
+                      protocol: str = "seen", seed: int = 0, device: str | None = None, cache_dir=None,
+                      run_name: str | None = None, backbone_options: dict | None = None,
+                      batch_size: int = 64) -> list[dict]:
+    """Identity and embedding metrics of each checkpoint (files or run folders) -> results rows.
+
+    One judge per generator image size, trained once and cached (see :func:`identity_classifier`);
+    real-face scores are cached by the hash of their pixels. Row keys: data_hash, run, model,
+    checkpoint, checkpoint_hash, epoch, metric, split, protocol, seed, value, n, evaluator,
+    evaluator_version, config_hash, extra (dict).
+    """
+    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
+    from w2p_eval.models.generation import generate_split
+    from w2p_eval.utils import select_device, sha256_json
+
+    device = select_device(device)
+    paths = [p for item in ckpt_paths for p in list_checkpoints(item)]
+    data_hash = manifest_hash(data_dir)
+    judges: dict[int, IdentityJudge] = {}
+    rows: list[dict] = []
+    for path in paths:
+        t0 = time.perf_counter()
+        gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
+                            seed=seed)
+        t_gen = time.perf_counter() - t0
+        if gs.image_size not in judges:
+            judges[gs.image_size] = identity_classifier(data_dir, backbone, gs.image_size, seed, protocol, cache_dir,
+                                                        split=split, device=device, backbone_options=backbone_options)
+        judge = judges[gs.image_size]
+        values = score_sets(judge, gs.fake, gs.real, gs.labels, seed=seed)
+        config = {"backbone": backbone, "judge_key": judge.key, "split": split, "protocol": protocol, "seed": seed,
+                  "image_size": gs.image_size, "input_size": judge.backbone.input_size}
+        common = {
+            "data_hash": data_hash, "run": run_name or _run_name(path), "model": gs.model, "checkpoint": str(path),
+            "checkpoint_hash": checkpoint_hash(path), "epoch": gs.epoch, "split": split, "protocol": protocol,
+            "seed": int(seed), "evaluator": judge.evaluator, "evaluator_version": judge.info.get("version"),
+            "config_hash": sha256_json(config),
+        }
+        judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}
+        for metric, (value, n, extra) in values.items():
+            extra = {**extra, "pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px", "judge": judge_info}
+            rows.append({**common, "metric": metric, "value": float(value), "n": int(n), "extra": extra})
+        log.info("identity %s: top1 fake %.3f real %.3f (%d faces; generation %.1f s, total %.1f s)", path,
+                 values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], len(gs.labels), t_gen,
+                 time.perf_counter() - t0)
+    return rows
+
+
+_run_name = run_name
