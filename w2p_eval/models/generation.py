@@ -82,8 +82,8 @@ def generate_split(
     )
     check_compatible(ckpt, ds)
     gen = load_generator(ckpt, device=device)
-    if stochastic:
-        gen.train()
+    if stochastic:  # dropout on, as the original inference; models without the switch go to train mode
+        gen.set_stochastic(True) if hasattr(gen, "set_stochastic") else gen.train()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     torch.manual_seed(seed)
     fakes, reals = [], []
@@ -109,3 +109,49 @@ def generate_split(
         audio_seconds=float(ckpt["audio_seconds"]),
         meta={"config": ckpt.get("config", {}), **ckpt.get("meta", {})},
     )
+
+
+def export_generated(
+    ckpt: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str = "test",
+    protocol: str = "seen",
+    device: str | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    image_size: int | None = None,
+    audio_seconds: float | None = None,
+    stochastic: bool = False,
+) -> Path:
+    """Write one PNG per pair of ``split`` for a checkpoint, or for every checkpoint of a run folder.
+
+    Layout: ``OUT/<checkpoint stem>/<pair_id>.png`` plus ``OUT/manifest.csv`` with columns
+    pair_id, identity, image_path (relative to OUT), checkpoint, epoch, model. Each file is
+    written atomically; the manifest last. Returns the manifest path.
+    """
+    import pandas as pd
+
+    from w2p_eval.data.images import save_png
+    from w2p_eval.models.checkpoint import list_checkpoints
+    from w2p_eval.utils import atomic_path
+
+    out_dir = Path(out_dir)
+    rows = []
+    for path in list_checkpoints(ckpt):
+        gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
+                            seed=seed, image_size=image_size, audio_seconds=audio_seconds, stochastic=stochastic)
+        folder = out_dir / Path(path).stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for pid, ident, img in zip(gs.pair_ids, gs.identities, gs.fake):
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(pid)) + ".png"
+            with atomic_path(folder / name) as tmp:
+                save_png(tmp, img)
+            rows.append({"pair_id": pid, "identity": ident, "image_path": f"{folder.name}/{name}",
+                         "checkpoint": str(path), "epoch": gs.epoch, "model": gs.model})
+        log.info("%s: wrote %d faces to %s", path, len(gs.pair_ids), folder)
+    manifest = out_dir / "manifest.csv"
+    with atomic_path(manifest) as tmp:
+        pd.DataFrame(rows, columns=["pair_id", "identity", "image_path", "checkpoint", "epoch", "model"]).to_csv(
+            tmp, index=False)
+    return manifest

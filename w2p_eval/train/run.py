@@ -1,0 +1,134 @@
+"""Training runs: resolve a config (CLI > YAML > trainer defaults), set up RUN/, dispatch by ``model:``.
+
+``run_training`` is what `w2p-eval train` calls, and what other commands (demo, ablation) call
+to train a model without going through the CLI.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+from pathlib import Path
+
+from w2p_eval.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.yaml"
+
+
+def load_config(config: dict | str | os.PathLike) -> dict:
+    """A dict (copied) or a YAML file (yaml.safe_load) -> a flat dict with a ``model`` key."""
+    import yaml
+
+    if isinstance(config, dict):
+        cfg = dict(config)
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise InputError(f"expected a YAML config file, got missing path {path}")
+        try:
+            cfg = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise InputError(f"expected valid YAML in {path}, got a parse error ({str(exc).splitlines()[0]})") from None
+        if not isinstance(cfg, dict):
+            raise InputError(f"expected a YAML mapping (key: value lines) in {path}, got {type(cfg).__name__}")
+    if "model" not in cfg:
+        raise InputError("expected a `model:` key in the config (e.g. model: wav2pix), found none")
+    return cfg
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict:
+    """``["lr_g=2e-4", "adversarial=false"]`` -> {"lr_g": 0.0002, "adversarial": False} (YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"expected --set key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _trainer_module(model: str):
+    from w2p_eval.models.registry import TRAINERS, lookup
+
+    train_fn = lookup(TRAINERS, model, "model")
+    return train_fn, importlib.import_module(train_fn.__module__)
+
+
+def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
+    """defaults < base (YAML) < overrides (CLI). Unknown keys are refused when defaults are known."""
+    cfg = {**defaults, **base, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    if defaults:
+        unknown = [k for k in cfg if k not in defaults]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise InputError(f"unknown config key {unknown[0]!r}{hint}; available: {', '.join(sorted(defaults))}")
+        for key, default in defaults.items():
+            value = cfg[key]
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise InputError(f"expected true/false for {key}, got {value!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise InputError(f"expected a number for {key}, got {value!r}")
+                cfg[key] = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
+    return cfg
+
+
+def run_training(
+    config: dict | str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    overrides: dict | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    seed: int | None = None,
+) -> list[Path]:
+    """Train the model named by the config's ``model:`` key; returns the checkpoints written.
+
+    ``overrides`` (e.g. from the CLI: epochs, batch_size, image_size, audio_seconds, or --set pairs)
+    beat the YAML, which beats the trainer's DEFAULTS. The resolved config goes to RUN/config.yaml.
+    With ``resume`` the saved RUN/config.yaml is the base (overrides still apply, e.g. more epochs)
+    and training restarts after the last complete checkpoint. A RUN that already holds checkpoints
+    is refused without ``resume``.
+    """
+    import yaml
+
+    from w2p_eval.data.manifest import load_info
+    from w2p_eval.models.checkpoint import CKPT_DIR
+    from w2p_eval.train import ddp
+    from w2p_eval.utils import atomic_write_text
+
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    load_info(data_dir)  # a clear error for a folder that is not a dataset
+    base = load_config(config)
+    saved = out_dir / CONFIG_NAME
+    has_ckpts = any((out_dir / CKPT_DIR).glob("epoch_*.pt")) if (out_dir / CKPT_DIR).is_dir() else False
+    if has_ckpts and not resume:
+        raise InputError(f"expected a new run folder, got {out_dir} which already holds checkpoints "
+                         f"(pass --resume to continue it, or choose another --out)")
+    if resume and saved.is_file():
+        previous = load_config(saved)
+        if previous.get("model") != base.get("model"):
+            raise InputError(f"cannot resume {out_dir}: it trains {previous.get('model')!r}, "
+                             f"the config asks for {base.get('model')!r}")
+        base = previous
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides["seed"] = int(seed)
+    train_fn, module = _trainer_module(str(base["model"]))
+    cfg = resolve_config(base, overrides, getattr(module, "DEFAULTS", {}))
+    if ddp.rank() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, yaml.safe_dump(cfg, sort_keys=True))
+    log.info("training %s into %s: %s", cfg["model"], out_dir, cfg)
+    return list(train_fn(cfg, data_dir, out_dir, resume=resume, device=device))
