@@ -132,6 +132,10 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
     from w2p_eval.models.generation import generate_split
     from w2p_eval.utils import select_device, sha256_json
 
+    from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
+
+    if backbone not in IDENTITY_BACKBONES:
+        resolve_name(IDENTITY_BACKBONES, backbone, "identity backbone")  # raises with a hint
     device = select_device(device)
     paths = [p for item in ckpt_paths for p in list_checkpoints(item)]
     data_hash = manifest_hash(data_dir)
@@ -166,3 +170,22 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
 
 
 _run_name = run_name
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A readable table (one line per checkpoint, one column per metric) plus the fairness note."""
+    import pandas as pd
+
+    if not rows:
+        return "no checkpoints evaluated"
+    df = pd.DataFrame(rows)
+    table = df.pivot_table(index=["run", "model", "epoch"], columns="metric", values="value", aggfunc="first",
+                           dropna=False)
+    table = table[[m for m in METRICS if m in table.columns]]
+    first = rows[0]
+    head = (f"identity evaluation: {first['evaluator']} ({first['evaluator_version']}), split {first['split']}, "
+            f"protocol {first['protocol']}, seed {first['seed']}, n = {first['n']} faces, "
+            f"pipeline {first['extra'].get('pipeline')}")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        body = table.to_string()
+    return f"{head}\n{body}\nnote: {PIPELINE_NOTE}."
