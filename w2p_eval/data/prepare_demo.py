@@ -42,7 +42,7 @@ def _identity_params(rng: np.random.Generator, i: int, n: int) -> dict:
     return {
         "f0": 85.0 + 175.0 * frac,  # Hz, spread over the identities
         "tract": float(1.22 - 0.4 * frac + rng.uniform(-0.04, 0.04)),  # formant scale
-        "breath": float(rng.uniform(0.01, 0.05)),
+        "breath": float(rng.uniform(0.05, 0.3)),  # aspiration noise relative to the pulses
         "width": float(rng.uniform(0.86, 1.16)),
         "jaw": float(rng.uniform(-0.14, 0.14)),
         "eyes": float(rng.uniform(-0.06, 0.06)),
@@ -149,15 +149,14 @@ def synth_voice(p: dict, rng: np.random.Generator, seconds: float = AUDIO_SECOND
         frac = phase % 1.0
         pulse = np.where(frac < 0.6, 0.5 * (1 - np.cos(np.pi * frac / 0.6)), np.cos(np.pi * (frac - 0.6) / 0.8))
         source = np.diff(np.concatenate([[0.0], np.clip(pulse, 0, None)]))
-        source += p["breath"] * rng.normal(0, 1, length)
+        source = source / (source.std() + 1e-12) + p["breath"] * rng.normal(0, 1, length)
         vowel = _VOWELS[rng.integers(len(_VOWELS))] * p["tract"] * rng.uniform(0.97, 1.03)
         seg = _formant_filter(source, vowel, sr)
         env = np.sin(np.pi * np.linspace(0, 1, length)) ** 0.7
-        out[t: t + length] = seg * env
+        out[t: t + length] = seg / (np.max(np.abs(seg)) + 1e-12) * env * rng.uniform(0.6, 1.0)
         t += syl + gap
-    out += rng.normal(0, 1e-3, n)
-    peak = np.max(np.abs(out))
-    return (0.8 * out / peak if peak > 0 else out).astype(np.float32)
+    out = 0.8 * out / max(float(np.max(np.abs(out))), 1e-12)
+    return (out + rng.normal(0, 2e-3, n)).astype(np.float32)
 
 
 def build_demo(out_dir: str | os.PathLike, seed: int = 0, n_identities: int = 8,
