@@ -268,7 +268,7 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
     conf_blocks = []
     for _, row in conf_rows.drop_duplicates(["run", "metric"]).iterrows():
         mat = _extra_get(row["extra"], "confusion", "confusion_matrix")
-        labels = _extra_get(row["extra"], "labels", "identities", "identity_names") or []
+        labels = _extra_get(row["extra"], "confusion_labels", "labels", "identities", "identity_names") or []
         kind = "generated" if row["metric"].endswith("fake") else "real"
         if kind == "real" and conf_blocks and row["model"] != "real_faces":
             continue  # one real-face matrix is enough: it is the same for every run

@@ -86,7 +86,7 @@ def loss_curves(losses: dict[str, list[dict]], out_dir, name: str = "loss_curves
     for ax, (run, recs) in zip(axes.flat, losses.items()):
         frame = pd.DataFrame(recs)
         x = frame["epoch"] if "epoch" in frame else pd.Series(range(1, len(frame) + 1))
-        terms = [c for c in frame.columns if c not in ("epoch", "time", "seconds", "step", "lr", "wall_s")
+        terms = [c for c in frame.columns if c not in ("epoch", "time", "seconds", "step", "lr", "wall_s", "pairs", "world_size")
                  and pd.api.types.is_numeric_dtype(frame[c])]
         for term in terms:
             ax.plot(x, frame[term], marker=".", label=term)
