@@ -53,10 +53,18 @@ class ReleaseItem:
     audio: Path | None
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refused a bytes constructor other than str.encode('latin1')")
+    return text.encode("latin1")
+
+
 class _ListsOnly(pickle.Unpickler):
     """Unpickler that refuses every global: only lists, strings and other plain literals load."""
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):  # how protocol 0-2 pickles spell ``bytes``
+            return _latin1_bytes
         raise pickle.UnpicklingError(f"refused to load {module}.{name}: only lists of path strings are accepted")
 
 
