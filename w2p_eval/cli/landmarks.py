@@ -1,0 +1,108 @@
+"""`w2p-eval landmarks`: 68-point landmark detection rate and landmark error (parsing only)."""
+
+from __future__ import annotations
+
+import click
+
+BACKENDS = ["dlib", "dlib_cnn", "fan"]
+
+
+def _format(rows: list[dict]) -> str:
+    import pandas as pd
+
+    table = pd.DataFrame([{
+        "run": r["run"], "model": r["model"], "epoch": r["epoch"], "metric": r["metric"],
+        "value": r["value"], "ci_low": r["extra"].get("ci_low"), "ci_high": r["extra"].get("ci_high"),
+        "n": r["n"], "evaluator": r["evaluator"],
+    } for r in rows])
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        return table.to_string(index=False)
+
+
+def _json_clean(obj):
+    """NaN -> null so --json output is strict JSON."""
+    import math
+
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    return obj
+
+
+@click.command("landmarks")
+@click.option("--ckpt", "ckpts", multiple=True, metavar="CKPT|RUN_DIR",
+              help="Checkpoint file or run folder (all its checkpoints); repeatable. Needs --data.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Score any folder of images (no dataset needed).")
+@click.option("--real", is_flag=True, help="Score the dataset's real faces of --split at --image-size (the ceiling).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None, metavar="DATA",
+              help="Prepared dataset folder (manifest.csv + dataset.json); needed by --ckpt and --real.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="dlib", show_default=True,
+              help="Landmark backend: dlib (HOG + 68-point ERT), dlib_cnn (MMOD + ERT), fan (face-alignment 2D-FAN).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Processes for landmark detection (each loads the models once).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]), help="Split scored.")
+@click.option("--protocol", default="seen", show_default=True, type=click.Choice(["seen", "unseen"]),
+              help="Split protocol (seen: same speakers in train and test; unseen: new speakers).")
+@click.option("--image-size", type=click.IntRange(8), default=64, show_default=True, metavar="PX",
+              help="Face size for --real (checkpoints use their own output size).")
+@click.option("--seed", default=0, show_default=True, type=int, metavar="INT",
+              help="Seed of generation, overlay sampling and the NME bootstrap interval.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout instead of a table.")
+@click.option("--overlays", "overlay_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write PNG grids of faces with their landmarks drawn here.")
+@click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Results store to write to.  [default: DATA/results.sqlite; none for --images alone]")
+@click.option("--no-store", is_flag=True, help="Do not write the rows to a results store.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Cache of real-face landmarks.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
+@click.option("--device", default=None, metavar="DEV", help="torch device for generation and fan.  [default: cuda when available, else cpu]")
+@click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
+def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protocol, image_size, seed, as_json,
+              overlay_dir, store, no_store, cache_dir, device, run_name):
+    """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
+    landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
+    import json
+    import logging
+
+    from w2p_eval.cli import fail
+
+    if not (ckpts or images_dir or real):
+        fail("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA)")
+    if (ckpts or real) and not data_dir:
+        fail("--ckpt and --real need the dataset: add --data DATA")
+    from w2p_eval.metrics import landmarks as M
+
+    rows: list[dict] = []
+    if ckpts:
+        rows += M.evaluate_landmarks(list(ckpts), data_dir, backend=backend, split=split, protocol=protocol,
+                                     workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir,
+                                     run_name=run_name, device=device)
+    if real:
+        rows += M.evaluate_real(data_dir, backend=backend, split=split, protocol=protocol, image_size=image_size,
+                                workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
+    if images_dir:
+        image_rows, _ = M.evaluate_images(images_dir, backend=backend, workers=workers, seed=seed,
+                                          overlay_dir=overlay_dir)
+        rows += image_rows
+    stored = None
+    if not no_store and (store or data_dir):
+        try:
+            from w2p_eval.results import ResultsStore, default_store
+        except ImportError:  # the results store is optional for this verb
+            ResultsStore = None
+        if ResultsStore is not None:
+            path = store or default_store(data_dir)
+            ResultsStore(path).write(rows)
+            stored = path
+        else:
+            logging.getLogger(__name__).warning("w2p_eval.results is not available: rows not stored")
+    if as_json:
+        click.echo(json.dumps(_json_clean(rows), indent=2, default=str))
+    else:
+        click.echo(_format(rows))
+    if stored is not None:
+        click.echo(f"wrote {len(rows)} rows to {stored}", err=True)

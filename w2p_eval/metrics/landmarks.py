@@ -1,0 +1,312 @@
+"""Landmark metrics of checkpoints: the paper's 68-point detection rate (with a Wilson 95 % CI),
+NME between generated and paired real faces, and the real faces' rate (the ceiling).
+
+Rows follow the results contract (docs/architecture.md); ``extra`` is a dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from w2p_eval.errors import InputError
+from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
+from w2p_eval.judges.landmarks_validation import nme
+from w2p_eval.utils import atomic_path, sha256_json
+
+log = logging.getLogger(__name__)
+
+DETECTION_RATE = "landmark_detection_rate"
+DETECTION_RATE_REAL = "landmark_detection_rate_real"
+NME = "landmark_nme"
+METRICS = (DETECTION_RATE, DETECTION_RATE_REAL, NME)
+HIGHER_IS_BETTER = {DETECTION_RATE: True, DETECTION_RATE_REAL: True, NME: False}
+CACHE_VERSION = 1
+N_BOOTSTRAP = 1000
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n (95 % by default); (nan, nan) for n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def detection_summary(results: Sequence[LandmarkResult]) -> dict:
+    """Rate over readable images -> {"value", "n", "n_detected", "ci_low", "ci_high", "skipped", "misses"}."""
+    readable = [r for r in results if not r.error]
+    k, n = sum(r.detected for r in readable), len(readable)
+    lo, hi = wilson_interval(k, n)
+    misses: dict[str, int] = {}
+    for r in readable:
+        if not r.detected:
+            misses[r.note] = misses.get(r.note, 0) + 1
+    return {"value": k / n if n else float("nan"), "n": n, "n_detected": int(k), "ci_low": lo, "ci_high": hi,
+            "skipped": len(results) - n, "misses": misses}
+
+
+def points_array(results: Sequence[LandmarkResult]) -> np.ndarray:
+    """float32 [N, 68, 2] (NaN rows for images not detected)."""
+    if not results:
+        return np.zeros((0, N_POINTS, 2), np.float32)
+    return np.stack([r.points for r in results]).astype(np.float32)
+
+
+def nme_summary(fake: Sequence[LandmarkResult], real: Sequence[LandmarkResult], seed: int = 0) -> dict:
+    """NME of generated vs paired real landmarks where both are detected (outer-eye normalisation
+    by the real face) -> {"value" (mean), "n", "median", "ci_low", "ci_high" (bootstrap 95 %)}."""
+    if len(fake) != len(real):
+        raise InputError(f"expected as many real as generated faces, got {len(real)} and {len(fake)}")
+    errs = nme(points_array(fake), points_array(real)) if fake else np.zeros(0)
+    errs = errs[np.isfinite(errs)]
+    if errs.size == 0:
+        return {"value": float("nan"), "n": 0, "median": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    rng = np.random.default_rng(seed)
+    boots = errs[rng.integers(0, errs.size, (N_BOOTSTRAP, errs.size))].mean(axis=1)
+    return {"value": float(errs.mean()), "n": int(errs.size), "median": float(np.median(errs)),
+            "ci_low": float(np.quantile(boots, 0.025)), "ci_high": float(np.quantile(boots, 0.975))}
+
+
+# ---------------------------------------------------------------- real faces and their cache
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
+
+
+def real_faces(data_dir, split: str = "test", protocol: str = "seen", image_size: int = 64):
+    """The split's real faces through the generation pipeline -> (pair_ids, uint8 [N, S, S, 3]).
+
+    Same operations as ``generate_split``'s real faces (resize to [-1, 1] tensor, back to uint8),
+    so cached real-face landmarks match what a checkpoint's evaluation would compute.
+    """
+    from w2p_eval.data.images import image_to_tensor, load_image_rgb, tensor_to_uint8
+    from w2p_eval.data.manifest import load_manifest, split_frame
+
+    df = split_frame(load_manifest(data_dir), split, protocol)
+    if df.empty:
+        raise InputError(f"expected pairs in split {split!r} ({protocol} protocol) of {data_dir}, found none")
+    faces = [tensor_to_uint8((image_to_tensor(load_image_rgb(Path(data_dir) / p), image_size) + 1) / 2)
+             for p in df["image_path"]]
+    return list(df["pair_id"]), np.stack(faces)
+
+
+def _cache_file(cache_dir, data_hash, split, protocol, size, backend, settings_hash) -> Path:
+    name = f"real-{data_hash}-{split}-{protocol}-{size}px-{backend}-{settings_hash}-v{CACHE_VERSION}.npz"
+    return Path(cache_dir) / "landmarks" / name
+
+
+def _save_results(path: Path, pair_ids: list[str], results: Sequence[LandmarkResult]) -> None:
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh, pair_ids=np.array(pair_ids, dtype=str), detected=np.array([r.detected for r in results], bool),
+            points=points_array(results), boxes=np.stack([r.box for r in results]).astype(np.float32),
+            scores=np.array([r.score for r in results], np.float64), notes=np.array([r.note for r in results], dtype=str),
+        )
+
+
+def _load_results(path: Path, pair_ids: list[str]) -> list[LandmarkResult] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if list(z["pair_ids"]) != list(pair_ids):
+                return None
+            return [LandmarkResult(bool(d), p, b, float(s), str(t))
+                    for d, p, b, s, t in zip(z["detected"], z["points"], z["boxes"], z["scores"], z["notes"])]
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring unreadable landmark cache %s (%s)", path, exc)
+        return None
+
+
+def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backend="dlib", workers=1,
+                   cache_dir=None, faces: tuple[list[str], np.ndarray] | None = None) -> tuple[list[str], list]:
+    """Landmarks of the split's real faces at ``image_size``, cached on disk, keyed by (manifest hash,
+    split, protocol, size, backend + its settings). ``faces`` = (pair_ids, uint8 [N,S,S,3]) skips reloading."""
+    from w2p_eval.data.manifest import manifest_hash
+
+    model = get_backend(backend)
+    settings_hash = sha256_json({"version": model.version, **model.settings()}, 8)
+    path = _cache_file(cache_dir or default_cache_dir(), manifest_hash(data_dir), split, protocol,
+                       int(image_size), backend, settings_hash)
+    if faces is None:
+        from w2p_eval.data.manifest import load_manifest, split_frame
+
+        ids = list(split_frame(load_manifest(data_dir), split, protocol)["pair_id"])
+    else:
+        ids = list(faces[0])
+    if path.is_file():
+        cached = _load_results(path, ids)
+        if cached is not None:
+            log.info("real-face landmarks from cache %s", path)
+            return ids, cached
+    if faces is None:
+        ids, imgs = real_faces(data_dir, split, protocol, image_size)
+    else:
+        imgs = faces[1]
+    results = score_images(imgs, backend, workers=workers, progress=True)
+    try:
+        _save_results(path, ids, results)
+    except OSError as exc:
+        log.warning("could not write landmark cache %s (%s)", path, exc)
+    return ids, results
+
+
+# ---------------------------------------------------------------- overlays
+def write_overlay(path, rows: Sequence[tuple[np.ndarray, LandmarkResult]], columns: int = 8, tile: int = 128) -> Path:
+    """PNG grid of faces with their landmarks (green points; red frame = not detected)."""
+    import cv2
+
+    from w2p_eval.judges.landmarks import draw_landmarks
+
+    tiles = []
+    for img, res in rows:  # letterbox each image into a tile x tile square
+        s = tile / max(img.shape[:2])
+        w, h = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))
+        small = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
+        scaled = LandmarkResult(res.detected, (res.points + 0.5) * s - 0.5, res.box, res.score, res.note)
+        canvas = np.zeros((tile, tile, 3), np.uint8)
+        canvas[:h, :w] = draw_landmarks(small, scaled)
+        tiles.append(canvas)
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    grid = np.concatenate([np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)], axis=0)
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+            raise InputError(f"could not write overlay image {path}")
+    return path
+
+
+def _pair_overlay(path, fake, real, fake_res, real_res, seed: int, n_pairs: int = 16) -> Path:
+    """Rows alternate: generated faces, then their paired real faces (``n_pairs`` chosen by ``seed``)."""
+    idx = np.sort(np.random.default_rng(seed).choice(len(fake), min(n_pairs, len(fake)), replace=False))
+    rows = []
+    for start in range(0, len(idx), 8):
+        part = idx[start:start + 8]
+        rows += [(fake[i], fake_res[i]) for i in part] + [(None, None)] * (8 - len(part))
+        rows += [(real[i], real_res[i]) for i in part] + [(None, None)] * (8 - len(part))
+    blank = np.zeros_like(fake[0])
+    rows = [(blank, LandmarkResult.missing()) if img is None else (img, res) for img, res in rows]
+    return write_overlay(path, rows)
+
+
+# ---------------------------------------------------------------- rows
+def _run_name(ckpt: Path) -> str:
+    return ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.parent.name
+
+
+def _row(base: dict, metric: str, summary: dict, extra: dict) -> dict:
+    keep = {k: v for k, v in summary.items() if k not in ("value", "n")}
+    return {**base, "metric": metric, "value": float(summary["value"]), "n": int(summary["n"]), "extra": {**keep, **extra}}
+
+
+def evaluate_landmarks(
+    ckpt_paths: list,
+    data_dir,
+    *,
+    backend: str = "dlib",
+    split: str = "test",
+    protocol: str = "seen",
+    workers: int = 1,
+    seed: int = 0,
+    overlay_dir=None,
+    cache_dir=None,
+    run_name: str | None = None,
+    device: str | None = None,
+) -> list[dict]:
+    """Score every checkpoint (files or run folders) -> result rows: detection rate of generated
+    faces, of the real faces at the same size (ceiling), and NME generated vs paired real."""
+    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
+    from w2p_eval.models.generation import generate_split
+
+    if not ckpt_paths:
+        raise InputError("expected at least one checkpoint file or run folder, got none")
+    files = [f for p in ckpt_paths for f in list_checkpoints(p)]
+    model_be = get_backend(backend)
+    data_hash = manifest_hash(data_dir)
+    rows: list[dict] = []
+    for ckpt in files:
+        gs = generate_split(ckpt, data_dir, split=split, protocol=protocol, device=device, seed=seed)
+        log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), ckpt, backend)
+        fake_res = score_images(gs.fake, backend, workers=workers, progress=True)
+        _, real_res = real_landmarks(data_dir, split, protocol, gs.image_size, backend, workers, cache_dir,
+                                     faces=(gs.pair_ids, gs.real))
+        config = {"backend": backend, **model_be.settings(), "split": split, "protocol": protocol,
+                  "image_size": gs.image_size}
+        base = {
+            "data_hash": data_hash, "run": run_name or _run_name(Path(ckpt)), "model": gs.model,
+            "checkpoint": str(ckpt), "checkpoint_hash": checkpoint_hash(ckpt), "epoch": gs.epoch,
+            "split": split, "protocol": protocol, "seed": int(seed), "evaluator": f"landmarks/{backend}",
+            "evaluator_version": model_be.version, "config_hash": sha256_json(config),
+        }
+        extra = {"image_size": gs.image_size, "backend_settings": model_be.settings()}
+        if overlay_dir is not None:
+            name = f"{base['run']}-epoch{gs.epoch:04d}-{split}-{protocol}-{backend}.png"
+            extra["overlay"] = str(_pair_overlay(Path(overlay_dir) / name, gs.fake, gs.real, fake_res, real_res, seed))
+        rows.append(_row(base, DETECTION_RATE, detection_summary(fake_res), extra))
+        rows.append(_row(base, DETECTION_RATE_REAL, detection_summary(real_res), extra))
+        rows.append(_row(base, NME, nme_summary(fake_res, real_res, seed), {**extra, "normalisation": "real outer-eye corners (37, 46)"}))
+    return rows
+
+
+def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,
+                  seed=0, overlay_dir=None, cache_dir=None) -> list[dict]:
+    """Detection rate of the dataset's real faces at ``image_size`` (no checkpoint) -> one row."""
+    from w2p_eval.data.manifest import manifest_hash
+
+    model_be = get_backend(backend)
+    ids, imgs = real_faces(data_dir, split, protocol, image_size)
+    _, res = real_landmarks(data_dir, split, protocol, image_size, backend, workers, cache_dir, faces=(ids, imgs))
+    config = {"backend": backend, **model_be.settings(), "split": split, "protocol": protocol, "image_size": image_size}
+    base = {
+        "data_hash": manifest_hash(data_dir), "run": "real_faces", "model": "real_faces", "checkpoint": "",
+        "checkpoint_hash": f"real-{image_size}px", "epoch": None, "split": split, "protocol": protocol,
+        "seed": int(seed), "evaluator": f"landmarks/{backend}", "evaluator_version": model_be.version,
+        "config_hash": sha256_json(config),
+    }
+    extra = {"image_size": int(image_size), "backend_settings": model_be.settings()}
+    if overlay_dir is not None:
+        pick = np.sort(np.random.default_rng(seed).choice(len(imgs), min(32, len(imgs)), replace=False))
+        name = f"real-{image_size}px-{split}-{protocol}-{backend}.png"
+        extra["overlay"] = str(write_overlay(Path(overlay_dir) / name, [(imgs[i], res[i]) for i in pick]))
+    return [_row(base, DETECTION_RATE_REAL, detection_summary(res), extra)]
+
+
+def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=None) -> tuple[list[dict], list]:
+    """Detection rate of any folder of images (no dataset) -> ([row], per-image results).
+    Unreadable files are counted skips (``extra["skipped"]``), not misses."""
+    from w2p_eval.judges.landmarks import list_images
+    from w2p_eval.utils import Skips
+
+    files = list_images(folder)
+    res = score_images(files, backend, workers=workers, progress=True)
+    skips = Skips("images")
+    for f, r in zip(files, res):
+        if r.error:
+            skips.add(f.name, "unreadable image")
+    if len(skips):
+        log.warning(skips.summary())
+    if len(skips) == len(files):
+        raise InputError(f"expected readable images in {folder}, got {len(files)} unreadable files")
+    model_be = get_backend(backend)
+    data_hash = sha256_json([(f.name, f.stat().st_size) for f in files])
+    base = {
+        "data_hash": data_hash, "run": "images", "model": "images", "checkpoint": str(folder),
+        "checkpoint_hash": data_hash, "epoch": None, "split": "images", "protocol": "-", "seed": int(seed),
+        "evaluator": f"landmarks/{backend}", "evaluator_version": model_be.version,
+        "config_hash": sha256_json({"backend": backend, **model_be.settings()}),
+    }
+    extra = {"backend_settings": model_be.settings()}
+    if overlay_dir is not None:
+        from w2p_eval.data.images import load_image_rgb
+
+        rows = [(load_image_rgb(f), r) for f, r in zip(files, res) if not r.error][:32]
+        extra["overlay"] = str(write_overlay(Path(overlay_dir) / f"images-{backend}.png", rows))
+    return [_row(base, DETECTION_RATE, detection_summary(res), extra)], res
