@@ -266,14 +266,18 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
 
     conf_rows = fin[fin["metric"].isin(["identity_top1_fake", "identity_top1_real"])].sort_values("seed")
     conf_blocks = []
+    real_drawn = False
     for _, row in conf_rows.drop_duplicates(["run", "metric"]).iterrows():
         mat = _extra_get(row["extra"], "confusion", "confusion_matrix")
         labels = _extra_get(row["extra"], "confusion_labels", "labels", "identities", "identity_names") or []
         kind = "generated" if row["metric"].endswith("fake") else "real"
-        if kind == "real" and conf_blocks and row["model"] != "real_faces":
-            continue  # one real-face matrix is enough: it is the same for every run
-        fig = F.confusion_matrix(mat, labels, f"{row['run']} ({kind} faces)" if mat is not None else "",
-                                 fig_dir, f"confusion_{_slug(row['run'])}_{kind}") if mat is not None else None
+        if kind == "real":
+            if real_drawn:
+                continue  # one real-face matrix is enough: the judge and the real faces are the same for every run
+            real_drawn = True
+        title = f"{row['run']} ({kind} faces)" if kind == "generated" else "real test faces (judge ceiling)"
+        fig = F.confusion_matrix(mat, labels, title, fig_dir,
+                                 f"confusion_{_slug(row['run'])}_{kind}") if mat is not None else None
         if fig:
             conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on {kind} faces."))
     if conf_blocks:

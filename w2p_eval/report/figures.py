@@ -73,34 +73,40 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
     return save_figure(fig, out_dir, name or f"epochs_{metric}")
 
 
+def _loss_terms(frame: pd.DataFrame) -> list[str]:
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c != "epoch"]
+    lossy = [c for c in numeric if "loss" in c or c.startswith(("d_", "g_"))]
+    return lossy or numeric
+
+
 def loss_curves(losses: dict[str, list[dict]], out_dir, name: str = "loss_curves") -> Path | None:
-    """Training loss terms per epoch, one panel per run (from RUN/losses.jsonl)."""
-    losses = {k: v for k, v in losses.items() if v}
+    """Training loss terms per epoch, one panel per run that trained for 2+ epochs (RUN/losses.jsonl)."""
+    losses = {k: v for k, v in losses.items() if len(v) >= 2}
     if not losses:
         return None
     plt = _plt()
     n = len(losses)
-    cols = min(n, 3)
+    cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.6 * rows), squeeze=False)
     for ax, (run, recs) in zip(axes.flat, losses.items()):
         frame = pd.DataFrame(recs)
         x = frame["epoch"] if "epoch" in frame else pd.Series(range(1, len(frame) + 1))
-        terms = [c for c in frame.columns if c not in ("epoch", "time", "seconds", "step", "lr", "wall_s", "pairs", "world_size")
-                 and pd.api.types.is_numeric_dtype(frame[c])]
+        terms = _loss_terms(frame)
         for term in terms:
             ax.plot(x, frame[term], marker=".", label=term)
-        positive = bool(terms) and bool((frame[terms] > 0).all().all())
-        if positive and frame[terms].max().max() / max(frame[terms].min().min(), 1e-12) > 100:
+        values = frame[terms].to_numpy(dtype=float) if terms else np.zeros((0,))
+        positive = values.size and bool((values[np.isfinite(values)] > 0).all())
+        if positive and np.nanmax(values) / max(np.nanmin(values), 1e-12) > 100:
             ax.set_yscale("log")
         ax.set_title(run, fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if terms:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle("training losses", fontsize=10)
+    fig.suptitle("training losses per epoch", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_dir, name)
 

@@ -1,0 +1,41 @@
+"""`w2p-eval ablate-audio`: train/evaluate WAV2PIX per audio length (the paper's ablation)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("ablate-audio")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), metavar="DATA",
+              help="Dataset folder (its pairs must hold at least the longest audio length).")
+@click.option("--seconds", type=float, multiple=True, metavar="S", default=None,
+              help="Audio lengths; repeat the option or give several values: --seconds 0.3 0.7 1.0 "
+                   "[default: 0.3 0.7 1.0].")
+@click.option("--out", default="runs/ablate_audio", show_default=True, type=click.Path(), metavar="DIR",
+              help="Folder for the runs, the table and the report.")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="YAML",
+              help="WAV2PIX config (default baselines/wav2pix_64.yaml).")
+@click.option("--epochs", type=click.IntRange(1), default=None, metavar="N", help="Epochs per run (default: config).")
+@click.option("--batch-size", type=click.IntRange(2), default=None, metavar="N", help="Override the batch size.")
+@click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Results store file (default DATA/results.sqlite).")
+@click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME", help="Identity judge.")
+@click.option("--backend", default="dlib", show_default=True, metavar="NAME", help="Landmark backend.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Processes for landmark detection.")
+@click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Training and evaluation seed.")
+@click.argument("more_seconds", nargs=-1, type=float, metavar="")
+def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_size, store, backbone, backend, workers,
+                 device, seed):
+    """Train and evaluate WAV2PIX for each audio length; print the table (Markdown) and its files."""
+    from w2p_eval.pipeline.ablate import ablate_audio as run
+    from w2p_eval.report.tables import to_markdown
+
+    secs = list(seconds) + list(more_seconds) or [0.3, 0.7, 1.0]
+    result = run(data_dir, secs, out=out, config=config, epochs=epochs,
+                 overrides={"batch_size": batch_size} if batch_size else None, seed=seed, device=device,
+                 store=store, backbone=backbone, backend=backend, workers=workers)
+    click.echo(to_markdown(result["table"]))
+    for path in result["paths"]:
+        click.echo(str(path))

@@ -1,0 +1,24 @@
+"""`w2p-eval demo`: demo data -> WAV2PIX + baselines -> identity/landmark evaluation -> report, offline."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("demo")
+@click.option("--out", default="w2p_demo", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for data/, runs/, cache/ and report/ (re-running continues it).")
+@click.option("--quick", is_flag=True,
+              help="Reduced setting for CI smoke tests (also env W2P_DEMO_QUICK=1): 4 identities, 1 epoch.")
+@click.option("--epochs", type=click.IntRange(1), default=None, metavar="N",
+              help="WAV2PIX epochs (default 8; 1 with --quick).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Processes for landmark detection.")
+@click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Data, training and evaluation seed.")
+def demo(out, quick, epochs, workers, device, seed):
+    """Build the demo data, train WAV2PIX and the baselines, evaluate, and write the report (minutes, offline)."""
+    from w2p_eval.pipeline.demo import quick_from_env, run_demo
+
+    html = run_demo(out, seed=seed, quick=quick or quick_from_env(), epochs=epochs, device=device, workers=workers)
+    click.echo(f"report: {html}")

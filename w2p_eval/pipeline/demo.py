@@ -1,0 +1,107 @@
+"""`w2p-eval demo`: offline, no arguments: build the synthetic demo data, train WAV2PIX (64 px, a few
+epochs) and the baselines, evaluate identity, landmarks and the speaker-ID ceiling, write the report.
+
+Re-running with the same ``out`` continues where the last run stopped: the data is reused, finished
+runs are kept (training resumes), and stored results are not recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from w2p_eval.errors import InputError
+
+log = logging.getLogger(__name__)
+QUICK_ENV = "W2P_DEMO_QUICK"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    n_identities: int
+    pairs_per_identity: int
+    epochs: int
+    batch_size: int
+    checkpoint_every: int
+    baselines: tuple[str, ...]
+
+
+FULL = DemoSettings(n_identities=8, pairs_per_identity=24, epochs=8, batch_size=32, checkpoint_every=2,
+                    baselines=("speaker_retrieval", "random_real", "mean_face", "real_faces"))
+QUICK = DemoSettings(n_identities=4, pairs_per_identity=12, epochs=1, batch_size=16, checkpoint_every=1,
+                     baselines=("mean_face", "real_faces"))
+
+
+def quick_from_env() -> bool:
+    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _say(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"[demo] {message}", file=sys.stderr)
+
+
+def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool = False,
+             epochs: int | None = None, device: str | None = None, workers: int = 1,
+             settings: DemoSettings | None = None) -> Path:
+    """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html."""
+    from w2p_eval.data.manifest import load_info
+    from w2p_eval.data.prepare_demo import build_demo
+    from w2p_eval.models.checkpoint import list_checkpoints
+    from w2p_eval.pipeline.configs import config_for
+    from w2p_eval.pipeline.evaluate import evaluate_runs
+    from w2p_eval.report.build import build_report
+    from w2p_eval.results import default_store
+    from w2p_eval.train.run import run_training
+
+    s = settings or (QUICK if quick else FULL)
+    out = Path(out)
+    data, runs_dir, cache = out / "data", out / "runs", out / "cache"
+    t0 = time.perf_counter()
+    if (data / "dataset.json").is_file():
+        info = load_info(data)
+        if int(info.get("seed", -1)) != int(seed) or len(info.get("identities", [])) != s.n_identities:
+            raise InputError(f"expected demo data built with seed {seed} and {s.n_identities} identities in {data}, "
+                             f"got seed {info.get('seed')} and {len(info.get('identities', []))} identities "
+                             f"(choose another --out)")
+        _say(f"reusing demo data in {data}")
+    else:
+        _say(f"1/4 building demo data: {s.n_identities} identities x {s.pairs_per_identity} pairs -> {data}")
+        build_demo(data, seed=seed, n_identities=s.n_identities, pairs_per_identity=s.pairs_per_identity)
+    t_data = time.perf_counter()
+
+    n_epochs = int(epochs or s.epochs)
+    wav2pix = runs_dir / "wav2pix_64"
+    _say(f"2/4 training WAV2PIX 64 px for {n_epochs} epochs (batch {s.batch_size}) -> {wav2pix}")
+    run_training(config_for("wav2pix_64"), data, wav2pix, resume=wav2pix.exists(), device=device, seed=seed,
+                 overrides={"epochs": n_epochs, "batch_size": s.batch_size,
+                            "checkpoint_every": min(s.checkpoint_every, n_epochs)})
+    baseline_dirs = []
+    for name in s.baselines:
+        run_dir = runs_dir / name
+        _say(f"2/4 fitting baseline {name} -> {run_dir}")
+        run_training(config_for(name), data, run_dir, resume=run_dir.exists(), device=device, seed=seed)
+        list_checkpoints(run_dir)
+        baseline_dirs.append(run_dir)
+    t_train = time.perf_counter()
+
+    _say("3/4 evaluating identity (dlib ResNet judge), landmarks (dlib 68 points) and speaker ID")
+    summary = evaluate_runs([wav2pix], data, baselines=baseline_dirs, seed=seed, device=device, workers=workers,
+                            cache_dir=cache)
+    for item in summary.failed:
+        _say(f"evaluation failed: {item}")
+    t_eval = time.perf_counter()
+
+    _say(f"4/4 writing the report -> {out / 'report'}")
+    html = build_report([wav2pix, *baseline_dirs], default_store(data), out / "report", data_dir=data, seed=seed,
+                        title="w2p-eval demo: WAV2PIX and baselines on the synthetic demo data",
+                        command=f"w2p-eval demo --out {out} --seed {seed}" + (" --quick" if quick else ""))
+    t_end = time.perf_counter()
+    _say(f"done in {t_end - t0:.0f} s (data {t_data - t0:.0f} s, training {t_train - t_data:.0f} s, "
+         f"evaluation {t_eval - t_train:.0f} s, report {t_end - t_eval:.0f} s)")
+    return html
