@@ -20,7 +20,7 @@ BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("W2P_EVAL_CACHE", str(tmp_path_factory.getbasetemp() / "w2p_cache_real"))
+    monkeypatch.setenv("W2P_CACHE", str(tmp_path_factory.getbasetemp() / "w2p_cache_real"))
 
 
 def release_subset(src: Path, dst: Path, n_train: int = 60, n_test: int = 30) -> Path:

@@ -19,7 +19,7 @@ from w2p_eval.models.registry import TRAINERS, load_generator, lookup
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("W2P_EVAL_CACHE", str(tmp_path_factory.getbasetemp() / "w2p_cache"))
+    monkeypatch.setenv("W2P_CACHE", str(tmp_path_factory.getbasetemp() / "w2p_cache"))
 
 
 def fit(model: str, data: Path, out: Path, **extra) -> Path:

@@ -94,7 +94,7 @@ def test_voice_encoder_loads_random_weights_and_refuses_missing_or_bad_files(tmp
 def test_clip_embeddings_are_cached_per_manifest(tiny_data, tmp_path):
     df = load_manifest(tiny_data).iloc[:4]
     first = S.clip_embeddings(tiny_data, df, 1.0, cache_dir=tmp_path)
-    files = list(tmp_path.glob("*.npz"))
+    files = list((tmp_path / "speaker").glob("*.npz"))
     assert len(files) == 1 and files[0].name.endswith("-1s-resemblyzer-voiceencoder-v1.npz")
 
     class Exploding:

@@ -5,7 +5,8 @@ frames, 256-d L2-normalised embeddings; weights ship inside the resemblyzer whee
 multinomial logistic-regression head fitted on the training clips. The encoder is rebuilt here and
 its packaged state dict is read with ``torch.load(weights_only=True)``; resemblyzer itself is never
 imported (only its ``pretrained.pt`` is located). Embeddings are computed once per clip and cached
-under ``<cache>/speaker/<manifest_hash>-<audio_seconds>s-<encoder>.npz``.
+under ``<cache>/speaker/<manifest_hash>-<audio_seconds>s-<encoder>.npz`` (``<cache>`` = ``$W2P_CACHE`` or
+``~/.cache/w2p-eval``, like the other judges' caches).
 
 Clip preprocessing (same for training, evaluation and generation): the raw clip (mono, 16 kHz)
 is scaled to an RMS of -30 dBFS (both up and down, so the result does not depend on the clip's
@@ -134,8 +135,8 @@ def embed_waves(encoder, waves: list[np.ndarray] | np.ndarray, batch_size: int =
 
 
 def cache_root() -> Path:
-    """``$W2P_EVAL_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_EVAL_CACHE") or Path.home() / ".cache" / "w2p-eval")
+    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
+    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def clip_embeddings(
@@ -144,8 +145,8 @@ def clip_embeddings(
 ) -> np.ndarray:
     """Speaker embeddings float32 [len(df), 256] of the manifest rows ``df`` (raw clips, first ``audio_seconds``).
 
-    Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights); only
-    missing clips are computed. Unreadable clips raise InputError naming the file.
+    Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights) under
+    ``<cache_dir or cache_root()>/speaker/``; only missing clips are computed. Unreadable clips raise InputError naming the file.
     """
     from w2p_eval.data.audio import load_audio
     from w2p_eval.data.manifest import manifest_hash
@@ -154,7 +155,7 @@ def clip_embeddings(
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"
-    cache = Path(cache_dir) if cache_dir else cache_root() / "speaker"
+    cache = (Path(cache_dir) if cache_dir else cache_root()) / "speaker"
     cache_file = cache / f"{manifest_hash(data_dir)}-{audio_seconds:g}s-{tag}.npz"
     known: dict[str, np.ndarray] = {}
     if cache_file.is_file():
@@ -215,7 +216,7 @@ def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 def evaluate_speaker_id(
     ckpt_path: str | os.PathLike, data_dir: str | os.PathLike, *, split: str = "test",
-    protocol: str = "seen", seed: int = 0, device: str | None = None,
+    protocol: str = "seen", seed: int = 0, device: str | None = None, cache_dir: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Top-1 / top-5 speaker-ID accuracy of a ``speaker_retrieval`` checkpoint's classifier on ``split``.
 
@@ -246,7 +247,7 @@ def evaluate_speaker_id(
     w, b = head["weight"].float().numpy(), head["bias"].float().numpy()
     if w.shape[1] != EMBED_DIM:
         raise InputError(f"expected a {EMBED_DIM}-d speaker head in {ckpt_path}, got {tuple(w.shape)}")
-    emb = clip_embeddings(data_dir, ds.df, ds.audio_seconds, device=select_device(device),
+    emb = clip_embeddings(data_dir, ds.df, ds.audio_seconds, device=select_device(device), cache_dir=cache_dir,
                           weights_path=ckpt.get("config", {}).get("speaker_weights"))
     logits = emb @ w.T + b
     labels = ds.labels
@@ -254,7 +255,7 @@ def evaluate_speaker_id(
     per_id = {name: float(np.mean(pred[labels == i] == i)) for i, name in enumerate(ds.identities) if (labels == i).any()}
     n_train_ids = int((b > -1e3).sum())
     path = Path(ckpt_path)
-    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
     base = dict(
         data_hash=manifest_hash(data_dir), run=run, model=ckpt["model"], checkpoint=str(path),
         checkpoint_hash=checkpoint_hash(path), epoch=int(ckpt["epoch"]), split=split, protocol=protocol,
