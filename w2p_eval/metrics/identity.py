@@ -16,6 +16,7 @@ faces and cached, scores both. Rows (results-store format) per checkpoint:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -86,8 +87,10 @@ def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels:
     real_emb, real_logits = judge.real_scores(real)
     fake_emb, fake_logits = judge.score(fake)
     n = len(labels)
+    n_unique = len({hashlib.sha1(im.tobytes()).digest() for im in np.ascontiguousarray(real)})
     out = {
-        IDENTITY_TOP1_REAL: (topk_accuracy(real_logits, labels, 1), n, accuracy_extra(real_logits, labels, names)),
+        IDENTITY_TOP1_REAL: (topk_accuracy(real_logits, labels, 1), n,
+                             {**accuracy_extra(real_logits, labels, names), "n_distinct_faces": n_unique}),
         IDENTITY_TOP5_REAL: (topk_accuracy(real_logits, labels, 5), n, {"k": min(5, len(names))}),
         IDENTITY_TOP1_FAKE: (topk_accuracy(fake_logits, labels, 1), n, accuracy_extra(fake_logits, labels, names)),
         IDENTITY_TOP5_FAKE: (topk_accuracy(fake_logits, labels, 5), n, {"k": min(5, len(names))}),
@@ -179,8 +182,10 @@ def format_rows(rows: list[dict]) -> str:
     if not rows:
         return "no checkpoints evaluated"
     df = pd.DataFrame(rows)
-    table = df.pivot_table(index=["run", "model", "epoch"], columns="metric", values="value", aggfunc="first",
-                           dropna=False)
+    index = ["run", "model", "epoch"]
+    if df.duplicated(index + ["metric"]).any():
+        index.append("checkpoint")
+    table = df.set_index(index + ["metric"])["value"].unstack("metric")
     table = table[[m for m in METRICS if m in table.columns]]
     first = rows[0]
     head = (f"identity evaluation: {first['evaluator']} ({first['evaluator_version']}), split {first['split']}, "
