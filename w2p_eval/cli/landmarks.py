@@ -68,12 +68,12 @@ def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protoc
     import json
     import logging
 
-    from w2p_eval.cli import fail
+    from w2p_eval.errors import InputError
 
     if not (ckpts or images_dir or real):
-        fail("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA)")
+        raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA)")
     if (ckpts or real) and not data_dir:
-        fail("--ckpt and --real need the dataset: add --data DATA")
+        raise InputError("--ckpt and --real need the dataset: add --data DATA")
     from w2p_eval.metrics import landmarks as M
 
     rows: list[dict] = []

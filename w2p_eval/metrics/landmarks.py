@@ -262,8 +262,7 @@ def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", im
     from w2p_eval.data.manifest import manifest_hash
 
     model_be = get_backend(backend)
-    ids, imgs = real_faces(data_dir, split, protocol, image_size)
-    _, res = real_landmarks(data_dir, split, protocol, image_size, backend, workers, cache_dir, faces=(ids, imgs))
+    ids, res = real_landmarks(data_dir, split, protocol, image_size, backend, workers, cache_dir)
     config = {"backend": backend, **model_be.settings(), "split": split, "protocol": protocol, "image_size": image_size}
     base = {
         "data_hash": manifest_hash(data_dir), "run": "real_faces", "model": "real_faces", "checkpoint": "",
@@ -273,6 +272,7 @@ def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", im
     }
     extra = {"image_size": int(image_size), "backend_settings": model_be.settings()}
     if overlay_dir is not None:
+        _, imgs = real_faces(data_dir, split, protocol, image_size)
         pick = np.sort(np.random.default_rng(seed).choice(len(imgs), min(32, len(imgs)), replace=False))
         name = f"real-{image_size}px-{split}-{protocol}-{backend}.png"
         extra["overlay"] = str(write_overlay(Path(overlay_dir) / name, [(imgs[i], res[i]) for i in pick]))
