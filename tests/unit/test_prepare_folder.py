@@ -61,3 +61,25 @@ def test_folder_mode(tmp_path):
 
 def test_recording_of():
     assert recording_of("talk_003") == "talk" and recording_of("x-2") == "x" and recording_of("take") == "take"
+
+
+def test_interrupted_prepare_leaves_no_dataset(tmp_path, monkeypatch):
+    """A crash half-way (here: Ctrl-C on the 3rd image) leaves neither DATA nor a partial folder."""
+    import pytest
+
+    import w2p_eval.data.images as images
+
+    src = tmp_path / "src"
+    _make(src)
+    real_save, calls = images.save_png, []
+
+    def flaky(path, img):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_save(path, img)
+
+    monkeypatch.setattr(images, "save_png", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_folder(src, tmp_path / "data", seed=0)
+    assert not (tmp_path / "data").exists() and not list(tmp_path.glob(".data.partial-*"))

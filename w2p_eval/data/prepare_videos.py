@@ -191,7 +191,7 @@ def prepare_videos(src, out, *, seed: int = 0, mapping=None, k: int = 5, min_con
                 skips.add(rel, "unreadable video")
                 continue
             if not frames:
-                skips.add(rel, "unreadable video")
+                skips.add(rel, "no video frames decoded")
                 continue
             duration = min(duration or len(audio) / SAMPLE_RATE, len(audio) / SAMPLE_RATE)
             seconds_of_video += duration
