@@ -13,7 +13,6 @@ import hashlib
 import logging
 import math
 import re
-from pathlib import Path
 
 from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, finish_dataset, require_dir
 from w2p_eval.data.prepare_videos import safe_name
