@@ -83,6 +83,7 @@ class SpeechEncoder(nn.Module):
             nn.Linear(256, 128), nn.ReLU(),
             nn.Linear(128, embed_dim),
         )
+        init_weights(self)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.dim() == 2:
@@ -104,6 +105,7 @@ class AuxClassifier(nn.Module):
             nn.Linear(embed_dim, 200), nn.BatchNorm1d(200), nn.LeakyReLU(0.2),
             nn.Linear(200, n_identities), nn.BatchNorm1d(n_identities),
         )
+        init_weights(self)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         return self.net(emb)
@@ -185,9 +187,8 @@ class Wav2Pix(FaceGenerator):
         self.stochastic = False
         self.encoder = SpeechEncoder(n_audio_samples(audio_seconds))
         self.aux = AuxClassifier(len(self.identities))
-        init_weights(self.encoder)
-        init_weights(self.aux)
         self.generator = ImageGenerator(self.image_size)
+        self.eval()  # evaluation mode by default; the trainer switches to train()
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         emb = self.encoder(audio)

@@ -77,6 +77,11 @@ def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
             if isinstance(default, bool) and not isinstance(value, bool):
                 raise InputError(f"expected true/false for {key}, got {value!r}")
             if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(value, str):  # YAML 1.1 reads "2e-4" as a string
+                    try:
+                        value = float(value)
+                    except ValueError:
+                        pass
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise InputError(f"expected a number for {key}, got {value!r}")
                 cfg[key] = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value

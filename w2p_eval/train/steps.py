@@ -174,7 +174,7 @@ class ReferenceStep:
                   + w_l1 * F.l1_loss(fake, real) + w_aux * F.cross_entropy(logits, labels))
         g_loss.backward()
         self.opt_g.step()
-        return {"d_loss": float(d_loss), "g_loss": float(g_loss)}
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module | None, cfg: dict):
