@@ -82,17 +82,29 @@ def check_images(images: np.ndarray) -> None:
         raise InputError(f"expected faces as uint8 [N, H, W, 3] RGB, got {got}")
 
 
-def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64) -> torch.Tensor:
-    """``backbone.trunk`` run once per distinct image (the release stores each face 5 times)."""
+def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64,
+                 memo: dict[bytes, torch.Tensor] | None = None, remember: bool = False) -> torch.Tensor:
+    """``backbone.trunk`` run once per distinct image (the release stores each face 5 times).
+
+    ``memo`` (image digest -> features) is consulted, and filled when ``remember`` is set (the judge
+    remembers real faces only, so generated faces equal to real ones are not recomputed while the
+    memory stays bounded by the real split).
+    """
     check_images(images)
     keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes()).digest() for im in images]
-    first: dict[bytes, int] = {}
+    memo = {} if memo is None else memo
+    found = {k: memo[k] for k in keys if k in memo}
+    todo: dict[bytes, int] = {}
     for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    uniq = list(first.values())
-    feats = torch.cat([backbone.trunk(images[uniq[i:i + batch]]) for i in range(0, len(uniq), batch)])
-    where = {k: j for j, k in enumerate(first)}
-    return feats[torch.tensor([where[k] for k in keys])]
+        if k not in found:
+            todo.setdefault(k, i)
+    idx, names = list(todo.values()), list(todo)
+    for i in range(0, len(idx), batch):
+        for k, f in zip(names[i:i + batch], backbone.trunk(images[idx[i:i + batch]])):
+            found[k] = f
+    if remember:
+        memo.update(found)
+    return torch.stack([found[k] for k in keys])
 
 
 def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
@@ -210,16 +222,17 @@ class IdentityJudge:
     key: str
     cache_dir: Path | None
     info: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)  # image digest -> trunk features (this process)
 
     @property
     def evaluator(self) -> str:
         return f"identity/{self.backbone.name}"
 
-    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, images: np.ndarray, remember: bool = False) -> tuple[np.ndarray, np.ndarray]:
         check_images(images)
         if images.shape[1] != self.image_size or images.shape[2] != self.image_size:
             raise InputError(f"expected {self.image_size} px faces for this judge, got {images.shape[1]}x{images.shape[2]}")
-        feats = unique_trunk(self.backbone, images)
+        feats = unique_trunk(self.backbone, images, memo=self.memo, remember=remember)
         dev = self.backbone.device
         self.head.eval()
         with torch.no_grad():
@@ -247,7 +260,7 @@ class IdentityJudge:
 
 def compute_real_scores(judge: IdentityJudge, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Uncached real-face scoring (module-level so tests can count how often it runs)."""
-    return judge.score(real)
+    return judge.score(real, remember=True)
 
 
 def default_cache_dir() -> Path:
