@@ -103,3 +103,17 @@ def test_clip_embeddings_are_cached_per_manifest(tiny_data, tmp_path):
 
     again = S.clip_embeddings(tiny_data, df.iloc[::-1], 1.0, encoder=Exploding(), cache_dir=tmp_path)
     np.testing.assert_array_equal(again, first[::-1])
+
+
+def test_clip_embedding_cache_notices_changed_audio_under_an_identical_manifest(tmp_path):
+    from tests.conftest import make_tiny_dataset
+    from w2p_eval.data.audio import write_wav
+
+    data = make_tiny_dataset(tmp_path / "data")
+    df = load_manifest(data).iloc[:2]
+    first = S.clip_embeddings(data, df, 1.0, cache_dir=tmp_path / "cache")
+    wave = load_audio(data / "audio" / "id02-000.wav")  # another speaker's voice in the first clip's file
+    write_wav(data / "audio" / "id00-000.wav", wave)
+    again = S.clip_embeddings(data, df, 1.0, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(again[1], first[1])
+    assert float(again[0] @ first[0]) < 0.999

@@ -139,6 +139,15 @@ def cache_root() -> Path:
     return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
+def _stamp(path: Path, start: float) -> str:
+    """What a cached clip embedding depends on besides the manifest: the audio file's size and mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}:{start:.6f}"
+
+
 def clip_embeddings(
     data_dir: str | os.PathLike, df, audio_seconds: float, encoder=None, cache_dir: str | os.PathLike | None = None,
     weights_path: str | os.PathLike | None = None, device: str = "cpu",
@@ -146,7 +155,8 @@ def clip_embeddings(
     """Speaker embeddings float32 [len(df), 256] of the manifest rows ``df`` (raw clips, first ``audio_seconds``).
 
     Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights) under
-    ``<cache_dir or cache_root()>/speaker/``; only missing clips are computed. Unreadable clips raise InputError naming the file.
+    ``<cache_dir or cache_root()>/speaker/``; only clips missing there, or whose audio file changed
+    (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
     """
     from w2p_eval.data.audio import load_audio
     from w2p_eval.data.manifest import manifest_hash
@@ -158,14 +168,17 @@ def clip_embeddings(
     cache = (Path(cache_dir) if cache_dir else cache_root()) / "speaker"
     cache_file = cache / f"{manifest_hash(data_dir)}-{audio_seconds:g}s-{tag}.npz"
     known: dict[str, np.ndarray] = {}
+    stamps: dict[str, str] = {}
     if cache_file.is_file():
         try:
             with np.load(cache_file) as z:
                 known = dict(zip(z["pair_ids"].tolist(), z["emb"]))
+                stamps = dict(zip(z["pair_ids"].tolist(), z["stamps"].tolist()))
         except (OSError, ValueError, KeyError):
             log.warning("ignoring unreadable embedding cache %s", cache_file)
     pair_ids = [str(p) for p in df["pair_id"]]
-    missing = [i for i, p in enumerate(pair_ids) if p not in known]
+    now = {p: _stamp(data_dir / a, float(s)) for p, a, s in zip(pair_ids, df["audio_path"], df["audio_start"])}
+    missing = [i for i, p in enumerate(pair_ids) if p not in known or stamps.get(p) != now[p]]
     if missing:
         encoder = encoder if encoder is not None else load_voice_encoder(weights_path, device=device)
         log.info("speaker embeddings: computing %d clips (%d cached)", len(missing), len(pair_ids) - len(missing))
@@ -173,9 +186,12 @@ def clip_embeddings(
         waves = [load_audio(data_dir / r.audio_path, float(r.audio_start), audio_seconds) for r in rows.itertuples()]
         emb = embed_waves(encoder, waves, device=device)
         known.update(zip([pair_ids[i] for i in missing], emb))
+        stamps.update({pair_ids[i]: now[pair_ids[i]] for i in missing})
+        ids = list(known)
         with atomic_path(cache_file) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, pair_ids=np.array(list(known)), emb=np.stack(list(known.values())).astype(np.float32))
+                np.savez(fh, pair_ids=np.array(ids), emb=np.stack([known[p] for p in ids]).astype(np.float32),
+                         stamps=np.array([stamps.get(p, "") for p in ids]))
     return np.stack([known[p] for p in pair_ids]).astype(np.float32) if pair_ids else np.zeros((0, EMBED_DIM), np.float32)
 
 
