@@ -161,20 +161,35 @@ def test_vgg_scratch_trains_and_caches_tensors_only(tiny_data, tmp_path, models)
     assert m[M.IDENTITY_TOP1_REAL]["evaluator"] == "identity/vgg_scratch"
 
 
-def test_judge_rows_exclude_evaluated_faces(tiny_data):
+def test_judge_rows_and_validation_split(tiny_data):
     from w2p_eval.data.manifest import load_manifest
     from w2p_eval.judges.identity import judge_training_rows, split_train_val
 
     df = load_manifest(tiny_data)
-    rows, evaluated = judge_training_rows(df, "test", "unseen")
-    assert set(evaluated["identity"]) == {"id02"}
-    assert not set(rows["face_id"]) & set(evaluated["face_id"])
-    rows, _ = judge_training_rows(df, "test", "seen")
-    tr, va = split_train_val(rows, seed=0)
+    pool, scored = judge_training_rows(df, "test", "seen")
+    assert len(pool) == 12 and len(scored) == 6  # seen: every test pair scored
+    pool, scored = judge_training_rows(df, "test", "unseen")
+    assert set(scored["identity"]) == {"id02"} and len(scored) == 2  # id02's seen-test face only
+    assert not set(pool["face_id"]) & set(scored["face_id"])
+    tr, va = split_train_val(pool, seed=0)
     assert va.sum() == 6 and tr.sum() == 6  # per identity one of its two face groups (2 pairs each) held out
-    assert not set(rows.loc[tr, "face_id"]) & set(rows.loc[va, "face_id"])
-    tr2, va2 = split_train_val(rows, seed=0)
+    assert not set(pool.loc[tr, "face_id"]) & set(pool.loc[va, "face_id"])
+    tr2, va2 = split_train_val(pool, seed=0)
     assert (va2 == va).all()
+
+
+def test_unseen_protocol_scores_only_faces_the_judge_never_saw(tiny_data, tmp_path, models):
+    from w2p_eval.errors import InputError
+    from w2p_eval.metrics import identity as M
+
+    passthrough, _ = write_ckpts(tmp_path, tiny_data)
+    rows = M.evaluate_identity([passthrough], tiny_data, protocol="unseen", cache_dir=tmp_path / "c")
+    m = by_metric(rows, passthrough)
+    assert m[M.IDENTITY_TOP1_REAL]["n"] == 2 and m[M.IDENTITY_TOP1_REAL]["extra"]["n_left_out"] == 4
+    assert m[M.IDENTITY_TOP1_REAL]["extra"]["chance"] == pytest.approx(1 / 3)
+    assert m[M.IDENTITY_TOP1_FAKE]["value"] == m[M.IDENTITY_TOP1_REAL]["value"] == 1.0
+    with pytest.raises(InputError, match="no such pairs"):  # the judge's own training faces
+        M.evaluate_identity([passthrough], tiny_data, split="train", cache_dir=tmp_path / "c")
 
 
 def test_cli_identity_json_and_table(tiny_data, tmp_path, models):

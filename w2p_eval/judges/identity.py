@@ -118,15 +118,19 @@ def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
 
 
 def judge_training_rows(df, split: str, protocol: str):
-    """Real faces the judge may learn from: the seen-protocol training split minus every face and
-    segment of the evaluated split (so under the unseen protocol the judge still knows the test
-    speakers, from other segments, and never sees an evaluated face)."""
+    """(pool, scored): the judge learns from the seen-protocol training split (``pool``); the
+    evaluated split's pairs are ``scored`` unless they share a face_id or segment_id with the pool.
+
+    seen/test: every test pair is scored. unseen/test: the generator never heard the test speakers,
+    while the judge knows them from their seen-protocol training segments; unseen-test pairs from
+    those segments are left out and the rest (the seen-test segments of those speakers) are scored.
+    """
     from w2p_eval.data.manifest import split_frame
 
     evaluated = split_frame(df, split, protocol)
     pool = split_frame(df, "train", "seen")
-    keep = ~pool["face_id"].isin(set(evaluated["face_id"])) & ~pool["segment_id"].isin(set(evaluated["segment_id"]))
-    return pool[keep].reset_index(drop=True), evaluated
+    overlap = evaluated["face_id"].isin(set(pool["face_id"])) | evaluated["segment_id"].isin(set(pool["segment_id"]))
+    return pool, evaluated[~overlap].reset_index(drop=True)
 
 
 def split_train_val(rows, seed: int, val_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +226,7 @@ class IdentityJudge:
     key: str
     cache_dir: Path | None
     info: dict = field(default_factory=dict)
+    scored_pair_ids: list[str] = field(default_factory=list)  # evaluated pairs the judge never learnt from
     memo: dict = field(default_factory=dict, repr=False)  # image digest -> trunk features (this process)
 
     @property
@@ -286,6 +291,13 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
     device = select_device(device)
     bb = load_identity_backbone(backbone, device=device, **(backbone_options or {}))
     names = identities(data_dir)
+    rows, scored = judge_training_rows(load_manifest(data_dir), split, protocol)
+    missing = sorted(set(scored["identity"]) - set(rows["identity"]))
+    if len(scored) == 0 or missing:
+        raise InputError(f"expected pairs of the {split} split ({protocol} protocol) whose speakers have other real "
+                         f"faces in the seen-protocol training split (the judge learns from those), got "
+                         f"{'no such pairs' if len(scored) == 0 else 'none for ' + ', '.join(missing)} in {data_dir}")
+    scored_ids = list(scored["pair_id"])
     cfg_hash = sha256_json({"judge": JUDGE_VERSION, **bb.describe()}, 8)
     key = f"{manifest_hash(data_dir)}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
     cache = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "identity"
@@ -297,14 +309,10 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
                 head = bb.make_head(len(names))
                 head.load_state_dict(blob["head"])
                 log.info("identity judge loaded from cache %s", path)
-                return IdentityJudge(bb, head.to(device).eval(), names, int(image_size), key, cache, dict(blob["info"]))
+                return IdentityJudge(bb, head.to(device).eval(), names, int(image_size), key, cache,
+                                     dict(blob["info"]), scored_ids)
         except Exception as exc:
             log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
-    rows, evaluated = judge_training_rows(load_manifest(data_dir), split, protocol)
-    missing = sorted(set(evaluated["identity"]) - set(rows["identity"]))
-    if len(rows) == 0 or missing:
-        raise InputError(f"expected real training faces (outside the evaluated {split} split) for every evaluated "
-                         f"identity, got none for {missing or 'any identity'} in {data_dir}")
     log.info("training identity judge %s on %d real faces", key, len(rows))
     faces = real_faces_uint8(data_dir, rows, int(image_size))
     labels = torch.tensor([names.index(n) for n in rows["identity"]], dtype=torch.long)
@@ -318,4 +326,4 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
         with atomic_path(path) as tmp:
             torch.save({"format": CACHE_FORMAT, "version": JUDGE_VERSION, "head": state, "identities": names,
                         "info": info}, tmp)
-    return IdentityJudge(bb, head, names, int(image_size), key, cache, info)
+    return IdentityJudge(bb, head, names, int(image_size), key, cache, info, scored_ids)

@@ -67,14 +67,14 @@ def per_identity_accuracy(pred: np.ndarray, labels: np.ndarray, names: list[str]
     return {names[i]: float((pred[labels == i] == i).mean()) for i in np.unique(labels)}
 
 
-def accuracy_extra(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
-    """``extra`` of a top-1 row: per-identity accuracy, confusion matrix over the present identities."""
+def accuracy_extra(logits: np.ndarray, labels: np.ndarray, names: list[str], n_choices: int) -> dict:
+    """``extra`` of a top-1 row: per-identity accuracy, confusion matrix over the identities that occur
+    (as truth or prediction), and chance = 1 / ``n_choices`` (the identities the judge was trained on)."""
     pred = np.asarray(logits).argmax(axis=1)
     present = sorted(set(np.unique(labels).tolist()) | set(np.unique(pred).tolist()))
     cm = confusion_matrix(pred, labels, len(names))[np.ix_(present, present)]
-    n_trained = len(np.unique(labels))
     return {"per_identity": per_identity_accuracy(pred, labels, names), "confusion": cm.tolist(),
-            "confusion_labels": [names[i] for i in present], "chance": 1.0 / max(n_trained, 1)}
+            "confusion_labels": [names[i] for i in present], "chance": 1.0 / max(n_choices, 1)}
 
 
 def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
@@ -88,12 +88,15 @@ def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels:
     fake_emb, fake_logits = judge.score(fake)
     n = len(labels)
     n_unique = len({hashlib.sha1(im.tobytes()).digest() for im in np.ascontiguousarray(real)})
+    n_choices = int(judge.info.get("n_identities_trained") or len(names))
+    top5 = {"k": min(5, n_choices), "chance": min(5, n_choices) / n_choices}
     out = {
         IDENTITY_TOP1_REAL: (topk_accuracy(real_logits, labels, 1), n,
-                             {**accuracy_extra(real_logits, labels, names), "n_distinct_faces": n_unique}),
-        IDENTITY_TOP5_REAL: (topk_accuracy(real_logits, labels, 5), n, {"k": min(5, len(names))}),
-        IDENTITY_TOP1_FAKE: (topk_accuracy(fake_logits, labels, 1), n, accuracy_extra(fake_logits, labels, names)),
-        IDENTITY_TOP5_FAKE: (topk_accuracy(fake_logits, labels, 5), n, {"k": min(5, len(names))}),
+                             {**accuracy_extra(real_logits, labels, names, n_choices), "n_distinct_faces": n_unique}),
+        IDENTITY_TOP5_REAL: (topk_accuracy(real_logits, labels, 5), n, top5),
+        IDENTITY_TOP1_FAKE: (topk_accuracy(fake_logits, labels, 1), n,
+                             accuracy_extra(fake_logits, labels, names, n_choices)),
+        IDENTITY_TOP5_FAKE: (topk_accuracy(fake_logits, labels, 5), n, top5),
     }
     ids, cents = E.identity_centroids(real_emb, labels)
     cos = E.centroid_cosines(fake_emb, labels, ids, cents)
@@ -153,7 +156,9 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
             judges[gs.image_size] = identity_classifier(data_dir, backbone, gs.image_size, seed, protocol, cache_dir,
                                                         split=split, device=device, backbone_options=backbone_options)
         judge = judges[gs.image_size]
-        values = score_sets(judge, gs.fake, gs.real, gs.labels, seed=seed)
+        scored = set(judge.scored_pair_ids)
+        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
+        values = score_sets(judge, gs.fake[keep], gs.real[keep], gs.labels[keep], seed=seed)
         config = {"backbone": backbone, "judge_key": judge.key, "split": split, "protocol": protocol, "seed": seed,
                   "image_size": gs.image_size, "input_size": judge.backbone.input_size}
         common = {
@@ -164,10 +169,11 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
         }
         judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}
         for metric, (value, n, extra) in values.items():
-            extra = {**extra, "pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px", "judge": judge_info}
+            extra = {**extra, "pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px", "judge": judge_info,
+                     "n_left_out": int((~keep).sum())}
             rows.append({**common, "metric": metric, "value": float(value), "n": int(n), "extra": extra})
         log.info("identity %s: top1 fake %.3f real %.3f (%d faces; generation %.1f s, total %.1f s)", path,
-                 values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], len(gs.labels), t_gen,
+                 values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], int(keep.sum()), t_gen,
                  time.perf_counter() - t0)
     return rows
 
