@@ -145,8 +145,8 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
         time.sleep(0.05)
     time.sleep(0.5)  # into epoch 2 (or into writing its checkpoint)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert first.exists()
+    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
+    assert first.exists() and not (out / "checkpoints" / "epoch_0003.pt").exists()
     for path in list_checkpoints(out):
         load_checkpoint(path)  # never a file that fails to load
     res = _cli(*args, "--out", out, "--resume", timeout=300)
