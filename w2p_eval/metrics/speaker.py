@@ -175,7 +175,7 @@ def clip_embeddings(
                 known = dict(zip(z["pair_ids"].tolist(), z["emb"]))
                 stamps = dict(zip(z["pair_ids"].tolist(), z["stamps"].tolist()))
         except (OSError, ValueError, KeyError):
-            log.warning("ignoring unreadable embedding cache %s", cache_file)
+            log.warning("ignoring an unreadable or older-format embedding cache %s", cache_file)
     pair_ids = [str(p) for p in df["pair_id"]]
     now = {p: _stamp(data_dir / a, float(s)) for p, a, s in zip(pair_ids, df["audio_path"], df["audio_start"])}
     missing = [i for i, p in enumerate(pair_ids) if p not in known or stamps.get(p) != now[p]]
