@@ -112,6 +112,7 @@ def test_report_writes_every_file_and_tables_hold_every_run_and_metric(report_se
     # final epoch (3) of wav2pix, mean over seeds 0 and 1
     assert main.loc["wav2pix_64", "identity_top1_fake"] == pytest.approx(0.3 + 0.15 + 0.005)
     md = (out / "report.md").read_text()
+    assert md.startswith("# w2p-eval report: tiny\n")
     assert "± 0.71 %" in md  # std over two seeds (0.01 * sqrt(1/2)) printed as a percentage
     assert "76.81 %" in md and "50.08 %" in md and "90.25 %" in md and "reported" in md
     assert "Split protocol `seen`" in md and "Evaluation seeds: 0, 1" in md

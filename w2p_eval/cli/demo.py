@@ -15,7 +15,8 @@ import click
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Processes for landmark detection.")
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
-@click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Data, training and evaluation seed.")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
+              help="Data, training and evaluation seed.")
 def demo(out, quick, epochs, workers, device, seed):
     """Build the demo data, train WAV2PIX and the baselines, evaluate, and write the report (minutes, offline)."""
     from w2p_eval.pipeline.demo import quick_from_env, run_demo

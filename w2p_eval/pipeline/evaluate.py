@@ -76,7 +76,8 @@ def _run_suite(suite: str, pending: list[Path], run: str, data_dir: Path, opts: 
         overlay_dir = opts["overlay_root"] / run if opts["overlay_root"] else None
         return evaluate_landmarks(pending, data_dir, backend=opts["backend"], split=opts["split"],
                                   protocol=opts["protocol"], workers=opts["workers"], seed=opts["seed"],
-                                  overlay_dir=overlay_dir, cache_dir=opts["cache_dir"], run_name=run)
+                                  overlay_dir=overlay_dir, cache_dir=opts["cache_dir"], run_name=run,
+                                  device=opts["device"])
     from w2p_eval.metrics.speaker import evaluate_speaker_id
 
     rows = []

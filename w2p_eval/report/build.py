@@ -275,8 +275,8 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
             if real_drawn:
                 continue  # one real-face matrix is enough: the judge and the real faces are the same for every run
             real_drawn = True
-        title = f"{row['run']} ({kind} faces)" if kind == "generated" else "real test faces (judge ceiling)"
-        fig = F.confusion_matrix(mat, labels, title, fig_dir,
+        fig_title = f"{row['run']} ({kind} faces)" if kind == "generated" else "real test faces (judge ceiling)"
+        fig = F.confusion_matrix(mat, labels, fig_title, fig_dir,
                                  f"confusion_{_slug(row['run'])}_{kind}") if mat is not None else None
         if fig:
             conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on {kind} faces."))
