@@ -151,7 +151,6 @@ def test_fan_without_weights_names_the_files(tmp_path, monkeypatch):
     assert not (tmp_path / "th" / "hub" / "checkpoints" / names["fan"]).exists()  # nothing downloaded
 
 
-@pytest.mark.slow
 def test_fan_loads_weights_from_torch_home(tmp_path, monkeypatch):
     """The loading path with randomly initialised weights of face-alignment's own classes."""
     from face_alignment.detection.sfd.net_s3fd import s3fd

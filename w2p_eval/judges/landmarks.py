@@ -215,15 +215,14 @@ _WORKER: LandmarkBackend | None = None
 
 def _init_worker(name: str, kwargs: dict) -> None:
     """Pool initializer: load the backend once per worker process, one thread each."""
+    import sys
+
     global _WORKER
     os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
     _WORKER = get_backend(name, **kwargs)  # a forked worker reuses the parent's loaded models
+    torch = sys.modules.get("torch")  # only when the backend uses it: importing torch costs seconds
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _score_one(backend: LandmarkBackend, item) -> LandmarkResult:
