@@ -150,3 +150,16 @@ def test_unreadable_training_face_is_skipped_and_counted(tmp_path):
     ckpt = load_checkpoint(fit("mean_face", data, tmp_path / "m"))
     assert sum(ckpt["extra"]["skipped"].values()) == 1
     assert ckpt["extra"]["n_train_faces"] == 11  # 12 training pairs, one unreadable face
+
+
+def test_speaker_retrieval_unseen_protocol_never_predicts_unseen_speakers(tiny_data, tmp_path):
+    from w2p_eval.metrics.speaker import evaluate_speaker_id
+
+    ckpt_path = fit("speaker_retrieval", tiny_data, tmp_path / "u", protocol="unseen")
+    gen = load_generator(ckpt_path)
+    assert not gen.medoids[2].any() and gen.bias[2] <= -1e3  # id02 is the unseen-test identity
+    out = generate_split(ckpt_path, tiny_data, protocol="unseen")
+    assert len(out.pair_ids) == 6 and not (out.fake == 0).all(axis=(1, 2, 3)).any()
+    rows = evaluate_speaker_id(ckpt_path, tiny_data, protocol="unseen")
+    assert rows[0]["value"] == 0.0 and rows[0]["extra"]["n_identities_train"] == 2
+

@@ -83,7 +83,7 @@ def test_voice_encoder_loads_random_weights_and_refuses_missing_or_bad_files(tmp
     assert torch.equal(enc.linear.weight, donor.linear.weight) and not enc.training
     mel = torch.rand(2, 101, 40)
     assert enc(mel).shape == (2, 256)
-    with pytest.raises(MissingWeightsError, match="pretrained.pt"):
+    with pytest.raises(MissingWeightsError, match="expected nope.pt in"):
         S.load_voice_encoder(tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
     torch.save({"model_state": {"lstm.weight_ih_l0": torch.zeros(3)}}, bad)
@@ -117,3 +117,9 @@ def test_clip_embedding_cache_notices_changed_audio_under_an_identical_manifest(
     again = S.clip_embeddings(data, df, 1.0, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(again[1], first[1])
     assert float(again[0] @ first[0]) < 0.999
+
+
+def test_missing_resemblyzer_package_is_one_line_with_install_hint(monkeypatch):
+    monkeypatch.setattr(S, "default_weights_path", lambda: None)
+    with pytest.raises(MissingWeightsError, match=r"expected pretrained.pt in the resemblyzer package .*pip install"):
+        S.load_voice_encoder()

@@ -75,10 +75,11 @@ def load_voice_encoder(weights_path: str | os.PathLike | None = None, device: st
 
     path = Path(weights_path) if weights_path else default_weights_path()
     if path is None or not path.is_file():
+        packaged = "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)"
         raise MissingWeightsError(
-            "resemblyzer VoiceEncoder", "pretrained.pt",
+            "resemblyzer VoiceEncoder", path.name if path else "pretrained.pt",
             str(path.parent if path else "the resemblyzer package (not installed)"),
-            "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)",
+            packaged if not weights_path else f"a VoiceEncoder state dict saved there, or drop speaker_weights and {packaged}",
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
