@@ -148,14 +148,17 @@ def test_vgg_scratch_trains_and_caches_tensors_only(tiny_data, tmp_path, models)
     from w2p_eval.metrics import identity as M
 
     passthrough, _ = write_ckpts(tmp_path, tiny_data)
-    judge = M.identity_classifier(tiny_data, "vgg_scratch", 64, 0, "seen", tmp_path / "c")
+    small = {"width": 8, "epochs": 30}  # a narrower net keeps the test short
+    judge = M.identity_classifier(tiny_data, "vgg_scratch", 64, 0, "seen", tmp_path / "c", backbone_options=small)
     files = sorted((tmp_path / "c" / "identity").glob("*.pt"))
     assert len(files) == 1 and "vgg_scratch-64px-seed0-seen" in files[0].name
     blob = torch.load(files[0], weights_only=True)
     assert blob["identities"] == TINY_IDS and blob["info"]["n_train"] + blob["info"]["n_val"] == 12
     emb, logits = judge.score(np.zeros((2, 64, 64, 3), np.uint8))
     assert emb.shape == (2, 128) and logits.shape == (2, 3)
-    rows = M.evaluate_identity([passthrough], tiny_data, backbone="vgg_scratch", cache_dir=tmp_path / "c")
+    assert judge.info["val_acc"] == 1.0  # the tiny identities differ in colour
+    rows = M.evaluate_identity([passthrough], tiny_data, backbone="vgg_scratch", cache_dir=tmp_path / "c",
+                               backbone_options=small)
     m = by_metric(rows, passthrough)
     assert m[M.IDENTITY_TOP1_FAKE]["value"] == m[M.IDENTITY_TOP1_REAL]["value"]
     assert m[M.IDENTITY_TOP1_REAL]["evaluator"] == "identity/vgg_scratch"

@@ -32,7 +32,7 @@ def test_facenet_loads_random_weights_and_trains(tiny_data, tmp_path, monkeypatc
     torch.save(net.state_dict(), tmp_path / "th" / "checkpoints" / "20180402-114759-vggface2.pt")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     judge = identity_classifier(tiny_data, "facenet_vggface2", 64, 0, "seen", tmp_path / "cache")
-    assert torch.equal(judge.backbone.net.conv2d_1a.conv.weight, net.conv2d_1a.conv.weight)
+    assert torch.equal(judge.backbone.net.conv2d_1a.conv.weight.cpu(), net.conv2d_1a.conv.weight)
     emb, logits = judge.score(np.full((2, 64, 64, 3), 128, np.uint8))
     assert emb.shape == (2, 512) and logits.shape == (2, 3)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
@@ -88,7 +88,7 @@ def test_vgg_face_loads_random_weights_and_trains(tiny_data, tmp_path, monkeypat
     torch.save(state, path)
     monkeypatch.setenv("W2P_VGG_FACE_WEIGHTS", str(path))
     judge = identity_classifier(tiny_data, "vgg_face", 64, 0, "seen", tmp_path / "cache")
-    assert torch.equal(judge.backbone.net.fc6.weight, state["fc6.weight"])
+    assert torch.equal(judge.backbone.net.fc6.weight.cpu(), state["fc6.weight"])
     emb, logits = judge.score(np.full((2, 64, 64, 3), 100, np.uint8))
     assert emb.shape == (2, 4096) and logits.shape == (2, 3)
     del state

@@ -117,14 +117,17 @@ class VggFaceBackbone(IdentityBackbone):
 
 
 class VggScratchNet(nn.Module):
-    """Small VGG-style CNN for 64 px faces: 4 x (conv-BN-ReLU x2, maxpool) 32..256 ch, GAP, FC 128."""
+    """Small VGG-style CNN for 64 px faces: 4 x (conv-GroupNorm-ReLU x2, maxpool) 32..256 ch, GAP, FC 128.
+
+    GroupNorm rather than BatchNorm: with the few steps small datasets give, BatchNorm's running
+    statistics lag behind and the eval-mode network (used for model selection) is far off."""
 
     def __init__(self, n_classes: int, width: int = 32, emb_dim: int = 128):
         super().__init__()
         layers, c_in = [], 3
         for c_out in (width, width * 2, width * 4, width * 8):
             for _ in range(2):
-                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.GroupNorm(8, c_out), nn.ReLU(True)]
                 c_in = c_out
             layers.append(nn.MaxPool2d(2))
         self.body = nn.Sequential(*layers)
@@ -141,7 +144,15 @@ class VggScratchBackbone(IdentityBackbone):
 
     name = "vgg_scratch"
     input_size = 64
-    train_config = {"epochs": 40, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "patience": 10}
+    train_config = {"epochs": 60, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "patience": 20}
+
+    def __init__(self, device: str = "cpu", width: int = 32, epochs: int | None = None):
+        super().__init__(device)
+        self.width = int(width)
+        self.train_config = {**self.train_config, **({"epochs": int(epochs)} if epochs else {})}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "width": self.width}
 
     def version(self) -> str:
         return f"vgg_scratch; torch {torch.__version__}"
@@ -152,4 +163,4 @@ class VggScratchBackbone(IdentityBackbone):
         return x / 127.5 - 1.0
 
     def make_head(self, n_classes: int) -> nn.Module:
-        return VggScratchNet(n_classes)
+        return VggScratchNet(n_classes, width=self.width)
