@@ -6,7 +6,9 @@
 Faces: real 64/128 px face crops from ../shared/data/wav2pix_release when present, else crops of
 scikit-image's astronaut photo. Each timing is the best of ``--repeats`` runs (the CPU may be shared);
 the 2-worker time includes starting the process pool. Prints the 1-minute load average so a reader
-can judge how quiet the machine was.
+can judge how quiet the machine was, and CPU milliseconds per image (this process + its reaped
+workers), which do not depend on how busy the machine is: equal CPU per image for 1 and N workers
+means the parallel path adds no work, so its wall-clock speed-up is bounded only by free cores.
 """
 
 from __future__ import annotations
@@ -60,13 +62,23 @@ def direct_dlib(faces: list[np.ndarray], backend) -> int:
     return found
 
 
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (the pool's workers, once reaped)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def best_time(fn, repeats: int) -> tuple[float, float, float]:
+    """(best wall s, median wall s, median CPU s) over ``repeats`` calls."""
+    times, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+        cpus.append(cpu_seconds() - c0)
+    return min(times), float(np.median(times)), float(np.median(cpus))
 
 
 def main(argv=None) -> int:
@@ -87,9 +99,10 @@ def main(argv=None) -> int:
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         faces, source = load_faces(args.n, size)
-        direct_t, direct_med = best_time(lambda: direct_dlib(faces, backend), args.repeats)
-        one_t, one_med = best_time(lambda: score_images(faces, args.backend, workers=1), args.repeats)
-        many_t, many_med = best_time(lambda: score_images(faces, args.backend, workers=args.workers), args.repeats)
+        direct_t, direct_med, direct_cpu = best_time(lambda: direct_dlib(faces, backend), args.repeats)
+        one_t, one_med, one_cpu = best_time(lambda: score_images(faces, args.backend, workers=1), args.repeats)
+        many_t, many_med, many_cpu = best_time(lambda: score_images(faces, args.backend, workers=args.workers),
+                                               args.repeats)
         detected = sum(r.detected for r in score_images(faces, args.backend, workers=1))
         rows.append({
             "size": size, "n": len(faces), "detected": detected, "source": source,
@@ -97,6 +110,9 @@ def main(argv=None) -> int:
             f"w{args.workers}_img_s": len(faces) / many_t, "speedup": one_t / many_t,
             "overhead_pct": 100.0 * (one_t - direct_t) / direct_t,
             "median_speedup": one_med / many_med, "median_overhead_pct": 100.0 * (one_med - direct_med) / direct_med,
+            # CPU seconds per image: independent of how busy the machine is
+            "cpu_ms_direct": 1e3 * direct_cpu / len(faces), "cpu_ms_w1": 1e3 * one_cpu / len(faces),
+            f"cpu_ms_w{args.workers}": 1e3 * many_cpu / len(faces),
             "load1_after": os.getloadavg()[0],
         })
     if args.json:

@@ -1,9 +1,9 @@
-"""Landmark judge and metrics: known answers on real face photos (scikit-image's bundled astronaut
-portrait), no-face images, parallel workers, caching, checkpoint evaluation, the CLI."""
+"""Landmark judge and metric arithmetic: known answers on a real face photo (scikit-image's bundled
+astronaut portrait) and on no-face images, parallel workers, bad input, the fan loading path.
+Checkpoint evaluation, caching and the CLI are in test_landmarks_eval.py."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,7 +14,6 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import LandmarkResult, list_images, load_backend, score_images
 from w2p_eval.judges.landmarks_validation import nme, read_pts
 from w2p_eval.metrics import landmarks as M
-from w2p_eval.models.base import FaceGenerator
 
 
 def astronaut() -> np.ndarray:

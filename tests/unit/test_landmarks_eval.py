@@ -184,3 +184,14 @@ def test_cli_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
         main(["landmarks", *argv])
     err = capsys.readouterr().err.strip()
     assert ex.value.code == 2 and message in err and "\n" not in err and err.startswith("w2p-eval: error:")
+
+
+def test_real_faces_match_generate_split_pipeline(face_data, tmp_path, registered):
+    """The cache is shared between --real and checkpoint runs, so both must see the same pixels."""
+    from w2p_eval.models.generation import generate_split
+
+    ckpt = save_ckpt(tmp_path / "e.pt", "echo_test", face_data)
+    gs = generate_split(ckpt, face_data, split="test", protocol="seen", device="cpu")
+    ids, faces = M.real_faces(face_data, "test", "seen", 64)
+    assert ids == gs.pair_ids
+    np.testing.assert_array_equal(faces, gs.real)

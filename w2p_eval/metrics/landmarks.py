@@ -180,6 +180,7 @@ def write_overlay(path, rows: Sequence[tuple[np.ndarray, LandmarkResult]], colum
     with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
             raise InputError(f"could not write overlay image {path}")
+        os.chmod(tmp, 0o644)  # a figure for reports, readable like any other output file
     return path
 
 
