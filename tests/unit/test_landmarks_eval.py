@@ -71,7 +71,8 @@ def face_data(tmp_path_factory) -> Path:
             rows.append(dict(pair_id=pid, identity=name, split_seen="test" if k >= 2 else "train",
                              split_unseen="test" if i == 1 else "train", image_path=f"faces/{pid}.png",
                              audio_path=f"audio/{pid}.wav", audio_start=0.0, audio_duration=1.2,
-                             source=f"{name}.mp4", source_time=float(k), face_id=f"{name}-f{k}", segment_id=f"{name}-s{k}"))
+                             source=f"{name}.mp4", source_time=float(k), face_id=f"{name}-f{k}",
+                             segment_id=f"{name}-s{k}"))
     write_dataset(out, pd.DataFrame(rows), {"kind": "folder", "seed": 0})
     return out
 

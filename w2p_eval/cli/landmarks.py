@@ -59,7 +59,8 @@ def _json_clean(obj):
 @click.option("--no-store", is_flag=True, help="Do not write the rows to a results store.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Cache of real-face landmarks.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
-@click.option("--device", default=None, metavar="DEV", help="torch device for generation and fan.  [default: cuda when available, else cpu]")
+@click.option("--device", default=None, metavar="DEV",
+              help="torch device for generation and fan.  [default: cuda when available, else cpu]")
 @click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
 def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protocol, image_size, seed, as_json,
               overlay_dir, store, no_store, cache_dir, device, run_name):

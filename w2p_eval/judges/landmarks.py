@@ -93,7 +93,9 @@ def as_rgb_uint8(img, where: str = "image") -> np.ndarray:
     """Validate an image array: uint8 [H, W, 3] (C-contiguous copy if needed)."""
     img = np.asarray(img)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 8:
-        raise InputError(f"expected a uint8 RGB image [H, W, 3] of at least 8 px, got {img.dtype} {img.shape} ({where})")
+        raise InputError(
+            f"expected a uint8 RGB image [H, W, 3] of at least 8 px, got {img.dtype} {img.shape} ({where})"
+        )
     return np.ascontiguousarray(img)
 
 

@@ -108,7 +108,8 @@ def _save_results(path: Path, pair_ids: list[str], results: Sequence[LandmarkRes
         np.savez(
             fh, pair_ids=np.array(pair_ids, dtype=str), detected=np.array([r.detected for r in results], bool),
             points=points_array(results), boxes=np.stack([r.box for r in results]).astype(np.float32),
-            scores=np.array([r.score for r in results], np.float64), notes=np.array([r.note for r in results], dtype=str),
+            scores=np.array([r.score for r in results], np.float64),
+            notes=np.array([r.note for r in results], dtype=str),
         )
 
 
@@ -204,7 +205,8 @@ def _run_name(ckpt: Path) -> str:
 
 def _row(base: dict, metric: str, summary: dict, extra: dict) -> dict:
     keep = {k: v for k, v in summary.items() if k not in ("value", "n")}
-    return {**base, "metric": metric, "value": float(summary["value"]), "n": int(summary["n"]), "extra": {**keep, **extra}}
+    return {**base, "metric": metric, "value": float(summary["value"]), "n": int(summary["n"]),
+            "extra": {**keep, **extra}}
 
 
 def evaluate_landmarks(
@@ -253,7 +255,8 @@ def evaluate_landmarks(
             extra["overlay"] = str(_pair_overlay(Path(overlay_dir) / name, gs.fake, gs.real, fake_res, real_res, seed))
         rows.append(_row(base, DETECTION_RATE, detection_summary(fake_res), extra))
         rows.append(_row(base, DETECTION_RATE_REAL, detection_summary(real_res), extra))
-        rows.append(_row(base, NME, nme_summary(fake_res, real_res, seed), {**extra, "normalisation": "real outer-eye corners (37, 46)"}))
+        rows.append(_row(base, NME, nme_summary(fake_res, real_res, seed),
+                         {**extra, "normalisation": "real outer-eye corners (37, 46)"}))
     return rows
 
 
