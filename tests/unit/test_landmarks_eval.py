@@ -144,11 +144,18 @@ def test_cli_scores_a_folder_of_images(tmp_path, capsys):
     save_png(folder / "b.png", grey(64))
     (folder / "c.png").write_bytes(b"broken")
     with pytest.raises(SystemExit) as ex:
-        main(["landmarks", "--images", str(folder), "--json", "--overlays", str(tmp_path / "ov")])
+        main(["landmarks", "--images", str(folder), "--json", "--overlays", str(tmp_path / "ov"),
+              "--per-image", str(tmp_path / "per_image.csv")])
     assert ex.value.code == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["metric"] == M.DETECTION_RATE and row["value"] == 0.5 and row["n"] == 2
     assert row["extra"]["skipped"] == 1 and Path(row["extra"]["overlay"]).is_file()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "per_image.csv")
+    assert list(table["image"]) == ["a.png", "b.png", "c.png"] and list(table["detected"]) == [True, False, False]
+    assert table.shape[1] == 8 + 136 and table.loc[0, "x36"] < table.loc[0, "x45"]
+    assert table.loc[2, "note"].startswith("unreadable")
 
 
 def test_cli_real_writes_the_store(face_data, tmp_path, capsys, monkeypatch):

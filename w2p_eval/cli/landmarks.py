@@ -54,6 +54,8 @@ def _json_clean(obj):
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout instead of a table.")
 @click.option("--overlays", "overlay_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write PNG grids of faces with their landmarks drawn here.")
+@click.option("--per-image", "per_image", type=click.Path(dir_okay=False), default=None, metavar="CSV",
+              help="With --images: write each image's result (detected, box, 68 points) to this CSV.")
 @click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Results store to write to.  [default: DATA/results.sqlite; none for --images alone]")
 @click.option("--no-store", is_flag=True, help="Do not write the rows to a results store.")
@@ -63,7 +65,7 @@ def _json_clean(obj):
               help="torch device for generation and fan.  [default: cuda when available, else cpu]")
 @click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
 def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protocol, image_size, seed, as_json,
-              overlay_dir, store, no_store, cache_dir, device, run_name):
+              overlay_dir, per_image, store, no_store, cache_dir, device, run_name):
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     import json
@@ -87,7 +89,7 @@ def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protoc
                                 workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
     if images_dir:
         image_rows, _ = M.evaluate_images(images_dir, backend=backend, workers=workers, seed=seed,
-                                          overlay_dir=overlay_dir)
+                                          overlay_dir=overlay_dir, per_image_csv=per_image)
         rows += image_rows
     stored = None
     if not no_store and (store or data_dir):

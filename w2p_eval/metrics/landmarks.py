@@ -198,6 +198,23 @@ def _pair_overlay(path, fake, real, fake_res, real_res, seed: int, n_pairs: int 
     return write_overlay(path, rows)
 
 
+def write_per_image_csv(path, names: Sequence[str], results: Sequence[LandmarkResult]) -> Path:
+    """One CSV row per image: name, detected, note, score, box, then x0..x67, y0..y67 (0-based px)."""
+    import pandas as pd
+
+    pts = points_array(results).reshape(len(results), -1)
+    df = pd.DataFrame({
+        "image": list(names), "detected": [r.detected for r in results], "note": [r.note for r in results],
+        "score": [r.score for r in results],
+        **{k: [float(r.box[i]) for r in results] for i, k in enumerate(("left", "top", "right", "bottom"))},
+        **{f"x{k}": pts[:, 2 * k] for k in range(N_POINTS)}, **{f"y{k}": pts[:, 2 * k + 1] for k in range(N_POINTS)},
+    })
+    path = Path(path)
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.3f")
+    return path
+
+
 # ---------------------------------------------------------------- rows
 def _run_name(ckpt: Path) -> str:
     return ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.parent.name
@@ -283,9 +300,11 @@ def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", im
     return [_row(base, DETECTION_RATE_REAL, detection_summary(res), extra)]
 
 
-def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=None) -> tuple[list[dict], list]:
+def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=None,
+                    per_image_csv=None) -> tuple[list[dict], list]:
     """Detection rate of any folder of images (no dataset) -> ([row], per-image results).
-    Unreadable files are counted skips (``extra["skipped"]``), not misses."""
+    Unreadable files are counted skips (``extra["skipped"]``), not misses. ``per_image_csv``: also
+    write every image's result (see :func:`write_per_image_csv`)."""
     from w2p_eval.judges.landmarks import list_images
     from w2p_eval.utils import Skips
 
@@ -308,6 +327,8 @@ def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=No
         "config_hash": sha256_json({"backend": backend, **model_be.settings()}),
     }
     extra = {"backend_settings": model_be.settings()}
+    if per_image_csv is not None:
+        extra["per_image_csv"] = str(write_per_image_csv(per_image_csv, [f.name for f in files], res))
     if overlay_dir is not None:
         from w2p_eval.data.images import load_image_rgb
 
