@@ -34,7 +34,7 @@ class DemoSettings:
 
 FULL = DemoSettings(n_identities=8, pairs_per_identity=24, epochs=6, batch_size=16, checkpoint_every=2,
                     baselines=("speaker_retrieval", "random_real", "mean_face", "real_faces"))
-QUICK = DemoSettings(n_identities=4, pairs_per_identity=12, epochs=1, batch_size=16, checkpoint_every=1,
+QUICK = DemoSettings(n_identities=4, pairs_per_identity=12, epochs=2, batch_size=16, checkpoint_every=1,
                      baselines=("mean_face", "real_faces"))
 
 
@@ -98,6 +98,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
                             cache_dir=cache)
     for item in summary.failed:
         _say(f"evaluation failed: {item}")
+    _say(summary.line())
     t_eval = time.perf_counter()
 
     _say(f"4/4 writing the report -> {out / 'report'}")
