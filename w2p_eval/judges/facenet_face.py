@@ -43,7 +43,8 @@ def load_state(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"expected a torch state_dict in {path}, got an unreadable file ({exc.__class__.__name__})") from None
+        raise InputError(f"expected a torch state_dict in {path}, "
+                         f"got an unreadable file ({exc.__class__.__name__})") from None
     if not isinstance(state, dict):
         raise InputError(f"expected a torch state_dict in {path}, got {type(state).__name__}")
     return state

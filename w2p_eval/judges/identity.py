@@ -161,7 +161,8 @@ def _accuracy_loss(head, feats, labels, device) -> tuple[float, float]:
 
 
 def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Tensor, val_feats: torch.Tensor,
-               val_labels: torch.Tensor, n_classes: int, seed: int, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+               val_labels: torch.Tensor, n_classes: int, seed: int,
+               device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """Fit ``backbone.make_head(n_classes)`` on trunk features with Adam + cross-entropy.
 
     Keeps the epoch with the best validation accuracy (ties: lower validation loss) and stops after
@@ -236,7 +237,8 @@ class IdentityJudge:
     def score(self, images: np.ndarray, remember: bool = False) -> tuple[np.ndarray, np.ndarray]:
         check_images(images)
         if images.shape[1] != self.image_size or images.shape[2] != self.image_size:
-            raise InputError(f"expected {self.image_size} px faces for this judge, got {images.shape[1]}x{images.shape[2]}")
+            raise InputError(f"expected {self.image_size} px faces for this judge, "
+                             f"got {images.shape[1]}x{images.shape[2]}")
         feats = unique_trunk(self.backbone, images, memo=self.memo, remember=remember)
         dev = self.backbone.device
         self.head.eval()

@@ -144,7 +144,8 @@ def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: floa
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray, **kernel) -> float:
     """Unbiased MMD² estimate (diagonals of k(x, x) and k(y, y) excluded), as KID uses."""
     m, n = len(x), len(y)
-    kxx, kyy, kxy = polynomial_kernel(x, x, **kernel), polynomial_kernel(y, y, **kernel), polynomial_kernel(x, y, **kernel)
+    kxx, kyy = polynomial_kernel(x, x, **kernel), polynomial_kernel(y, y, **kernel)
+    kxy = polynomial_kernel(x, y, **kernel)
     sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
     syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     return float(sxx + syy - 2 * kxy.mean())
