@@ -50,9 +50,22 @@ def identity(ckpts, data_dir, backbone, split, protocol, seed, as_json, store, n
             path = store or default_store(data_dir)
             ResultsStore(path).write(rows)
             stored = path
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+    if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
+        click.echo(json.dumps(_no_nan(rows), indent=2, default=str, allow_nan=False))
     else:
         click.echo(format_rows(rows))
     if stored is not None:
         click.echo(f"wrote {len(rows)} rows to {stored}", err=True)
+
+
+def _no_nan(obj):
+    """NaN/inf floats -> None, recursively (strict JSON)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_nan(v) for v in obj]
+    return obj
