@@ -96,11 +96,12 @@ def test_report_writes_every_file_and_tables_hold_every_run_and_metric(report_se
     out = root / "reports" / "tiny"
     html = build_report(runs, root / "results.sqlite", out, data_dir=data, command="w2p-eval report ...")
     assert html == out / "report.html" and html.is_file() and (out / "report.md").is_file()
-    for name in ("main", "main_numeric", "paper_reference", "per_identity", "epochs_wav2pix_64", "speaker_id"):
+    for name in ("main", "main_numeric", "paper_reference", "per_identity", "epochs_wav2pix_64", "speaker_id",
+                 "landmarks"):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     for name in ("samples", "epochs_identity_top1_fake", "epochs_landmark_detection_rate", "loss_curves",
-                 "confusion_wav2pix_64_generated", "landmarks_wav2pix_64_0"):
+                 "confusion_wav2pix_64_generated", "confusion_real_test_faces", "landmarks_wav2pix_64_0"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     main = pd.read_csv(out / "tables" / "main_numeric.csv", index_col=0)
@@ -118,6 +119,8 @@ def test_report_writes_every_file_and_tables_hold_every_run_and_metric(report_se
     assert "Split protocol `seen`" in md and "Evaluation seeds: 0, 1" in md
     assert "landmark detection rate" in md and "higher is better" in md
     assert "w2p-eval report ..." in md
+    lmk = pd.read_csv(out / "tables" / "landmarks.csv", index_col=0)
+    assert lmk.loc["wav2pix_64", "95 % interval"] == "[35.4, 55.4] %"  # seed 0: 0.454 -+ 0.1 from extra
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / link).is_file()
     page = html.read_text()

@@ -219,6 +219,13 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
         T.write_table(abl, tab_dir, "ablation_audio", "Audio-length ablation (WAV2PIX).")
         blocks += [R.h2("Audio-length ablation"), R.table(abl, "Paper column: reported landmark detection rate.")]
 
+    lmk = T.landmark_table(df)
+    if not lmk.empty:
+        T.write_table(lmk, tab_dir, "landmarks", "Landmark detection rate with 95 % Wilson interval.")
+        blocks += [R.h2("Landmark detection"),
+                   R.p("Share of faces on which all 68 landmarks are found, with its 95 % Wilson interval, beside "
+                       "the same rate on the real test faces at the generator's resolution."), R.table(lmk)]
+
     spk = T.speaker_table(df)
     if not spk.empty:
         T.write_table(spk, tab_dir, "speaker_id", "Speech-only speaker identification (ceiling).")
@@ -276,10 +283,11 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
                 continue  # one real-face matrix is enough: the judge and the real faces are the same for every run
             real_drawn = True
         fig_title = f"{row['run']} ({kind} faces)" if kind == "generated" else "real test faces (judge ceiling)"
-        fig = F.confusion_matrix(mat, labels, fig_title, fig_dir,
-                                 f"confusion_{_slug(row['run'])}_{kind}") if mat is not None else None
+        fig_name = f"confusion_{_slug(row['run'])}_generated" if kind == "generated" else "confusion_real_test_faces"
+        fig = F.confusion_matrix(mat, labels, fig_title, fig_dir, fig_name) if mat is not None else None
         if fig:
-            conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on {kind} faces."))
+            conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on generated faces." if kind ==
+                                        "generated" else "The judge's confusion on the real test faces (ceiling)."))
     if conf_blocks:
         blocks += [R.h2("Confusion matrices")] + conf_blocks
 

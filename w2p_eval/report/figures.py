@@ -160,7 +160,7 @@ def sample_grid(columns: list[tuple[str, np.ndarray]], row_labels: list[str], ou
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=7)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    return save_figure(fig, out_dir, name, dpi=150)
+    return save_figure(fig, out_dir, name, dpi=100)
 
 
 def image_figure(image_path: str | os.PathLike, title: str, out_dir, name: str) -> Path | None:
@@ -176,4 +176,4 @@ def image_figure(image_path: str | os.PathLike, title: str, out_dir, name: str) 
     ax.imshow(img, interpolation="nearest")
     ax.axis("off")
     ax.set_title(title, fontsize=9)
-    return save_figure(fig, out_dir, name, dpi=150)
+    return save_figure(fig, out_dir, name, dpi=120)

@@ -116,6 +116,28 @@ def speaker_table(df: pd.DataFrame) -> pd.DataFrame:
     return txt
 
 
+def landmark_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run (final epoch, first seed): detection rate [95 % Wilson interval], real-face rate, NME, n."""
+    fin = final_rows(df)
+    det = fin[fin["metric"] == "landmark_detection_rate"].sort_values("seed").drop_duplicates("run")
+    if det.empty:
+        return pd.DataFrame()
+    order = [r for r in _order_runs(summarize(fin)) if r in set(det["run"])]
+    rows = []
+    for run in order:
+        r = det[det["run"] == run].iloc[0]
+        ex = r["extra"] if isinstance(r["extra"], dict) else {}
+        lo, hi = ex.get("ci_low"), ex.get("ci_high")
+        ci = (f"[{100 * lo:.1f}, {100 * hi:.1f}] %" if lo is not None and hi is not None else "–")
+        sub = fin[(fin["run"] == run) & (fin["seed"] == r["seed"])].set_index("metric")["value"]
+        rows.append({"run": run, "model": r["model"], "epoch": int(r["epoch"]),
+                     "detection rate": format_value("landmark_detection_rate", r["value"]), "95 % interval": ci,
+                     "real faces": format_value("landmark_detection_rate_real",
+                                                sub.get("landmark_detection_rate_real")),
+                     "NME": format_value("landmark_nme", sub.get("landmark_nme")), "n": int(r["n"])})
+    return pd.DataFrame(rows).set_index("run")
+
+
 def _mean_of(df: pd.DataFrame, metric: str) -> float:
     vals = df.loc[df["metric"] == metric, "value"]
     return float(vals.mean()) if len(vals) else math.nan
