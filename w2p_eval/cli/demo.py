@@ -11,7 +11,7 @@ import click
 @click.option("--quick", is_flag=True,
               help="Reduced setting for CI smoke tests (also env W2P_DEMO_QUICK=1): 4 identities, 2 epochs.")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N",
-              help="WAV2PIX epochs (default 6; 2 with --quick).")
+              help="WAV2PIX epochs (default 30; 2 with --quick).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Processes for landmark detection.")
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
