@@ -2,11 +2,12 @@
 # The example report in reports/grid_example: GRID clips (../shared/data/grid_videos), WAV2PIX 64 px + baselines.
 set -euo pipefail
 S=scratch/h6
+rm -rf $S/grid $S/runs
 w2p-eval prepare videos ../shared/data/grid_videos --out $S/grid --mapping reports/grid_example.mapping.csv --seed 0
-w2p-eval train baselines/wav2pix_64.yaml --data $S/grid --out $S/runs/wav2pix_64 --epochs 15 --batch-size 16 \
-  --checkpoint-every 5 --set lr_g=0.001 --set lr_d=0.004 --seed 0 --threads 2
-w2p-eval train baselines/l1_regression.yaml --data $S/grid --out $S/runs/l1_regression --epochs 15 --batch-size 16 \
-  --checkpoint-every 15 --set lr_g=0.001 --seed 0 --threads 2
+w2p-eval train baselines/wav2pix_64.yaml --data $S/grid --out $S/runs/wav2pix_64 --epochs 40 --batch-size 16 \
+  --checkpoint-every 10 --seed 0 --threads 2
+w2p-eval train baselines/l1_regression.yaml --data $S/grid --out $S/runs/l1_regression --epochs 40 --batch-size 16 \
+  --checkpoint-every 40 --seed 0 --threads 2
 for b in speaker_retrieval random_real mean_face real_faces; do
   w2p-eval train baselines/$b.yaml --data $S/grid --out $S/runs/$b --seed 0
 done
