@@ -95,4 +95,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def fail(message: str) -> None:
     """Raise the one-line usage error (exit code 2) from inside a verb."""
+    from w2p_eval.errors import InputError
+
     raise InputError(message)
