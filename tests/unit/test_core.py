@@ -86,3 +86,16 @@ def test_cli_help_and_bad_verb_are_one_line():
     bad = subprocess.run([sys.executable, "-m", "w2p_eval", "identiy"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "did you mean identity" in bad.stderr
+
+
+def test_cli_help_imports_nothing_heavy():
+    """`w2p-eval --help` must answer in well under 1 s: it may not import torch, numpy, pandas, cv2 or dlib."""
+    code = ("import sys\nfrom w2p_eval.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'numpy', 'pandas', 'cv2', 'dlib', 'matplotlib', 'sklearn')"
+            " if m in sys.modules)\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in out.stderr, out.stderr
+    for verb in ("prepare", "train", "identity", "landmarks", "report", "demo"):
+        assert verb in out.stdout

@@ -42,14 +42,10 @@ def identity(ckpts, data_dir, backbone, split, protocol, seed, as_json, store, n
                              device=device, cache_dir=cache_dir, run_name=run_name, backbone_options=options)
     stored = None
     if not no_store:
-        try:
-            from w2p_eval.results import ResultsStore, default_store
-        except ImportError:  # the results store is optional for this verb
-            ResultsStore = None
-        if ResultsStore is not None:
-            path = store or default_store(data_dir)
-            ResultsStore(path).write(rows)
-            stored = path
+        from w2p_eval.results import ResultsStore, default_store
+
+        stored = store or default_store(data_dir)
+        ResultsStore(stored).write(rows)
     if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
         click.echo(json.dumps(_no_nan(rows), indent=2, default=str, allow_nan=False))
     else:

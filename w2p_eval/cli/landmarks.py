@@ -69,7 +69,6 @@ def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protoc
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     import json
-    import logging
 
     from w2p_eval.errors import InputError
 
@@ -93,16 +92,10 @@ def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protoc
         rows += image_rows
     stored = None
     if not no_store and (store or data_dir):
-        try:
-            from w2p_eval.results import ResultsStore, default_store
-        except ImportError:  # the results store is optional for this verb
-            ResultsStore = None
-        if ResultsStore is not None:
-            path = store or default_store(data_dir)
-            ResultsStore(path).write(rows)
-            stored = path
-        else:
-            logging.getLogger(__name__).warning("w2p_eval.results is not available: rows not stored")
+        from w2p_eval.results import ResultsStore, default_store
+
+        stored = store or default_store(data_dir)
+        ResultsStore(stored).write(rows)
     if as_json:
         click.echo(json.dumps(_json_clean(rows), indent=2, default=str))
     else:
