@@ -127,6 +127,10 @@ def test_train_cli_bad_input_is_one_line(tiny_data, tmp_path):
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "missing.yaml" in res.stderr
     res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "r", "--set", "lr_gg=1")
     assert res.returncode == 2 and "unknown config key 'lr_gg'" in res.stderr and "Traceback" not in res.stderr
+    # audio too short for the encoder's six stride-4 blocks: refused before RUN/ is created
+    res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "short", "--audio-seconds", "0.05")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "expected audio_seconds >= 0.085" in res.stderr and not (tmp_path / "short").exists()
 
 
 @pytest.mark.slow

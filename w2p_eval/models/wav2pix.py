@@ -55,6 +55,14 @@ def n_audio_samples(audio_seconds: float) -> int:
     return int(round(SAMPLE_RATE * float(audio_seconds)))
 
 
+def min_audio_samples() -> int:
+    """The shortest input the six stride-4 encoder blocks reduce to at least one step (1366 = 0.085 s)."""
+    n = 1
+    while encoder_lengths(n)[-1] < 1:
+        n += 1
+    return n
+
+
 class SpeechEncoder(nn.Module):
     """Raw speech float32 [B, 1, T] (T = 16000 * audio_seconds) -> embedding float32 [B, 128].
 
@@ -66,7 +74,9 @@ class SpeechEncoder(nn.Module):
         self.n_samples = int(n_samples)
         last = encoder_lengths(self.n_samples)[-1]
         if last < 1:
-            raise InputError(f"expected at least 0.01 s of audio for the speech encoder, got {self.n_samples} samples")
+            least = min_audio_samples()
+            raise InputError(f"expected at least {least} samples ({least / SAMPLE_RATE:.3f} s) of audio for the "
+                             f"speech encoder, got {self.n_samples} ({self.n_samples / SAMPLE_RATE:.3f} s)")
         blocks, c_in = [], 1
         for c_out in ENCODER_CHANNELS:
             blocks += [

@@ -56,7 +56,8 @@ def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (int(seed) * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63 - 1)
 
 
-def _check_config(cfg: dict) -> None:
+def check_config(cfg: dict) -> None:
+    """Validate a resolved config (called before anything is written); one-line InputError."""
     if int(cfg["image_size"]) not in (64, 128):
         raise InputError(f"expected image_size 64 or 128, got {cfg['image_size']}")
     for key in ("epochs", "batch_size", "checkpoint_every"):
@@ -64,6 +65,11 @@ def _check_config(cfg: dict) -> None:
             raise InputError(f"expected {key} >= 1, got {cfg[key]}")
     if not 0 < float(cfg["audio_seconds"]) <= 10:
         raise InputError(f"expected audio_seconds in (0, 10], got {cfg['audio_seconds']}")
+    from w2p_eval.models.wav2pix import min_audio_samples, n_audio_samples
+
+    if n_audio_samples(cfg["audio_seconds"]) < min_audio_samples():
+        raise InputError(f"expected audio_seconds >= {min_audio_samples() / 16000:.3f} (the speech encoder's "
+                         f"shortest input), got {cfg['audio_seconds']}")
 
 
 def _build(cfg: dict, identities: list[str], device: str):
@@ -167,7 +173,7 @@ def train(config: dict, data_dir: Path, out_dir: Path, *, resume: bool = False, 
     cfg = {**DEFAULTS, **config}
     if cfg["model"] == "l1_regression":
         cfg["adversarial"] = False  # the baseline is WAV2PIX's G trained without D
-    _check_config(cfg)
+    check_config(cfg)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     set_threads(cfg.get("threads"))
     dist = ddp.setup(device)

@@ -132,6 +132,9 @@ def run_training(
         overrides["seed"] = int(seed)
     train_fn, module = _trainer_module(str(base["model"]))
     cfg = resolve_config(base, overrides, getattr(module, "DEFAULTS", {}))
+    check = getattr(module, "check_config", None)
+    if check is not None:  # bad values fail before RUN/ is touched
+        check(cfg)
     if ddp.rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, yaml.safe_dump(cfg, sort_keys=True))
