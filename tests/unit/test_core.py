@@ -99,3 +99,30 @@ def test_cli_help_imports_nothing_heavy():
     assert "HEAVY []" in out.stderr, out.stderr
     for verb in ("prepare", "train", "identity", "landmarks", "report", "demo"):
         assert verb in out.stdout
+
+
+def test_unreadable_pairs_are_skipped_counted_and_reported(tmp_path):
+    """A corrupt image, a missing wav and a too-short wav are dropped from every load, counted, and the
+    command still succeeds and names them in one note at the end."""
+    from tests.conftest import make_tiny_dataset
+    from w2p_eval.data.manifest import skipped_report
+
+    data = make_tiny_dataset(tmp_path / "data")
+    full = load_manifest(data, check_files=False)
+    (data / "faces" / "id00-000.png").write_bytes(b"not a png")
+    (data / "audio" / "id01-001.wav").unlink()
+    write_wav(data / "audio" / "id02-002.wav", np.zeros(4000, np.float32))  # 0.25 s, the row needs 1.2 s
+    df = load_manifest(data)
+    assert len(df) == len(full) - 3
+    assert not {"id00-000", "id01-001", "id02-002"} & set(df["pair_id"])
+    line = [x for x in skipped_report() if str(data.resolve()) in x]
+    assert len(line) == 1 and "skipped 3 pairs" in line[0]
+    assert "audio missing: 1" in line[0] and "audio too short: 1" in line[0] and "image unreadable: 1" in line[0]
+    ds = PairDataset(data, split="train", protocol="seen")
+    assert len(ds) == int((df["split_seen"] == "train").sum())
+    ds[0]  # loads
+    res = subprocess.run([sys.executable, "-m", "w2p_eval", "landmarks", "--real", "--data", str(data), "--no-store"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    notes = [x for x in res.stderr.splitlines() if x.startswith("w2p-eval: note: skipped 3 pairs")]
+    assert len(notes) == 1 and "Traceback" not in res.stderr

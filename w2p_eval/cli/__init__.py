@@ -90,7 +90,16 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("w2p-eval: interrupted", err=True)
         sys.exit(130)
+    _report_skips()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _report_skips() -> None:
+    """Say at the end which dataset pairs were skipped as unreadable (only if a dataset was loaded)."""
+    manifest = sys.modules.get("w2p_eval.data.manifest")
+    if manifest is not None:
+        for line in manifest.skipped_report():
+            click.echo(f"w2p-eval: note: {line}", err=True)
 
 
 def fail(message: str) -> None:

@@ -51,8 +51,104 @@ def load_info(data_dir: str | os.PathLike) -> dict:
     return info
 
 
-def load_manifest(data_dir: str | os.PathLike):
-    """Read and validate ``DATA/manifest.csv`` -> pandas DataFrame (one row per pair)."""
+def load_manifest(data_dir: str | os.PathLike, check_files: bool = True):
+    """Read and validate ``DATA/manifest.csv`` -> pandas DataFrame (one row per pair).
+
+    With ``check_files`` (the default) pairs whose face image or audio cannot be read (missing,
+    corrupt, or holding less audio than the row says) are dropped, counted and logged, and the
+    command reports them when it ends (:func:`skipped_report`), so one bad file never aborts a
+    training or an evaluation. The check runs once per dataset and process.
+    """
+    df = _read_manifest(data_dir)
+    if check_files:
+        df = _drop_unreadable(Path(data_dir), df)
+    return df
+
+
+# (resolved data dir, manifest hash) -> (kept pair ids, {reason: count}, [examples]); one check per process
+_CHECKED: dict[tuple[str, str], tuple[frozenset, dict, list]] = {}
+
+
+def _image_problem(img: Path) -> tuple[str, str] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(img) as im:
+            im.verify()  # decodes the structure (PNG chunks + CRCs) without keeping the pixels
+    except FileNotFoundError:
+        return "image missing", str(img)
+    except Exception as exc:  # PIL raises many types for a bad file
+        return "image unreadable", f"{img} ({exc.__class__.__name__})"
+    return None
+
+
+def _audio_seconds(wav: Path) -> float | tuple[str, str]:
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(wav))
+    except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError/OSError
+        return ("audio unreadable" if wav.exists() else "audio missing"), f"{wav} ({exc.__class__.__name__})"
+    return info.frames / info.samplerate
+
+
+def _drop_unreadable(data_dir: Path, df):
+    """Drop (and count, log, remember for :func:`skipped_report`) pairs whose image or audio is unusable:
+    missing, corrupt, or holding less audio than ``audio_start + audio_duration``."""
+    import logging
+
+    from tqdm import tqdm
+
+    key = (str(data_dir.resolve()), manifest_hash(data_dir))
+    if key not in _CHECKED:
+        keep, reasons, examples = [], {}, []
+        images: dict[str, tuple | None] = {}
+        audio: dict[str, float | tuple] = {}
+        rows = df[["pair_id", "image_path", "audio_path", "audio_start", "audio_duration"]].itertuples(index=False)
+        for row in tqdm(rows, total=len(df), desc="checking files", unit="pair", disable=len(df) < 5000,
+                        dynamic_ncols=True):
+            if row.image_path not in images:
+                images[row.image_path] = _image_problem(data_dir / str(row.image_path))
+            if row.audio_path not in audio:
+                audio[row.audio_path] = _audio_seconds(data_dir / str(row.audio_path))
+            why = images[row.image_path]
+            have = audio[row.audio_path]
+            if why is None and isinstance(have, tuple):
+                why = have
+            need = float(row.audio_start) + float(row.audio_duration)
+            if why is None and have + 1e-3 < need:
+                why = "audio too short", f"{data_dir / str(row.audio_path)} ({have:.2f} s, the pair needs {need:.2f} s)"
+            if why is None:
+                keep.append(row.pair_id)
+                continue
+            reason, detail = why
+            reasons[reason] = reasons.get(reason, 0) + 1
+            if len(examples) < 3:
+                examples.append(f"{row.pair_id}: {reason}: {detail}")
+        _CHECKED[key] = (frozenset(keep), reasons, examples)
+        if reasons:
+            logging.getLogger(__name__).warning(
+                "%s: skipping %d of %d pairs with unreadable files (%s); e.g. %s", data_dir,
+                sum(reasons.values()), len(df), ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())),
+                "; ".join(examples))
+    keep, reasons, _ = _CHECKED[key]
+    if not reasons:
+        return df
+    return df[df["pair_id"].isin(keep)].reset_index(drop=True)
+
+
+def skipped_report() -> list[str]:
+    """One line per dataset whose unreadable pairs were skipped in this process (for the end of a command)."""
+    lines = []
+    for (path, _), (keep, reasons, examples) in _CHECKED.items():
+        if reasons:
+            n = sum(reasons.values())
+            lines.append(f"skipped {n} pair{'s' if n != 1 else ''} of {path} with unreadable files "
+                         f"({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))}); first: {examples[0]}")
+    return lines
+
+
+def _read_manifest(data_dir: str | os.PathLike):
     import pandas as pd
 
     data_dir = _check_dir(data_dir)
