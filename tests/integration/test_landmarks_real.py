@@ -70,3 +70,19 @@ def test_real_grid_faces_at_64px_are_detected(tmp_path):
     data = _prepare("videos", shared_path("grid_videos"), tmp_path / "grid", "--every", "0.5", "--k", "1")
     (row,) = evaluate_real(data, image_size=64, cache_dir=tmp_path / "cache")
     assert row["n"] >= 10 and row["value"] >= 0.9  # measured 1.0 (82/82 test faces at --every 0.2)
+
+
+def test_cli_annotations_validation_prints_the_readme_figure():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "w2p_eval", "landmarks", "--annotations",
+                          str(shared_path("landmarks_68")), "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    out = json.loads(res.stdout)
+    assert out["backend"] == "dlib" and out["n"] == 11 and out["nme_mean"] < DLIB_NME_BOUND
+    bad = subprocess.run([sys.executable, "-m", "w2p_eval", "landmarks", "--annotations", "/nonexistent/pts"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr

@@ -64,16 +64,25 @@ def _json_clean(obj):
 @click.option("--device", default=None, metavar="DEV",
               help="torch device for generation and fan.  [default: cuda when available, else cpu]")
 @click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
+@click.option("--annotations", "annotations_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Validate the backend instead: NME against human 68-point .pts annotations beside the images in "
+                   "DIR (e.g. 300-W; outer-eye-corner normalisation).")
 def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protocol, image_size, seed, as_json,
-              overlay_dir, per_image, store, no_store, cache_dir, device, run_name):
+              overlay_dir, per_image, store, no_store, cache_dir, device, run_name, annotations_dir):
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     import json
 
     from w2p_eval.errors import InputError
 
+    if annotations_dir:
+        if ckpts or images_dir or real:
+            raise InputError("--annotations validates the backend on its own: drop --ckpt, --images and --real")
+        _validate(annotations_dir, backend, workers, device, as_json)
+        return
     if not (ckpts or images_dir or real):
-        raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA)")
+        raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA), "
+                         "or --annotations DIR")
     if (ckpts or real) and not data_dir:
         raise InputError("--ckpt and --real need the dataset: add --data DATA")
     from w2p_eval.metrics import landmarks as M
@@ -102,3 +111,23 @@ def landmarks(ckpts, images_dir, real, data_dir, backend, workers, split, protoc
         click.echo(_format(rows))
     if stored is not None:
         click.echo(f"wrote {len(rows)} rows to {stored}", err=True)
+
+
+def _validate(folder, backend: str, workers: int, device, as_json: bool) -> None:
+    """`--annotations DIR`: the backend's NME against human annotations (README's validation table)."""
+    import json
+
+    import pandas as pd
+
+    from w2p_eval.judges.landmarks_validation import validate_backend
+
+    kwargs = {"device": device} if backend == "fan" and device else {}
+    res = validate_backend(folder, backend=backend, workers=workers, **kwargs)
+    if as_json:
+        click.echo(json.dumps(_json_clean(res), indent=2, default=str))
+        return
+    per = pd.DataFrame([{"image": k, "nme": v} for k, v in res["per_image"].items()])
+    with pd.option_context("display.float_format", "{:.4f}".format):
+        click.echo(per.to_string(index=False, na_rep="not detected"))
+    click.echo(f"{res['backend']} ({res['version']}): {res['n_detected']}/{res['n']} faces found, "
+               f"NME mean {res['nme_mean']:.4f}, median {res['nme_median']:.4f} (outer-eye-corner normalised)")
