@@ -23,3 +23,16 @@ class MissingWeightsError(InputError):
         )
         self.filename = filename
         self.looked_in = looked_in
+
+
+class RunFailed(Exception):
+    """A run that cannot go on although its input was valid (e.g. training diverged to NaN).
+
+    The CLI prints ``w2p-eval: failed: <message>`` on one line and exits with code 1; everything
+    written before (complete checkpoints) stays valid.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))

@@ -184,3 +184,32 @@ def test_torchrun_two_cpu_processes(tmp_path):
     ckpt = load_checkpoint(out / "checkpoints" / "epoch_0001.pt")
     assert ckpt["extra"]["world_size"] == 2
     load_generator(ckpt)
+
+
+def test_diverged_training_stops_with_one_line_and_keeps_checkpoints(tiny_data, tmp_path, monkeypatch):
+    """Losses turning NaN in epoch 2 stop the run with one line (exit 1) naming the last good checkpoint;
+    a non-finite config value is bad input (exit 2) and never starts a run."""
+    from w2p_eval.train import steps
+
+    original = steps.GanStep.__call__
+    calls = {"n": 0}
+
+    def flaky(self, *a, **kw):
+        logs = original(self, *a, **kw)
+        calls["n"] += 1
+        return {k: float("nan") for k in logs} if calls["n"] > 2 else logs  # 2 iterations per epoch
+
+    monkeypatch.setattr(steps.GanStep, "__call__", flaky)
+    run = tmp_path / "r"
+    args = ["train", CONFIG_64, "--data", tiny_data, "--out", run, "--epochs", "2", "--batch-size", "6",
+            "--audio-seconds", "0.3", "--checkpoint-every", "1", "--set", "n_samples=2"]
+    res = _main(*args)
+    assert res.returncode == 1, res.stderr
+    line = [x for x in res.stderr.splitlines() if x.startswith("w2p-eval: failed:")]
+    assert len(line) == 1 and "diverged at epoch 2" in line[0] and "epoch_0001.pt" in line[0]
+    assert "Traceback" not in res.stderr
+    assert [p.name for p in list_checkpoints(run)] == ["epoch_0001.pt"]
+    load_checkpoint(run / "checkpoints" / "epoch_0001.pt")  # the last good one still loads
+    res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "nan", "--set", "lr_g=.nan")
+    assert res.returncode == 2 and "expected a finite number for lr_g" in res.stderr
+    assert not (tmp_path / "nan").exists()

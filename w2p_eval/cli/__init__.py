@@ -72,7 +72,7 @@ def cli(verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
-    from w2p_eval.errors import InputError
+    from w2p_eval.errors import InputError, RunFailed
 
     try:
         rv = cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         click.echo(f"w2p-eval: error: {exc}", err=True)
         sys.exit(2)
+    except RunFailed as exc:
+        click.echo(f"w2p-eval: failed: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("w2p-eval: interrupted", err=True)
         sys.exit(130)

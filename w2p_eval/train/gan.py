@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from w2p_eval.errors import InputError
+from w2p_eval.errors import InputError, RunFailed
 from w2p_eval.train import ddp
 from w2p_eval.train.steps import LOSS_KEYS, GanStep, WrongPool, make_optimizers, wrong_images
 
@@ -102,6 +102,13 @@ def _last_checkpoint(out_dir: Path) -> dict | None:
         except InputError as exc:
             log.warning("skipping unloadable checkpoint: %s", exc)
     return None
+
+
+def _last_ckpt_path(out_dir: Path) -> Path | None:
+    from w2p_eval.models.checkpoint import CKPT_DIR
+
+    found = sorted((out_dir / CKPT_DIR).glob("epoch_*.pt")) if (out_dir / CKPT_DIR).is_dir() else []
+    return found[-1] if found else None
 
 
 def _trim_losses(path: Path, last_epoch: int) -> None:
@@ -242,8 +249,12 @@ def train(config: dict, data_dir: Path, out_dir: Path, *, resume: bool = False, 
                 bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("d_loss", "g_loss", "g_l1", "g_aux") if k in logs},
                                 refresh=False)
             row = dist.reduce_means(sums, counts)
-            if not all(math.isfinite(v) for v in row.values()):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}: {row}")
+            bad = sorted(k for k, v in row.items() if not math.isfinite(v))
+            if bad:
+                bar.close()
+                last = written[-1] if written else _last_ckpt_path(out_dir)
+                raise RunFailed(f"training diverged at epoch {epoch}: non-finite {', '.join(bad)}; last complete "
+                                f"checkpoint: {last or 'none'} (lower lr_g/lr_d, or continue from it with --resume)")
             row.update(epoch=epoch, pairs=dist.sum_int(n_pairs), seconds=round(time.time() - t0, 3))
             bar.set_description(f"epoch {epoch}/{epochs}")
             if dist.is_main:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
                         pass
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise InputError(f"expected a number for {key}, got {value!r}")
+                if not math.isfinite(value):
+                    raise InputError(f"expected a finite number for {key}, got {value!r}")
                 cfg[key] = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
     return cfg
 
