@@ -17,6 +17,7 @@ the image. :func:`score_images` runs a backend over many images, optionally in w
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import logging
 import math
@@ -114,14 +115,15 @@ def dlib_model_file(filename: str) -> Path:
     )
 
 
-class LandmarkBackend:
+class LandmarkBackend(abc.ABC):
     """Base class: ``backend(img uint8 [H,W,3]) -> LandmarkResult``; ``version`` names what ran."""
 
     name = "base"
     version = ""
 
-    def __call__(self, img: np.ndarray) -> LandmarkResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, img: np.ndarray) -> LandmarkResult:
+        """Detect one face and its 68 points; a missing face is ``LandmarkResult.missing(...)``, never None."""
 
     def settings(self) -> dict:
         """The options that change results (go into config_hash)."""

@@ -13,6 +13,8 @@ Modules follow ../shared/docs/wav2pix-reference.md exactly:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -55,6 +57,7 @@ def n_audio_samples(audio_seconds: float) -> int:
     return int(round(SAMPLE_RATE * float(audio_seconds)))
 
 
+@functools.lru_cache(maxsize=None)
 def min_audio_samples() -> int:
     """The shortest input the six stride-4 encoder blocks reduce to at least one step (1366 = 0.085 s)."""
     n = 1

@@ -104,13 +104,6 @@ def _last_checkpoint(out_dir: Path) -> dict | None:
     return None
 
 
-def _last_ckpt_path(out_dir: Path) -> Path | None:
-    from w2p_eval.models.checkpoint import CKPT_DIR
-
-    found = sorted((out_dir / CKPT_DIR).glob("epoch_*.pt")) if (out_dir / CKPT_DIR).is_dir() else []
-    return found[-1] if found else None
-
-
 def _trim_losses(path: Path, last_epoch: int) -> None:
     """Drop loss lines of epochs after the checkpoint we resume from (they will be redone)."""
     from w2p_eval.utils import atomic_write_text
@@ -174,7 +167,7 @@ def train(config: dict, data_dir: Path, out_dir: Path, *, resume: bool = False, 
 
     from w2p_eval.data.dataset import PairDataset
     from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_path, save_checkpoint
+    from w2p_eval.models.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
     from w2p_eval.utils import set_threads
 
     cfg = {**DEFAULTS, **config}
@@ -252,7 +245,10 @@ def train(config: dict, data_dir: Path, out_dir: Path, *, resume: bool = False, 
             bad = sorted(k for k, v in row.items() if not math.isfinite(v))
             if bad:
                 bar.close()
-                last = written[-1] if written else _last_ckpt_path(out_dir)
+                try:
+                    last = list_checkpoints(out_dir)[-1]
+                except InputError:
+                    last = None
                 raise RunFailed(f"training diverged at epoch {epoch}: non-finite {', '.join(bad)}; last complete "
                                 f"checkpoint: {last or 'none'} (lower lr_g/lr_d, or continue from it with --resume)")
             row.update(epoch=epoch, pairs=dist.sum_int(n_pairs), seconds=round(time.time() - t0, 3))
