@@ -234,7 +234,7 @@ def format_table(df, fmt: str = "csv") -> str:
             if c in df.columns]
     view = df[cols]
     if fmt == "md":
-        from w2p_eval.report.tables import to_markdown
+        from w2p_eval.text import to_markdown
 
         return to_markdown(view) + "\n"
     if fmt == "csv":

@@ -141,3 +141,16 @@ def set_threads(n: int | None) -> None:
         import torch
 
         torch.set_num_threads(int(n))
+
+
+def topk_accuracy(logits, labels, k: int) -> float:
+    """Share of rows (float [N, C] logits, int [N] labels) whose label is among the ``k`` largest logits;
+    ``k`` is capped at the class count, ties go to the lower class index, NaN for no rows."""
+    import numpy as np
+
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    if len(labels) == 0:
+        return float("nan")
+    k = min(k, logits.shape[1])
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import REPO, shared_path
 from w2p_eval.models.checkpoint import load_checkpoint
 from w2p_eval.models.generation import generate_split
-from w2p_eval.models.registry import TRAINERS, lookup
+from w2p_eval.train.registry import get_trainer
 
 pytestmark = pytest.mark.integration
 BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
@@ -60,7 +60,7 @@ def fit_all(data: Path, out: Path) -> dict[str, Path]:
     paths = {}
     for model in BASELINES:
         config = yaml.safe_load((REPO / "baselines" / f"{model}.yaml").read_text())
-        paths[model] = lookup(TRAINERS, model, "trainer")(config, data, out / model, resume=False, device="cpu")[0]
+        paths[model] = get_trainer(model)(config, data, out / model, resume=False, device="cpu")[0]
     return paths
 
 
@@ -98,7 +98,7 @@ def test_baselines_on_grid(grid_data, tmp_path):
 def test_l1_regression_trains_and_generates_on_release(release_data, tmp_path):
     config = yaml.safe_load((REPO / "baselines" / "l1_regression.yaml").read_text())
     config.update(epochs=1, batch_size=32, n_samples=0)
-    paths = lookup(TRAINERS, "l1_regression", "trainer")(config, release_data, tmp_path / "l1", resume=False,
+    paths = get_trainer("l1_regression")(config, release_data, tmp_path / "l1", resume=False,
                                                          device="cpu")
     ckpt = load_checkpoint(paths[-1])
     assert ckpt["model"] == "l1_regression" and ckpt["config"]["adversarial"] is False

@@ -17,12 +17,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _baseline_ckpts(data_dir: Path, out: Path) -> dict[str, Path]:
-    from w2p_eval.models.registry import TRAINERS, lookup
+    from w2p_eval.train.registry import get_trainer
 
     ckpts = {}
     for name in ("real_faces", "mean_face"):
         config = yaml.safe_load((REPO / "baselines" / f"{name}.yaml").read_text())
-        ckpts[name] = lookup(TRAINERS, name, "trainer")(config, data_dir, out / name, resume=False, device="cpu")[-1]
+        ckpts[name] = get_trainer(name)(config, data_dir, out / name, resume=False, device="cpu")[-1]
     return ckpts
 
 

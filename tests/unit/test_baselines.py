@@ -14,7 +14,8 @@ from w2p_eval.data.manifest import split_frame, load_manifest
 from w2p_eval.errors import InputError
 from w2p_eval.models.checkpoint import load_checkpoint
 from w2p_eval.models.generation import generate_split
-from w2p_eval.models.registry import TRAINERS, load_generator, lookup
+from w2p_eval.models.registry import load_generator
+from w2p_eval.train.registry import get_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +25,7 @@ def _cache(tmp_path_factory, monkeypatch):
 
 def fit(model: str, data: Path, out: Path, **extra) -> Path:
     config = {"model": model, "seed": 0, "image_size": 32, "audio_seconds": 1.0, "protocol": "seen", **extra}
-    paths = lookup(TRAINERS, model, "trainer")(config, data, out, resume=False, device="cpu")
+    paths = get_trainer(model)(config, data, out, resume=False, device="cpu")
     assert len(paths) == 1 and paths[0].is_file()
     return paths[0]
 

@@ -30,7 +30,7 @@ def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_siz
                  device, seed):
     """Train and evaluate WAV2PIX for each audio length; print the table (Markdown) and its files."""
     from w2p_eval.pipeline.ablate import ablate_audio as run
-    from w2p_eval.report.tables import to_markdown
+    from w2p_eval.text import to_markdown
 
     secs = list(seconds) + list(more_seconds) or [0.3, 0.7, 1.0]
     result = run(data_dir, secs, out=out, config=config, epochs=epochs,

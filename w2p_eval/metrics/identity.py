@@ -26,6 +26,7 @@ import numpy as np
 
 from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
 from w2p_eval.metrics import embedding as E
+from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ METRICS = (IDENTITY_TOP1_REAL, IDENTITY_TOP5_REAL, IDENTITY_TOP1_FAKE, IDENTITY_
 HIGHER_IS_BETTER = {m: m not in (COSINE_OTHER_CENTROIDS, FRECHET_FACE, KID_FACE) for m in METRICS}
 PIPELINE_NOTE = ("real test faces go through the same resolution pipeline as generated ones "
                  "(down to the generator's output size, then to the backbone's input size)")
-
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Share of rows whose label is among the k largest logits (k capped at the class count)."""
-    logits, labels = np.asarray(logits), np.asarray(labels)
-    k = min(k, logits.shape[1])
-    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean())
 
 
 def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Models and trainers by name, as lazy "module:attr" strings (nothing heavy imported at start)."""
+"""Models by name, as lazy "module:attr" strings (nothing heavy imported at start)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,6 @@ MODELS: dict[str, str] = {
     "real_faces": "w2p_eval.models.baselines:RealFaces",
 }
 
-# model name -> train(config, data_dir, out_dir, *, resume, device) -> list[Path]
-TRAINERS: dict[str, str] = {
-    "wav2pix": "w2p_eval.train.gan:train",
-    "l1_regression": "w2p_eval.train.gan:train",
-    "mean_face": "w2p_eval.train.baselines:train",
-    "random_real": "w2p_eval.train.baselines:train",
-    "speaker_retrieval": "w2p_eval.train.baselines:train",
-    "real_faces": "w2p_eval.train.baselines:train",
-}
 
 
 def resolve(spec: str):

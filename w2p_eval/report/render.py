@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from w2p_eval.report.tables import _cells, to_markdown
+from w2p_eval.text import table_cells as _cells
+from w2p_eval.text import to_markdown
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;

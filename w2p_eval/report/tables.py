@@ -16,6 +16,8 @@ import pandas as pd
 
 from w2p_eval.report import reference
 from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
+from w2p_eval.text import table_cells as _cells
+from w2p_eval.text import to_markdown
 from w2p_eval.utils import atomic_write_text
 
 
@@ -191,27 +193,6 @@ def ablation_table(df: pd.DataFrame, run_audio: dict[str, float]) -> pd.DataFram
 
 
 # -- writers ------------------------------------------------------------------------------------
-def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    index_name = df.index.name or ""
-    show_index = not isinstance(df.index, pd.RangeIndex)
-    header = ([index_name] if show_index else []) + [str(c) for c in df.columns]
-    body = []
-    for idx, row in df.iterrows():
-        vals = ["–" if (isinstance(v, float) and math.isnan(v)) else
-                (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.tolist()]
-        body.append(([str(idx)] if show_index else []) + vals)
-    return header, body
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
-    header, body = _cells(df)
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "±": r"$\pm$", "–": "--"}
 

@@ -106,7 +106,8 @@ def fit_speaker_head(ds, config: dict, device: str) -> tuple[dict, dict]:
     """Speaker classifier on the training clips -> ({"weight", "bias"} tensors, fit statistics)."""
     import torch
 
-    from w2p_eval.metrics.speaker import clip_embeddings, fit_linear_head, topk_accuracy
+    from w2p_eval.judges.voice import clip_embeddings, fit_linear_head
+    from w2p_eval.utils import topk_accuracy
 
     t0 = time.time()
     emb = clip_embeddings(ds.data_dir, ds.df, ds.audio_seconds, cache_dir=config.get("cache_dir"),

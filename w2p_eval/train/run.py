@@ -58,9 +58,9 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict:
 
 
 def _trainer_module(model: str):
-    from w2p_eval.models.registry import TRAINERS, lookup
+    from w2p_eval.train.registry import get_trainer
 
-    train_fn = lookup(TRAINERS, model, "model")
+    train_fn = get_trainer(model)
     return train_fn, importlib.import_module(train_fn.__module__)
 
 

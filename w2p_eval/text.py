@@ -1,0 +1,42 @@
+"""Plain-text formatting shared by the results store, the report and the CLI (no heavy imports).
+
+Tables become GitHub-flavoured Markdown with every cell escaped, so a name read from a dataset
+(an identity, a run name) can neither break the table nor inject HTML into a rendered report.
+"""
+
+from __future__ import annotations
+
+import math
+
+_MD_ESCAPES = {"|": "\\|", "<": "&lt;", ">": "&gt;"}
+
+
+def md_cell(text) -> str:
+    """One Markdown table cell: line breaks folded to spaces, ``|`` escaped, ``<``/``>`` as HTML entities
+    (no raw HTML reaches a rendered report)."""
+    flat = " ".join(str(text).splitlines()) if text is not None else ""
+    return "".join(_MD_ESCAPES.get(ch, ch) for ch in flat)
+
+
+def table_cells(df) -> tuple[list[str], list[list[str]]]:
+    """A pandas DataFrame -> (header, rows) of strings: NaN as '–', floats with 4 significant digits.
+    The index is shown (first column) unless it is a plain RangeIndex."""
+    import pandas as pd
+
+    index_name = df.index.name or ""
+    show_index = not isinstance(df.index, pd.RangeIndex)
+    header = ([index_name] if show_index else []) + [str(c) for c in df.columns]
+    body = []
+    for idx, row in df.iterrows():
+        vals = ["–" if (isinstance(v, float) and math.isnan(v)) else
+                (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.tolist()]
+        body.append(([str(idx)] if show_index else []) + vals)
+    return header, body
+
+
+def to_markdown(df) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency), every cell escaped with :func:`md_cell`."""
+    header, body = table_cells(df)
+    lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
