@@ -1,7 +1,10 @@
 """The results store: one SQLite database (WAL mode) holding every metric row.
 
-One row per (data_hash, checkpoint_hash, metric, split, protocol, seed, evaluator): re-evaluating
-replaces the row instead of adding a duplicate. Several processes may write at the same time: every
+One row per (data_hash, run, checkpoint_hash, metric, split, protocol, seed, evaluator): re-evaluating
+replaces the row instead of adding a duplicate. The run name is part of the key, so one checkpoint (or
+one set of images) evaluated under two names keeps two row sets: a name is what a source is called in
+every table, and two names are two entries a user asked for. Stores written before the run joined the
+key (or before the ``source`` column existed) are migrated in place on first open. Several processes may write at the same time: every
 write is one ``BEGIN IMMEDIATE`` transaction with a busy timeout and bounded retries, so no row is lost.
 
 Rows are dicts with the keys of :data:`ROW_KEYS` (what every metric module returns); ``write`` adds
@@ -31,9 +34,11 @@ ROW_KEYS = (
     "data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split",
     "protocol", "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra",
 )
-UNIQUE_KEY = ("data_hash", "checkpoint_hash", "metric", "split", "protocol", "seed", "evaluator")
+# where the faces came from: checkpoint (ours), images (a folder of another model's faces), python (API)
+OPTIONAL_KEYS = {"source": "checkpoint"}
+UNIQUE_KEY = ("data_hash", "run", "checkpoint_hash", "metric", "split", "protocol", "seed", "evaluator")
 PROVENANCE = ("versions", "git_commit", "timestamp")
-COLUMNS = ROW_KEYS + PROVENANCE
+COLUMNS = ROW_KEYS + tuple(OPTIONAL_KEYS) + PROVENANCE
 _TYPES = {"epoch": "INTEGER", "seed": "INTEGER", "n": "INTEGER", "value": "REAL"}
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS results ("
@@ -41,7 +46,7 @@ _SCHEMA = (
     + f", UNIQUE ({', '.join(UNIQUE_KEY)}))"
 )
 _FILTERS = ("metric", "model", "run", "split", "protocol", "seed", "evaluator", "data_hash", "checkpoint_hash",
-            "checkpoint")
+            "checkpoint", "source")
 
 
 def default_store(data_dir: str | os.PathLike) -> Path:
@@ -116,11 +121,32 @@ class ResultsStore:
         if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network filesystem
             log.warning("results store could not switch to WAL mode (got %s)", mode)
         con.execute(_SCHEMA)
-        have = {r[1] for r in con.execute("PRAGMA table_info(results)")}
-        missing = [c for c in COLUMNS if c not in have]
+        have = [r[1] for r in con.execute("PRAGMA table_info(results)")]
+        missing = [c for c in ROW_KEYS + PROVENANCE if c not in have]
         if missing:
             raise InputError(f"expected a w2p-eval results table with columns {list(COLUMNS)}, "
                              f"missing {missing}")
+        sql = con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()[0]
+        if f"UNIQUE ({', '.join(UNIQUE_KEY)})" not in sql or any(c not in have for c in COLUMNS):
+            ResultsStore._migrate(con, have)
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection, have: list[str]) -> None:
+        """Rebuild an older store's table with today's columns and unique key, keeping every row."""
+        log.info("migrating results store to the current schema (run name in the key, source column)")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("ALTER TABLE results RENAME TO results_old")
+            con.execute(_SCHEMA)
+            cols = [c for c in COLUMNS if c in have]
+            fill = [c for c in OPTIONAL_KEYS if c not in have]
+            con.execute(f"INSERT INTO results ({', '.join(cols + fill)}) SELECT {', '.join(cols)}"
+                        + "".join(f", '{OPTIONAL_KEYS[c]}'" for c in fill) + " FROM results_old")
+            con.execute("DROP TABLE results_old")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     # -- writing ------------------------------------------------------------------------------
     def provenance(self) -> dict:
@@ -136,6 +162,7 @@ class ResultsStore:
         if missing:
             raise ValueError(f"result row lacks keys {missing}: {row}")
         rec = {k: row[k] for k in ROW_KEYS}
+        rec.update({k: str(row.get(k) or default) for k, default in OPTIONAL_KEYS.items()})
         extra = rec["extra"]
         if extra is None:
             extra = {}
@@ -196,11 +223,11 @@ class ResultsStore:
         return df
 
     def has(self, *, data_hash: str, checkpoint_hash: str, split: str, protocol: str, seed: int,
-            evaluator: str, metrics: Sequence[str] | None = None) -> bool:
+            evaluator: str, metrics: Sequence[str] | None = None, run: str | None = None) -> bool:
         """True when the store already holds every metric in ``metrics`` (or any row when None)
-        for this checkpoint, data, split, protocol, seed and evaluator."""
+        for this checkpoint, data, split, protocol, seed and evaluator (and run name, when given)."""
         where, params = self._where(dict(data_hash=data_hash, checkpoint_hash=checkpoint_hash, split=split,
-                                         protocol=protocol, seed=seed, evaluator=evaluator))
+                                         protocol=protocol, seed=seed, evaluator=evaluator, run=run))
         found = {r[0] for r in self._retrying(
             lambda con: con.execute(f"SELECT DISTINCT metric FROM results{where}", params).fetchall())}
         return bool(found) if metrics is None else set(metrics) <= found

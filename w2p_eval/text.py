@@ -40,3 +40,14 @@ def to_markdown(df) -> str:
     lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def json_safe(obj):
+    """NaN/inf floats -> None, recursively (strict JSON for ``--json`` output)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj

@@ -117,7 +117,7 @@ def test_speaker_id_rows_on_test_split(tiny_data, tmp_path):
     rows = evaluate_speaker_id(ckpt_path, tiny_data, split="test", protocol="seen", seed=3)
     assert [r["metric"] for r in rows] == ["speaker_id_top1", "speaker_id_top5"]
     keys = {"data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split", "protocol",
-            "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra"}
+            "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra", "source"}
     for r in rows:
         assert set(r) == keys and r["n"] == 6 and r["seed"] == 3 and r["run"] == "sr"
         assert r["evaluator"] == "speaker/resemblyzer+linear"

@@ -16,7 +16,7 @@ from w2p_eval.metrics import landmarks as M
 from w2p_eval.models.base import FaceGenerator
 
 ROW_KEYS = {"data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split", "protocol",
-            "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra"}
+            "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra", "source"}
 
 
 class EchoFaces(FaceGenerator):

@@ -1,67 +1,47 @@
-"""`w2p-eval identity`: identity accuracy and face-embedding metrics of checkpoints (parsing only)."""
+"""`w2p-eval identity`: identity accuracy and face-embedding metrics of checkpoints or image folders (parsing only)."""
 
 from __future__ import annotations
 
 import click
 
-BACKBONE_HELP = "Identity backbone: dlib_resnet, facenet_vggface2, vgg_face, vgg_scratch."
+from w2p_eval.cli import options as O
 
 
 @click.command("identity")
-@click.option("--ckpt", "ckpts", multiple=True, required=True, metavar="CKPT|RUN_DIR",
+@click.option("--ckpt", "ckpts", multiple=True, metavar="CKPT|RUN_DIR",
               help="Checkpoint file or run folder (all its checkpoints); repeatable.")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), metavar="DATA",
-              help="Prepared dataset folder (manifest.csv + dataset.json).")
-@click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME", help=BACKBONE_HELP)
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]), help="Split scored.")
-@click.option("--protocol", default="seen", show_default=True, type=click.Choice(["seen", "unseen"]),
-              help="Split protocol (seen: same speakers in train and test; unseen: new speakers).")
-@click.option("--seed", default=0, show_default=True, type=int, metavar="INT",
-              help="Seed of the judge's training/validation split and head init, generation and KID subsets.")
+@O.images_options
+@O.data_option()
+@O.backbone_option
+@O.split_protocol_options
+@O.seed_option("the judge's training/validation split and head init, generation and KID subsets")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout instead of a table.")
-@click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-              help="Results store to write to.  [default: DATA/results.sqlite]")
-@click.option("--no-store", is_flag=True, help="Do not write the rows to a results store.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Cache of trained judges and real-face embeddings.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
-@click.option("--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
-              help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
-@click.option("--device", default=None, metavar="DEV", help="torch device.  [default: cuda when available, else cpu]")
-@click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
-def identity(ckpts, data_dir, backbone, split, protocol, seed, as_json, store, no_store, cache_dir,
+@O.store_options()
+@O.cache_dir_option
+@O.vgg_weights_option
+@O.device_option
+@click.option("--run-name", default=None, metavar="NAME",
+              help="Run name stored for --ckpt rows.  [default: the run folder, or a lone file's stem]")
+def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as_json, store, no_store, cache_dir,
              vgg_face_weights, device, run_name):
     """Identity accuracy (top-1/top-5, per identity, confusion) of generated vs real faces, judged by a face
     network fine-tuned on the dataset's real training faces, plus embedding metrics (centroid cosine,
-    retrieval recall@1/@5, Fréchet distance, KID) in that network's face space."""
-    import json
+    retrieval recall@1/@5, Fréchet distance, KID) in that network's face space. Faces come from checkpoints
+    (--ckpt) or from any model's image folder (--images DIR --name NAME)."""
+    from w2p_eval.errors import InputError
+    from w2p_eval.metrics.base import EvalOptions, score_items
+    from w2p_eval.metrics.identity import SUITE, format_rows
+    from w2p_eval.models.sources import check_distinct_names, checkpoint_items, folder_item
 
-    from w2p_eval.metrics.identity import evaluate_identity, format_rows
+    sources = O.face_sources(images, names)
+    if not ckpts and not sources:
+        raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR or --images DIR --name NAME")
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
+                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights))
+    SUITE.check(opts)
+    items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
+    items += [folder_item(d, n) for d, n in sources]
+    check_distinct_names(items)
+    rows = score_items(items, [SUITE], opts)
+    O.store_and_print(rows, data_dir, store, no_store, as_json, format_rows)
 
-    options = {"weights": vgg_face_weights} if vgg_face_weights and backbone == "vgg_face" else None
-    rows = evaluate_identity(list(ckpts), data_dir, backbone=backbone, split=split, protocol=protocol, seed=seed,
-                             device=device, cache_dir=cache_dir, run_name=run_name, backbone_options=options)
-    stored = None
-    if not no_store:
-        from w2p_eval.results import ResultsStore, default_store
-
-        stored = store or default_store(data_dir)
-        ResultsStore(stored).write(rows)
-    if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
-        click.echo(json.dumps(_no_nan(rows), indent=2, default=str, allow_nan=False))
-    else:
-        click.echo(format_rows(rows))
-    if stored is not None:
-        click.echo(f"wrote {len(rows)} rows to {stored}", err=True)
-
-
-def _no_nan(obj):
-    """NaN/inf floats -> None, recursively (strict JSON)."""
-    import math
-
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_no_nan(v) for v in obj]
-    return obj

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
 from w2p_eval.metrics import embedding as E
+from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult, score_items
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -40,9 +39,6 @@ RETRIEVAL_R1 = "retrieval_r1"
 RETRIEVAL_R5 = "retrieval_r5"
 FRECHET_FACE = "frechet_face"
 KID_FACE = "kid_face"
-METRICS = (IDENTITY_TOP1_REAL, IDENTITY_TOP5_REAL, IDENTITY_TOP1_FAKE, IDENTITY_TOP5_FAKE, COSINE_OWN_CENTROID,
-           COSINE_OTHER_CENTROIDS, RETRIEVAL_R1, RETRIEVAL_R5, FRECHET_FACE, KID_FACE)
-HIGHER_IS_BETTER = {m: m not in (COSINE_OTHER_CENTROIDS, FRECHET_FACE, KID_FACE) for m in METRICS}
 PIPELINE_NOTE = ("real test faces go through the same resolution pipeline as generated ones "
                  "(down to the generator's output size, then to the backbone's input size)")
 
@@ -109,10 +105,81 @@ def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels:
     return out
 
 
-def run_name(ckpt_path: str | os.PathLike) -> str:
-    """RUN/checkpoints/epoch_N.pt -> RUN's folder name; a lone file -> its stem."""
-    p = Path(ckpt_path)
-    return p.parent.parent.name if p.parent.name == "checkpoints" else p.stem
+class IdentitySuite(MetricSuite):
+    """Identity accuracy of generated vs real faces and embedding metrics, judged by an identity classifier
+    trained once per (dataset, backbone, face size, seed) on the real training faces and cached."""
+
+    name = "identity"
+    metrics = (
+        MetricSpec(IDENTITY_TOP1_FAKE, "identity top-1 (generated)", True, "rate",
+                   "Share of generated faces that the identity classifier (trained on real training faces) assigns "
+                   "to the speaker whose speech produced them; chance is 1 / number of identities."),
+        MetricSpec(IDENTITY_TOP5_FAKE, "identity top-5 (generated)", True, "rate",
+                   "Share of generated faces whose speaker is among the classifier's five most likely identities."),
+        MetricSpec(IDENTITY_TOP1_REAL, "identity top-1 (real)", True, "rate",
+                   "The same classifier's accuracy on the paired real test faces, at the generator's resolution: "
+                   "the ceiling for generated faces."),
+        MetricSpec(IDENTITY_TOP5_REAL, "identity top-5 (real)", True, "rate",
+                   "Top-5 accuracy of the classifier on the real test faces."),
+        MetricSpec(COSINE_OWN_CENTROID, "cosine to own centroid", True, "cosine",
+                   "Mean cosine similarity, in the judge's face-embedding space, between each generated face and "
+                   "the centroid of its speaker's real test faces."),
+        MetricSpec(COSINE_OTHER_CENTROIDS, "cosine to other centroids", False, "cosine",
+                   "Mean cosine similarity between each generated face and the centroids of the other speakers' "
+                   "real faces; a good generator keeps it below the own-centroid value."),
+        MetricSpec(RETRIEVAL_R1, "retrieval R@1 (all test identities)", True, "rate",
+                   "Share of generated faces whose nearest real identity centroid among all test identities "
+                   "(by cosine) is their own speaker's."),
+        MetricSpec(RETRIEVAL_R5, "retrieval R@5 (all test identities)", True, "rate",
+                   "Share of generated faces whose speaker's centroid is among the five nearest of all test "
+                   "identities' centroids."),
+        MetricSpec(FRECHET_FACE, "Fréchet face distance", False, "distance",
+                   "Fréchet distance between Gaussians fitted to generated and real test-face embeddings (FID "
+                   "computed in face-recognition space); 0 for identical distributions."),
+        MetricSpec(KID_FACE, "KID (face space)", False, "distance",
+                   "Kernel inception distance (unbiased polynomial-kernel MMD) between generated and real face "
+                   "embeddings; about 0 for identical distributions."),
+    )
+    done_when = (IDENTITY_TOP1_FAKE, IDENTITY_TOP1_REAL)
+
+    def evaluator(self, opts: EvalOptions) -> str:
+        return f"identity/{opts.backbone}"
+
+    def check(self, opts: EvalOptions) -> None:
+        from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
+
+        if opts.backbone not in IDENTITY_BACKBONES:
+            resolve_name(IDENTITY_BACKBONES, opts.backbone, "identity backbone")  # raises with a hint
+
+    def judge(self, opts: EvalOptions, image_size: int) -> IdentityJudge:
+        """The judge for faces of ``image_size`` px, trained (or read from the cache) once per evaluation."""
+        key = ("identity-judge", opts.backbone, int(image_size))
+        if key not in opts.memo:
+            opts.memo[key] = identity_classifier(opts.data_dir, opts.backbone, int(image_size), opts.seed,
+                                                 opts.protocol, opts.cache_dir, split=opts.split, device=opts.device,
+                                                 backbone_options=opts.backbone_options)
+        return opts.memo[key]
+
+    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+        t0 = time.perf_counter()
+        judge = self.judge(opts, gs.image_size)
+        scored = set(judge.scored_pair_ids)
+        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
+        values = score_sets(judge, gs.fake[keep], gs.real[keep], gs.labels[keep], seed=opts.seed)
+        config = {"backbone": opts.backbone, "judge_key": judge.key, "split": opts.split, "protocol": opts.protocol,
+                  "seed": opts.seed, "image_size": gs.image_size, "input_size": judge.backbone.input_size}
+        judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}
+        common = {"pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px", "judge": judge_info,
+                  "n_left_out": int((~keep).sum())}
+        log.info("identity %s: top1 fake %.3f real %.3f (%d faces, %.1f s)", gs.ckpt_path,
+                 values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], int(keep.sum()),
+                 time.perf_counter() - t0)
+        return SuiteResult(judge.evaluator, judge.info.get("version"), config,
+                           {m: (v, n, {**extra, **common}) for m, (v, n, extra) in values.items()})
+
+
+SUITE = IdentitySuite()
+METRICS = tuple(m.name for m in SUITE.metrics)
 
 
 def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resnet", split: str = "test",
@@ -121,57 +188,16 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
                       batch_size: int = 64) -> list[dict]:
     """Identity and embedding metrics of each checkpoint (files or run folders) -> results rows.
 
-    One judge per generator image size, trained once and cached (see :func:`identity_classifier`);
-    real-face scores are cached by the hash of their pixels. Row keys: data_hash, run, model,
-    checkpoint, checkpoint_hash, epoch, metric, split, protocol, seed, value, n, evaluator,
-    evaluator_version, config_hash, extra (dict).
+    A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone (the judge is trained
+    once per generator image size and cached; see :func:`identity_classifier`). ``run_name`` overrides the
+    run name of :func:`w2p_eval.models.sources.run_name_of`.
     """
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
-    from w2p_eval.models.generation import generate_split
-    from w2p_eval.utils import select_device, sha256_json
+    from w2p_eval.models.sources import checkpoint_items
 
-    from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
-
-    if backbone not in IDENTITY_BACKBONES:
-        resolve_name(IDENTITY_BACKBONES, backbone, "identity backbone")  # raises with a hint
-    device = select_device(device)
-    paths = [p for item in ckpt_paths for p in list_checkpoints(item)]
-    data_hash = manifest_hash(data_dir)
-    judges: dict[int, IdentityJudge] = {}
-    rows: list[dict] = []
-    for path in paths:
-        t0 = time.perf_counter()
-        gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
-                            seed=seed)
-        t_gen = time.perf_counter() - t0
-        if gs.image_size not in judges:
-            judges[gs.image_size] = identity_classifier(data_dir, backbone, gs.image_size, seed, protocol, cache_dir,
-                                                        split=split, device=device, backbone_options=backbone_options)
-        judge = judges[gs.image_size]
-        scored = set(judge.scored_pair_ids)
-        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
-        values = score_sets(judge, gs.fake[keep], gs.real[keep], gs.labels[keep], seed=seed)
-        config = {"backbone": backbone, "judge_key": judge.key, "split": split, "protocol": protocol, "seed": seed,
-                  "image_size": gs.image_size, "input_size": judge.backbone.input_size}
-        common = {
-            "data_hash": data_hash, "run": run_name or _run_name(path), "model": gs.model, "checkpoint": str(path),
-            "checkpoint_hash": checkpoint_hash(path), "epoch": gs.epoch, "split": split, "protocol": protocol,
-            "seed": int(seed), "evaluator": judge.evaluator, "evaluator_version": judge.info.get("version"),
-            "config_hash": sha256_json(config),
-        }
-        judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}
-        for metric, (value, n, extra) in values.items():
-            extra = {**extra, "pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px", "judge": judge_info,
-                     "n_left_out": int((~keep).sum())}
-            rows.append({**common, "metric": metric, "value": float(value), "n": int(n), "extra": extra})
-        log.info("identity %s: top1 fake %.3f real %.3f (%d faces; generation %.1f s, total %.1f s)", path,
-                 values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], int(keep.sum()), t_gen,
-                 time.perf_counter() - t0)
-    return rows
-
-
-_run_name = run_name
+    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
+                       backbone=backbone, backbone_options=backbone_options, batch_size=batch_size)
+    return score_items(items, [SUITE], opts)
 
 
 def format_rows(rows: list[dict]) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
 from w2p_eval.judges.landmarks_validation import nme
+from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult, score_items
 from w2p_eval.utils import atomic_path, sha256_json
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 DETECTION_RATE = "landmark_detection_rate"
 DETECTION_RATE_REAL = "landmark_detection_rate_real"
 NME = "landmark_nme"
-METRICS = (DETECTION_RATE, DETECTION_RATE_REAL, NME)
-HIGHER_IS_BETTER = {DETECTION_RATE: True, DETECTION_RATE_REAL: True, NME: False}
 CACHE_VERSION = 1
 N_BOOTSTRAP = 1000
 
@@ -84,18 +83,13 @@ def default_cache_dir() -> Path:
 def real_faces(data_dir, split: str = "test", protocol: str = "seen", image_size: int = 64):
     """The split's real faces through the generation pipeline -> (pair_ids, uint8 [N, S, S, 3]).
 
-    Same operations as ``generate_split``'s real faces (resize to [-1, 1] tensor, back to uint8),
-    so cached real-face landmarks match what a checkpoint's evaluation would compute.
+    Same operations as ``generate_split``'s real faces, so cached real-face landmarks match what a
+    checkpoint's evaluation would compute.
     """
-    from w2p_eval.data.images import image_to_tensor, load_image_rgb, tensor_to_uint8
-    from w2p_eval.data.manifest import load_manifest, split_frame
+    from w2p_eval.models.sources import real_faces_at, split_rows
 
-    df = split_frame(load_manifest(data_dir), split, protocol)
-    if df.empty:
-        raise InputError(f"expected pairs in split {split!r} ({protocol} protocol) of {data_dir}, found none")
-    faces = [tensor_to_uint8((image_to_tensor(load_image_rgb(Path(data_dir) / p), image_size) + 1) / 2)
-             for p in df["image_path"]]
-    return list(df["pair_id"]), np.stack(faces)
+    df = split_rows(data_dir, split, protocol)
+    return list(df["pair_id"]), real_faces_at(data_dir, list(df["image_path"]), image_size)
 
 
 def _cache_file(cache_dir, data_hash, split, protocol, size, backend, settings_hash) -> Path:
@@ -116,10 +110,11 @@ def _save_results(path: Path, pair_ids: list[str], results: Sequence[LandmarkRes
 def _load_results(path: Path, pair_ids: list[str]) -> list[LandmarkResult] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
-            if list(z["pair_ids"]) != list(pair_ids):
-                return None
-            return [LandmarkResult(bool(d), p, b, float(s), str(t))
-                    for d, p, b, s, t in zip(z["detected"], z["points"], z["boxes"], z["scores"], z["notes"])]
+            known = {str(pid): LandmarkResult(bool(d), p, b, float(s), str(t)) for pid, d, p, b, s, t in
+                     zip(z["pair_ids"], z["detected"], z["points"], z["boxes"], z["scores"], z["notes"])}
+        if not all(str(p) in known for p in pair_ids):  # a source scoring a subset of pairs reuses a full cache
+            return None
+        return [known[str(p)] for p in pair_ids]
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable landmark cache %s (%s)", path, exc)
         return None
@@ -216,14 +211,68 @@ def write_per_image_csv(path, names: Sequence[str], results: Sequence[LandmarkRe
 
 
 # ---------------------------------------------------------------- rows
-def _run_name(ckpt: Path) -> str:
-    return ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.parent.name
-
-
 def _row(base: dict, metric: str, summary: dict, extra: dict) -> dict:
     keep = {k: v for k, v in summary.items() if k not in ("value", "n")}
     return {**base, "metric": metric, "value": float(summary["value"]), "n": int(summary["n"]),
             "extra": {**keep, **extra}}
+
+
+def _values(summary: dict, extra: dict) -> tuple[float, int, dict]:
+    return (float(summary["value"]), int(summary["n"]),
+            {**{k: v for k, v in summary.items() if k not in ("value", "n")}, **extra})
+
+
+class LandmarkSuite(MetricSuite):
+    """The paper's 68-point detection rate of generated faces, the same rate on the paired real faces (the
+    ceiling; cached) and the landmark error (NME) between each generated face and its real face."""
+
+    name = "landmarks"
+    metrics = (
+        MetricSpec(DETECTION_RATE, "landmark detection rate", True, "rate",
+                   "The paper's landmark accuracy: share of generated faces on which the detector finds a face and "
+                   "places all 68 landmarks (95 % Wilson interval in the tables' notes)."),
+        MetricSpec(DETECTION_RATE_REAL, "landmark detection (real)", True, "rate",
+                   "The same detection rate on the real test faces at the generator's resolution: the ceiling."),
+        MetricSpec(NME, "landmark NME", False, "nme",
+                   "Mean distance between landmarks of a generated face and of its paired real face, normalised "
+                   "by the real face's outer-eye-corner distance, over pairs where both are detected."),
+    )
+    done_when = (DETECTION_RATE,)
+
+    def evaluator(self, opts: EvalOptions) -> str:
+        return f"landmarks/{opts.backend}"
+
+    def check(self, opts: EvalOptions) -> None:
+        get_backend(opts.backend)
+
+    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+        backend = get_backend(opts.backend)
+        log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), gs.ckpt_path, opts.backend)
+        fake_res = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+        _, real_res = real_landmarks(opts.data_dir, opts.split, opts.protocol, gs.image_size, opts.backend,
+                                     opts.workers, opts.cache_dir, faces=(gs.pair_ids, gs.real))
+        config = {"backend": opts.backend, **backend.settings(), "split": opts.split, "protocol": opts.protocol,
+                  "image_size": gs.image_size}
+        extra = {"image_size": gs.image_size, "backend_settings": backend.settings()}
+        if opts.overlay_dir is not None:
+            tag = f"epoch{gs.epoch:04d}" if gs.epoch is not None else gs.source
+            name = f"{_slug(gs.run)}-{tag}-{opts.split}-{opts.protocol}-{opts.backend}.png"
+            extra["overlay"] = str(_pair_overlay(Path(opts.overlay_dir) / name, gs.fake, gs.real, fake_res, real_res,
+                                                 opts.seed))
+        return SuiteResult(f"landmarks/{opts.backend}", backend.version, config, {
+            DETECTION_RATE: _values(detection_summary(fake_res), extra),
+            DETECTION_RATE_REAL: _values(detection_summary(real_res), extra),
+            NME: _values(nme_summary(fake_res, real_res, opts.seed),
+                         {**extra, "normalisation": "real outer-eye corners (37, 46)"}),
+        })
+
+
+SUITE = LandmarkSuite()
+METRICS = tuple(m.name for m in SUITE.metrics)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
 
 
 def evaluate_landmarks(
@@ -241,40 +290,16 @@ def evaluate_landmarks(
     device: str | None = None,
 ) -> list[dict]:
     """Score every checkpoint (files or run folders) -> result rows: detection rate of generated
-    faces, of the real faces at the same size (ceiling), and NME generated vs paired real."""
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
-    from w2p_eval.models.generation import generate_split
+    faces, of the real faces at the same size (ceiling), and NME generated vs paired real.
+    A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone."""
+    from w2p_eval.models.sources import checkpoint_items
 
     if not ckpt_paths:
         raise InputError("expected at least one checkpoint file or run folder, got none")
-    files = [f for p in ckpt_paths for f in list_checkpoints(p)]
-    model_be = get_backend(backend)
-    data_hash = manifest_hash(data_dir)
-    rows: list[dict] = []
-    for ckpt in files:
-        gs = generate_split(ckpt, data_dir, split=split, protocol=protocol, device=device, seed=seed)
-        log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), ckpt, backend)
-        fake_res = score_images(gs.fake, backend, workers=workers, progress=True)
-        _, real_res = real_landmarks(data_dir, split, protocol, gs.image_size, backend, workers, cache_dir,
-                                     faces=(gs.pair_ids, gs.real))
-        config = {"backend": backend, **model_be.settings(), "split": split, "protocol": protocol,
-                  "image_size": gs.image_size}
-        base = {
-            "data_hash": data_hash, "run": run_name or _run_name(Path(ckpt)), "model": gs.model,
-            "checkpoint": str(ckpt), "checkpoint_hash": checkpoint_hash(ckpt), "epoch": gs.epoch,
-            "split": split, "protocol": protocol, "seed": int(seed), "evaluator": f"landmarks/{backend}",
-            "evaluator_version": model_be.version, "config_hash": sha256_json(config),
-        }
-        extra = {"image_size": gs.image_size, "backend_settings": model_be.settings()}
-        if overlay_dir is not None:
-            name = f"{base['run']}-epoch{gs.epoch:04d}-{split}-{protocol}-{backend}.png"
-            extra["overlay"] = str(_pair_overlay(Path(overlay_dir) / name, gs.fake, gs.real, fake_res, real_res, seed))
-        rows.append(_row(base, DETECTION_RATE, detection_summary(fake_res), extra))
-        rows.append(_row(base, DETECTION_RATE_REAL, detection_summary(real_res), extra))
-        rows.append(_row(base, NME, nme_summary(fake_res, real_res, seed),
-                         {**extra, "normalisation": "real outer-eye corners (37, 46)"}))
-    return rows
+    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
+                       backend=backend, workers=workers, overlay_dir=Path(overlay_dir) if overlay_dir else None)
+    return score_items(items, [SUITE], opts)
 
 
 def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
+from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult, result_rows
+from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -24,29 +25,22 @@ EVALUATOR_VERSION = "1"
 METRIC_TOP1, METRIC_TOP5 = "speaker_id_top1", "speaker_id_top5"
 
 
-def evaluate_speaker_id(
-    ckpt_path: str | os.PathLike, data_dir: str | os.PathLike, *, split: str = "test",
-    protocol: str = "seen", seed: int = 0, device: str | None = None, cache_dir: str | os.PathLike | None = None,
-) -> list[dict]:
-    """Top-1 / top-5 speaker-ID accuracy of a ``speaker_retrieval`` checkpoint's classifier on ``split``.
-
-    Returns two results rows (metrics ``speaker_id_top1`` and ``speaker_id_top5``); ``extra`` holds
-    per-identity top-1 accuracy, the chance level (1 / identities in the training split) and the
-    number of identities. The classifier is deterministic, so ``seed`` is recorded only.
-    """
+def speaker_values(ckpt: dict, data_dir, *, split: str = "test", protocol: str = "seen", device: str | None = None,
+                   cache_dir=None) -> dict[str, tuple[float, int, dict]]:
+    """Top-1 / top-5 speaker-ID accuracy of a loaded ``speaker_retrieval`` checkpoint's classifier on ``split``
+    -> {metric: (value, n, extra)}; ``extra`` holds per-identity top-1 accuracy, the chance level
+    (1 / identities in the training split) and the number of identities."""
     from w2p_eval.data.dataset import PairDataset
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_hash, load_checkpoint
     from w2p_eval.models.generation import check_compatible
-    from w2p_eval.utils import select_device, sha256_json
+    from w2p_eval.utils import select_device
 
-    ckpt = load_checkpoint(ckpt_path)
+    where = ckpt.get("path", "the checkpoint")
     if ckpt["model"] != "speaker_retrieval":
         raise InputError(f"expected a speaker_retrieval checkpoint for speaker-ID accuracy, got model "
-                         f"{ckpt['model']!r} ({ckpt_path})")
+                         f"{ckpt['model']!r} ({where})")
     trained_on = ckpt.get("config", {}).get("protocol", "seen")
     if trained_on != protocol:
-        raise InputError(f"checkpoint {ckpt_path} was fitted on the {trained_on} protocol's training split, "
+        raise InputError(f"checkpoint {where} was fitted on the {trained_on} protocol's training split, "
                          f"got protocol {protocol!r} (its test split may overlap that training data)")
     ds = PairDataset(data_dir, split=split, protocol=protocol, image_size=int(ckpt["image_size"]),
                      audio_seconds=float(ckpt["audio_seconds"]), cache=False)
@@ -56,7 +50,7 @@ def evaluate_speaker_id(
     head = ckpt["state"]["head"]
     w, b = head["weight"].float().numpy(), head["bias"].float().numpy()
     if w.shape[1] != EMBED_DIM:
-        raise InputError(f"expected a {EMBED_DIM}-d speaker head in {ckpt_path}, got {tuple(w.shape)}")
+        raise InputError(f"expected a {EMBED_DIM}-d speaker head in {where}, got {tuple(w.shape)}")
     emb = clip_embeddings(data_dir, ds.df, ds.audio_seconds, device=select_device(device), cache_dir=cache_dir,
                           weights_path=ckpt.get("config", {}).get("speaker_weights"))
     logits = emb @ w.T + b
@@ -64,17 +58,65 @@ def evaluate_speaker_id(
     pred = logits.argmax(1)
     per_id = {name: float(np.mean(pred[labels == i] == i)) for i, name in enumerate(ds.identities) if (labels == i).any()}
     n_train_ids = int((b > -1e3).sum())
-    path = Path(ckpt_path)
-    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
-    base = dict(
-        data_hash=manifest_hash(data_dir), run=run, model=ckpt["model"], checkpoint=str(path),
-        checkpoint_hash=checkpoint_hash(path), epoch=int(ckpt["epoch"]), split=split, protocol=protocol,
-        seed=int(seed), n=int(len(labels)), evaluator=EVALUATOR, evaluator_version=EVALUATOR_VERSION,
-        config_hash=sha256_json(ckpt.get("config", {})),
-    )
-    rows = []
+    out = {}
     for metric, k in ((METRIC_TOP1, 1), (METRIC_TOP5, 5)):
         extra = {"per_identity_top1": per_id, "chance": min(k, n_train_ids) / max(n_train_ids, 1),
                  "k": k, "n_identities_train": n_train_ids, "n_identities_test": len(per_id)}
-        rows.append({**base, "metric": metric, "value": topk_accuracy(logits, labels, k), "extra": extra})
+        out[metric] = (topk_accuracy(logits, labels, k), int(len(labels)), extra)
+    return out
+
+
+class SpeakerSuite(MetricSuite):
+    """Speech-only speaker ID of a ``speaker_retrieval`` checkpoint: the ceiling of any identity signal a
+    speech-to-face model can pass on (other sources are passed over). The classifier is deterministic, so
+    the seed is recorded only."""
+
+    name = "speaker"
+    metrics = (
+        MetricSpec(METRIC_TOP1, "speaker ID top-1 (speech only)", True, "rate",
+                   "Accuracy of the speaker classifier on the test speech alone: the ceiling of any identity "
+                   "signal a speech-to-face model can pass on."),
+        MetricSpec(METRIC_TOP5, "speaker ID top-5 (speech only)", True, "rate",
+                   "Top-5 accuracy of the speech-only speaker classifier."),
+    )
+
+    def evaluator(self, opts: EvalOptions) -> str:
+        return EVALUATOR
+
+    def applies(self, model: str, source: str) -> bool:
+        return source == "checkpoint" and model == "speaker_retrieval"
+
+    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+        if gs.checkpoint is None:
+            raise InputError(f"expected a speaker_retrieval checkpoint for speaker-ID accuracy, got {gs.source} "
+                             f"{gs.ckpt_path}")
+        values = speaker_values(gs.checkpoint, opts.data_dir, split=opts.split, protocol=opts.protocol,
+                                device=opts.device, cache_dir=opts.cache_dir)
+        return SuiteResult(EVALUATOR, EVALUATOR_VERSION, gs.checkpoint.get("config", {}), values)
+
+
+SUITE = SpeakerSuite()
+
+
+def evaluate_speaker_id(
+    ckpt_path: str | os.PathLike, data_dir: str | os.PathLike, *, split: str = "test",
+    protocol: str = "seen", seed: int = 0, device: str | None = None, cache_dir: str | os.PathLike | None = None,
+) -> list[dict]:
+    """Results rows (``speaker_id_top1``, ``speaker_id_top5``) of a ``speaker_retrieval`` checkpoint: a
+    convenience over :func:`w2p_eval.metrics.base.result_rows` without generating faces."""
+    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.models.sources import checkpoint_items
+
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir)
+    rows = []
+    for item in checkpoint_items(ckpt_path):
+        ckpt = item.checkpoint()
+        values = speaker_values(ckpt, data_dir, split=split, protocol=protocol, device=device, cache_dir=cache_dir)
+        gs = GeneratedSet(pair_ids=[], identities=[], labels=np.zeros(0, np.int64), identity_names=[],
+                          fake=np.zeros((0, 1, 1, 3), np.uint8), real=np.zeros((0, 1, 1, 3), np.uint8),
+                          ckpt_path=str(item.path), model=item.model, epoch=item.epoch,
+                          image_size=int(ckpt["image_size"]), audio_seconds=float(ckpt["audio_seconds"]),
+                          run=item.run, source=item.kind, source_hash=item.content_hash)
+        rows += result_rows(gs, SuiteResult(EVALUATOR, EVALUATOR_VERSION, ckpt.get("config", {}), values), opts,
+                            manifest_hash(data_dir))
     return rows

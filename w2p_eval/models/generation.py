@@ -17,10 +17,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GeneratedSet:
-    """Generated and real faces of one split, row-aligned.
+    """Generated and real faces of one split, row-aligned: what every metric suite scores.
 
     ``fake`` and ``real`` are uint8 [N, S, S, 3] RGB at the generator's output size S (real faces
-    are resized to S, so both go through the same resolution pipeline before any judge).
+    are resized to S, so both go through the same resolution pipeline before any judge). Every face
+    source makes one (:mod:`w2p_eval.models.sources`): a checkpoint, a folder of another model's
+    images, or faces handed over from Python.
+
+    ``run`` is the name the rows are stored under; ``source`` says where the faces came from
+    (``checkpoint``, ``images`` or ``python``); ``source_hash`` is the checkpoint's or the faces'
+    content hash; ``n_expected`` is the number of pairs in the split and ``missing`` the pair ids a
+    source had no face for (rates are over the ``len(pair_ids)`` present). ``checkpoint`` keeps the
+    loaded checkpoint dict for suites that read more than faces (the speaker head), else None.
     """
 
     pair_ids: list[str]
@@ -31,10 +39,27 @@ class GeneratedSet:
     real: np.ndarray
     ckpt_path: str
     model: str
-    epoch: int
+    epoch: int | None
     image_size: int
-    audio_seconds: float
+    audio_seconds: float | None
     meta: dict = field(default_factory=dict)
+    run: str = ""
+    source: str = "checkpoint"
+    source_hash: str = ""
+    n_expected: int | None = None
+    missing: list[str] = field(default_factory=list)
+    checkpoint: dict | None = field(default=None, repr=False)
+    face_ids: list[str] = field(default_factory=list)  # per row: pairs sharing a face share it
+
+    def subset(self, keep: np.ndarray) -> "GeneratedSet":
+        """The rows where bool [N] ``keep`` is true (same source and metadata)."""
+        import dataclasses
+
+        idx = np.flatnonzero(np.asarray(keep, bool))
+        return dataclasses.replace(
+            self, pair_ids=[self.pair_ids[i] for i in idx], identities=[self.identities[i] for i in idx],
+            labels=self.labels[idx], fake=self.fake[idx], real=self.real[idx],
+            face_ids=[self.face_ids[i] for i in idx] if self.face_ids else [])
 
 
 def check_compatible(ckpt: dict, dataset) -> None:
@@ -58,20 +83,22 @@ def generate_split(
     image_size: int | None = None,
     audio_seconds: float | None = None,
     stochastic: bool = False,
+    ckpt: dict | None = None,
 ) -> GeneratedSet:
     """Generate one face per pair of ``split``.
 
     ``image_size``/``audio_seconds``, when given, must match the checkpoint (InputError naming
     both values otherwise). ``stochastic=True`` keeps dropout on as the original inference did.
+    ``ckpt``: the checkpoint dict already loaded from ``ckpt_path`` (it is then not loaded again).
     """
     from w2p_eval.data.dataset import PairDataset
     from w2p_eval.data.images import tensor_to_uint8
+    from w2p_eval.models import registry
     from w2p_eval.models.checkpoint import load_checkpoint
-    from w2p_eval.models.registry import load_generator
     from w2p_eval.utils import select_device
 
     device = select_device(device)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = ckpt if ckpt is not None else load_checkpoint(ckpt_path)
     for name, want in (("image size", image_size), ("audio length (s)", audio_seconds)):
         key = "image_size" if name == "image size" else "audio_seconds"
         if want is not None and float(want) != float(ckpt[key]):
@@ -81,7 +108,7 @@ def generate_split(
         audio_seconds=float(ckpt["audio_seconds"]), cache=False,
     )
     check_compatible(ckpt, ds)
-    gen = load_generator(ckpt, device=device)
+    gen = registry.load_generator(ckpt, device=device)
     if stochastic:  # dropout on, as the original inference; models without the switch go to train mode
         gen.set_stochastic(True) if hasattr(gen, "set_stochastic") else gen.train()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -108,6 +135,9 @@ def generate_split(
         image_size=int(ckpt["image_size"]),
         audio_seconds=float(ckpt["audio_seconds"]),
         meta={"config": ckpt.get("config", {}), **ckpt.get("meta", {})},
+        n_expected=len(ds.df),
+        checkpoint=ckpt,
+        face_ids=[str(f) for f in ds.df["face_id"]],
     )
 
 

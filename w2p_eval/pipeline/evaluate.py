@@ -1,7 +1,12 @@
-"""`w2p-eval evaluate`: every metric for every checkpoint of the given runs (and baselines), into the store.
+"""`w2p-eval evaluate`: every metric suite for every face source, into the results store.
 
-What the store already holds for (data, checkpoint, split, protocol, seed, judge) is skipped unless
-``force``; rows are written after each run and judge, so an interrupted evaluation keeps its progress.
+Sources are run folders / checkpoints (ours) and folders of images (any model's faces). For each source
+item (one checkpoint, or one folder) the suites still missing from the store are found first; if any, the
+checkpoint is loaded ONCE, its faces generated ONCE (or the folder read once) and every pending suite
+scores those same faces. Rows are written after each item, so an interrupted evaluation keeps its
+progress; what the store already holds for (data, run, source hash, split, protocol, seed, judge) is
+skipped unless ``force``. A small sample of each item's faces is kept beside the store
+(``samples/``) for the report's sample grid, which then needs no generator pass of its own.
 """
 
 from __future__ import annotations
@@ -10,82 +15,122 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
+from tqdm import tqdm
+
+from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
+from w2p_eval.metrics.base import EvalOptions, score_item
+from w2p_eval.metrics.registry import DEFAULT_SUITES, get_suite
+from w2p_eval.models.generation import GeneratedSet
+from w2p_eval.models.sources import SourceItem, check_distinct_names, checkpoint_items, folder_item
+from w2p_eval.results import ResultsStore, default_store
+from w2p_eval.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
-SUITES = ("identity", "landmarks", "speaker")
-# suite -> metrics that must all be in the store for the suite to count as done
-DONE_WHEN = {
-    "identity": ("identity_top1_fake", "identity_top1_real"),
-    "landmarks": ("landmark_detection_rate",),
-    "speaker": ("speaker_id_top1", "speaker_id_top5"),
-}
+SAMPLES_DIR = "samples"
+MAX_SAMPLE_IDENTITIES = 10
 
 
 @dataclass
 class EvalSummary:
     rows_written: int = 0
-    evaluated: list[str] = field(default_factory=list)  # "run/epoch_NNNN.pt suite"
+    evaluated: list[str] = field(default_factory=list)  # "run/item suite"
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    generator_passes: int = 0
 
     def line(self) -> str:
-        return (f"evaluated {len(self.evaluated)} (checkpoint, judge) pairs, {self.rows_written} rows written; "
+        return (f"evaluated {len(self.evaluated)} (source, judge) pairs, {self.rows_written} rows written; "
                 f"skipped {len(self.skipped)} already in the store; {len(self.failed)} failed")
 
 
-def evaluator_name(suite: str, backbone: str, backend: str) -> str:
-    if suite == "identity":
-        return f"identity/{backbone}"
-    if suite == "landmarks":
-        return f"landmarks/{backend}"
-    from w2p_eval.metrics.speaker import EVALUATOR
-
-    return EVALUATOR
+def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Path:
+    """Where the faces kept for the report's sample grid of (run, source) live: beside the store."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(run))[:80]
+    return Path(store_path).parent / SAMPLES_DIR / f"{slug}-{source_hash[:16]}.npz"
 
 
-def _checkpoints(item, final_only: bool) -> tuple[str, list[Path]]:
-    from w2p_eval.models.checkpoint import list_checkpoints
-
-    path = Path(item)
-    ckpts = list_checkpoints(path)
-    if final_only:
-        ckpts = ckpts[-1:]
-    run_dir = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    return run_dir.name, ckpts
-
-
-def _model_of(ckpt: Path) -> str:
-    from w2p_eval.models.checkpoint import load_checkpoint
-
-    return str(load_checkpoint(ckpt)["model"])
+def save_samples(gs: GeneratedSet, path: Path) -> None:
+    """The first test pair of each identity (up to 10): generated and real faces, pair ids, epoch."""
+    first: dict[str, int] = {}
+    for i, ident in enumerate(gs.identities):
+        first.setdefault(ident, i)
+    names = sorted(first)[:MAX_SAMPLE_IDENTITIES]
+    idx = [first[n] for n in names]
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, identities=np.array(names, dtype=str), pair_ids=np.array([gs.pair_ids[i] for i in idx], dtype=str),
+                 fake=gs.fake[idx], real=gs.real[idx], epoch=np.array(-1 if gs.epoch is None else gs.epoch))
 
 
-def _run_suite(suite: str, pending: list[Path], run: str, data_dir: Path, opts: dict) -> list[dict]:
-    if suite == "identity":
-        from w2p_eval.metrics.identity import evaluate_identity
+def build_items(run_dirs: Sequence, images: Sequence[tuple[str, str]] = (), final_only: bool = False) -> list[SourceItem]:
+    """Source items of run folders / checkpoints and of ``(images folder, name)`` pairs; names must be distinct."""
+    items: list[SourceItem] = []
+    for path in run_dirs:
+        items += checkpoint_items(path, final_only=final_only)
+    for folder, name in images:
+        items.append(folder_item(folder, name))
+    if not items:
+        raise InputError("expected at least one RUN_DIR, --baselines run folder or --images DIR --name NAME, got none")
+    check_distinct_names(items)
+    return items
 
-        return evaluate_identity(pending, data_dir, backbone=opts["backbone"], split=opts["split"],
-                                 protocol=opts["protocol"], seed=opts["seed"], device=opts["device"],
-                                 cache_dir=opts["cache_dir"], run_name=run)
-    if suite == "landmarks":
-        from w2p_eval.metrics.landmarks import evaluate_landmarks
 
-        overlay_dir = opts["overlay_root"] / run if opts["overlay_root"] else None
-        return evaluate_landmarks(pending, data_dir, backend=opts["backend"], split=opts["split"],
-                                  protocol=opts["protocol"], workers=opts["workers"], seed=opts["seed"],
-                                  overlay_dir=overlay_dir, cache_dir=opts["cache_dir"], run_name=run,
-                                  device=opts["device"])
-    from w2p_eval.metrics.speaker import evaluate_speaker_id
+def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Sequence[str] = DEFAULT_SUITES,
+                   store: str | os.PathLike | None = None, force: bool = False) -> EvalSummary:
+    """Score every item with every suite it still lacks in the store; faces are made once per item."""
+    suite_objs = [get_suite(s) for s in suites]
+    for suite in suite_objs:
+        suite.check(opts)  # unknown judge names are bad input before anything is generated
+    data_hash = manifest_hash(opts.data_dir)
+    store_path = Path(store) if store else default_store(opts.data_dir)
+    results = ResultsStore(store_path)
+    summary = EvalSummary()
+    bar = tqdm(total=len(items), desc="evaluate", unit="source", dynamic_ncols=True)
+    for item in items:
+        tag = f"{item.run}/{Path(item.label).name}"
+        pending = []
+        for suite in suite_objs:
+            if not suite.applies(item.model, item.kind):
+                continue
+            if not force and item.kind != "python" and results.has(
+                    data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split, protocol=opts.protocol,
+                    seed=opts.seed, evaluator=suite.evaluator(opts), metrics=suite.required(), run=item.run):
+                summary.skipped.append(f"{tag} {suite.name}")
+                continue
+            pending.append(suite)
+        if pending:
+            bar.set_description(f"{'+'.join(s.name for s in pending)}: {tag}")
+            try:
+                rows = _score_and_keep_samples(item, pending, opts, data_hash, store_path)
+            except InputError as exc:
+                log.warning("%s failed: %s", tag, exc)
+                summary.failed += [f"{tag} {s.name}: {exc}" for s in pending]
+                item.release()
+                bar.update(1)
+                continue
+            summary.generator_passes += 1
+            summary.rows_written += results.write(rows)
+            summary.evaluated += [f"{tag} {s.name}" for s in pending]
+        bar.update(1)
+    bar.close()
+    log.info(summary.line())
+    return summary
 
-    rows = []
-    for ck in pending:
-        for row in evaluate_speaker_id(ck, data_dir, split=opts["split"], protocol=opts["protocol"],
-                                       seed=opts["seed"], device=opts["device"]):
-            rows.append({**row, "run": run})
-    return rows
+
+def _score_and_keep_samples(item, suites, opts, data_hash, store_path) -> list[dict]:
+    """score_item, plus the sample faces of the item written beside the store for the report."""
+
+    def keep_samples(gs: GeneratedSet) -> None:
+        try:
+            save_samples(gs, sample_file(store_path, gs.run, gs.source_hash))
+        except OSError as exc:  # the samples are a convenience for the report, never a reason to fail
+            log.warning("could not keep sample faces for the report (%s)", exc)
+
+    return score_item(item, suites, opts, data_hash, on_faces=keep_samples)
 
 
 def evaluate_runs(
@@ -94,7 +139,8 @@ def evaluate_runs(
     *,
     store: str | os.PathLike | None = None,
     baselines: list[str | os.PathLike] = (),
-    suites: tuple[str, ...] = ("identity", "landmarks", "speaker"),
+    images: Sequence[tuple[str, str]] = (),
+    suites: tuple[str, ...] = DEFAULT_SUITES,
     backbone: str = "dlib_resnet",
     backend: str = "dlib",
     split: str = "test",
@@ -106,70 +152,24 @@ def evaluate_runs(
     workers: int = 1,
     cache_dir: str | os.PathLike | None = None,
     overlay_root: str | os.PathLike | None = None,
+    backbone_options: dict | None = None,
 ) -> EvalSummary:
-    """Evaluate every checkpoint of ``run_dirs`` and ``baselines`` (run folders or checkpoint files).
+    """Evaluate every checkpoint of ``run_dirs`` and ``baselines`` (run folders or checkpoint files) and every
+    ``(folder, name)`` of ``images`` with the metric ``suites`` (names in ``metrics.registry.SUITES``).
 
-    Suites: ``identity`` (identity accuracy + embedding metrics), ``landmarks`` (detection rate, NME)
-    and ``speaker`` (speech-only speaker ID; only for speaker_retrieval checkpoints). Landmark overlays go to
-    ``overlay_root/RUN`` (default: beside the store, ``overlays/``). A checkpoint that fails with an
-    InputError is counted in ``failed`` and the rest go on.
+    Landmark overlays go to ``overlay_root`` (default: ``overlays/`` beside the store). A source that fails with
+    an InputError (e.g. a checkpoint trained on other identities) is counted in ``failed`` and the rest go on;
+    bad options (unknown suite, backbone or backend) are refused before anything runs.
     """
-    from tqdm import tqdm
-
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_hash
-    from w2p_eval.results import ResultsStore, default_store
-
-    data_dir = Path(data_dir)
-    unknown = [s for s in suites if s not in SUITES]
-    if unknown:
-        raise InputError(f"expected metric suites among {list(SUITES)}, got {unknown}")
-    items = list(run_dirs) + list(baselines)
-    if not items:
-        raise InputError("expected at least one RUN_DIR or --baselines run folder, got none")
-    data_hash = manifest_hash(data_dir)
+    for s in suites:
+        get_suite(s)
+    if not suites:
+        raise InputError("expected at least one metric suite, got none")
     store_path = Path(store) if store else default_store(data_dir)
-    results = ResultsStore(store_path)
-    opts = dict(backbone=backbone, backend=backend, split=split, protocol=protocol, seed=int(seed), device=device,
-                workers=int(workers), cache_dir=cache_dir,
-                overlay_root=Path(overlay_root) if overlay_root else store_path.parent / "overlays")
-    plan = [_checkpoints(item, final_only) for item in items]
-    names = [run for run, _ in plan]
-    if len(set(names)) != len(names):
-        raise InputError(f"expected runs with distinct folder names, got {names}")
-    summary = EvalSummary()
-    total = sum(len(ck) for _, ck in plan) * len(suites)
-    bar = tqdm(total=total, desc="evaluate", unit="ckpt-judge", dynamic_ncols=True)
-    for run, ckpts in plan:
-        models = {ck: _model_of(ck) for ck in ckpts}
-        for suite in suites:
-            evaluator = evaluator_name(suite, backbone, backend)
-            pending = []
-            for ck in ckpts:
-                tag = f"{run}/{ck.name} {suite}"
-                if suite == "speaker" and models[ck] != "speaker_retrieval":
-                    bar.update(1)
-                    continue
-                if not force and results.has(data_hash=data_hash, checkpoint_hash=checkpoint_hash(ck), split=split,
-                                             protocol=protocol, seed=seed, evaluator=evaluator,
-                                             metrics=DONE_WHEN[suite]):
-                    summary.skipped.append(tag)
-                    bar.update(1)
-                    continue
-                pending.append(ck)
-            if not pending:
-                continue
-            bar.set_description(f"{suite}: {run}")
-            try:
-                rows = _run_suite(suite, pending, run, data_dir, opts)
-            except InputError as exc:
-                log.warning("%s %s failed: %s", run, suite, exc)
-                summary.failed += [f"{run}/{ck.name} {suite}: {exc}" for ck in pending]
-                bar.update(len(pending))
-                continue
-            summary.rows_written += results.write(rows)
-            summary.evaluated += [f"{run}/{ck.name} {suite}" for ck in pending]
-            bar.update(len(pending))
-    bar.close()
-    log.info(summary.line())
-    return summary
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
+                       backbone=backbone, backbone_options=backbone_options, backend=backend, workers=int(workers),
+                       overlay_dir=Path(overlay_root) if overlay_root else store_path.parent / "overlays")
+    for s in suites:
+        get_suite(s).check(opts)
+    items = build_items(list(run_dirs) + list(baselines), images, final_only)
+    return evaluate_items(items, opts, suites=suites, store=store_path, force=force)

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from w2p_eval.errors import InputError
@@ -21,7 +22,7 @@ from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
-from w2p_eval.report.metrics_info import METRICS, info, sort_metrics
+from w2p_eval.report.metrics_info import declared, info, sort_metrics
 from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
 from w2p_eval.utils import atomic_write_text, git_commit
 
@@ -32,52 +33,75 @@ MAX_GRID_IDENTITIES = 10
 MAX_GRID_CHECKPOINTS_PER_RUN = 4
 
 
-def _extra_get(extra: dict, *keys):
-    for key in keys:
-        if isinstance(extra, dict) and extra.get(key) is not None:
-            return extra[key]
-    return None
-
-
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
 
 
-def _pick_checkpoints(run: RunInfo) -> list[Path]:
-    ck = run.checkpoints
-    if len(ck) <= MAX_GRID_CHECKPOINTS_PER_RUN:
-        return list(ck)
-    idx = sorted({round(i * (len(ck) - 1) / (MAX_GRID_CHECKPOINTS_PER_RUN - 1))
+def _pick_epochs(epochs: list) -> list:
+    """At most MAX_GRID_CHECKPOINTS_PER_RUN epochs, evenly spread, first and last included."""
+    if len(epochs) <= MAX_GRID_CHECKPOINTS_PER_RUN:
+        return list(epochs)
+    idx = sorted({round(i * (len(epochs) - 1) / (MAX_GRID_CHECKPOINTS_PER_RUN - 1))
                   for i in range(MAX_GRID_CHECKPOINTS_PER_RUN)})
-    return [ck[i] for i in idx]
+    return [epochs[i] for i in idx]
 
 
-def sample_grid_figure(runs: list[RunInfo], data_dir, fig_dir: Path, protocol: str = "seen",
-                       seed: int = 0) -> tuple[Path | None, list[str]]:
-    """Rows = test identities (first test pair of each), columns = real face then each run's checkpoints."""
+def _sample_faces(store: Path, row, data_dir, protocol: str, seed: int):
+    """(identities, real, fake, epoch) of one evaluated source: the faces ``evaluate`` kept beside the store, or
+    for an older store a generator pass of the checkpoint when it is still on disk; None when neither exists."""
+    from w2p_eval.pipeline.evaluate import sample_file
+
+    path = sample_file(store, row["run"], str(row["checkpoint_hash"]))
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            epoch = int(z["epoch"])
+            return [str(i) for i in z["identities"]], z["real"], z["fake"], None if epoch < 0 else epoch
+    ckpt = Path(str(row["checkpoint"]))
+    if data_dir is None or str(row.get("source") or "checkpoint") != "checkpoint" or not ckpt.is_file():
+        return None
     from w2p_eval.models.generation import generate_split
 
+    gs = generate_split(ckpt, data_dir, split="test", protocol=protocol, seed=seed)
+    first: dict[str, int] = {}
+    for i, ident in enumerate(gs.identities):
+        first.setdefault(ident, i)
+    names = sorted(first)[:MAX_GRID_IDENTITIES]
+    picks = [first[n] for n in names]
+    return names, gs.real[picks], gs.fake[picks], gs.epoch
+
+
+def sample_grid_figure(df: pd.DataFrame, store: Path, data_dir, fig_dir: Path, protocol: str = "seen",
+                       seed: int = 0) -> tuple[Path | None, list[str]]:
+    """Rows = test identities (first test pair of each), columns = the real face, then each run's evaluated
+    checkpoints (up to four, spread over training) and each external model's faces. Faces come from what
+    ``evaluate`` kept beside the store, so drawing the grid needs no generator pass."""
     columns: list[tuple[str, object]] = []
     notes: list[str] = []
-    picks: list[int] | None = None
-    names: list[str] = []
-    for run in runs:
-        for ck in _pick_checkpoints(run):
+    names: list[str] | None = None
+    sources = df.drop_duplicates(["run", "checkpoint_hash"])
+    for run in T.ordered_runs(df):
+        sub = sources[sources["run"] == run].sort_values("epoch")
+        keep = _pick_epochs(list(sub.index))
+        for idx in keep:
+            row = sub.loc[idx]
             try:
-                gs = generate_split(ck, data_dir, split="test", protocol=protocol, seed=seed)
+                got = _sample_faces(store, row, data_dir, protocol, seed)
             except InputError as exc:
-                notes.append(f"{run.name}/{ck.name}: {exc}")
+                notes.append(f"{run}: {exc}")
                 continue
-            if picks is None:
-                first: dict[str, int] = {}
-                for i, ident in enumerate(gs.identities):
-                    first.setdefault(ident, i)
-                names = sorted(first)[:MAX_GRID_IDENTITIES]
-                picks = [first[n] for n in names]
-                columns.append(("real face", gs.real[picks]))
-            label = f"{run.name}\nep {gs.epoch}" if len(run.checkpoints) > 1 else run.name
-            columns.append((label, gs.fake[picks]))
-    if picks is None:
+            if got is None:
+                notes.append(f"{run} (epoch {T.epoch_text(row['epoch'])}): no kept faces and no checkpoint on disk")
+                continue
+            ids, real, fake, epoch = got
+            if names is None:
+                names = ids
+                columns.append(("real face", real))
+            elif ids != names:
+                notes.append(f"{run}: its sample faces are of other speakers ({ids[:3]}...)")
+                continue
+            label = f"{run}\nep {epoch}" if len(sub) > 1 and epoch is not None else run
+            columns.append((label, fake))
+    if names is None:
         return None, notes
     return F.sample_grid(columns, names, fig_dir, "samples"), notes
 
@@ -164,7 +188,12 @@ def build_report(
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise InputError(f"expected run folders with distinct names, got {names}")
-    df = rows_of_runs(ResultsStore(store).query(), runs)
+    everything = ResultsStore(store).query()
+    df = rows_of_runs(everything, runs)
+    if runs and not df.empty:  # other models' faces scored on the same data land beside the runs asked for
+        external = everything[(everything["source"] != "checkpoint") & everything["data_hash"].isin(set(df["data_hash"]))
+                              & ~everything["run"].isin(set(df["run"]))]
+        df = pd.concat([df, external], ignore_index=True)
     if not runs:
         runs = _runs_from_rows(df)
     if df.empty:
@@ -173,7 +202,8 @@ def build_report(
     out = Path(out)
     tmp = _stage(out)
     try:
-        html_path = _write(tmp, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command, samples)
+        html_path = _write(tmp, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command, samples,
+                           store)
         _swap_into_place(tmp, out)
     finally:
         if tmp.exists():
@@ -181,7 +211,7 @@ def build_report(
     return out / html_path.name
 
 
-def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) -> Path:
+def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path) -> Path:
     tab_dir, fig_dir = root / "tables", root / "figures"
     blocks: list[R.Block] = []
     run_audio = {r.name: r.audio_seconds for r in runs if r.audio_seconds is not None}
@@ -250,9 +280,9 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
             blocks.append(R.figure(path, f"{info(metric).label} per checkpoint; dashed lines: baselines."))
 
     fin = T.final_rows(df)
-    if samples and data_dir is not None:
+    if samples:
         protocol = df["protocol"].mode().iloc[0]
-        grid, notes = sample_grid_figure(runs, data_dir, fig_dir, protocol, seed)
+        grid, notes = sample_grid_figure(df, store, data_dir, fig_dir, protocol, seed)
         blocks.append(R.h2("Samples"))
         if grid:
             blocks.append(R.figure(grid, "Rows: test speakers (first test pair each). Columns: the real face, then "
@@ -262,9 +292,9 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
     overlays = fin[fin["metric"] == "landmark_detection_rate"].sort_values("seed").drop_duplicates("run")
     overlay_blocks = []
     for _, row in overlays.iterrows():
-        src = _extra_get(row["extra"], "overlay", "overlay_path")
+        src = row["extra"].get("overlay") if isinstance(row["extra"], dict) else None
         for k, path in enumerate(src if isinstance(src, list) else [src] if src else []):
-            fig = F.image_figure(path, f"{row['run']} (epoch {row['epoch']}): detected landmarks",
+            fig = F.image_figure(path, f"{row['run']} (epoch {T.epoch_text(row['epoch'])}): detected landmarks",
                                  fig_dir, f"landmarks_{_slug(row['run'])}_{k}")
             if fig:
                 overlay_blocks.append(R.figure(fig, f"{row['run']}: 68-point landmarks found on generated faces."))
@@ -275,8 +305,8 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
     conf_blocks = []
     real_drawn = False
     for _, row in conf_rows.drop_duplicates(["run", "metric"]).iterrows():
-        mat = _extra_get(row["extra"], "confusion", "confusion_matrix")
-        labels = _extra_get(row["extra"], "confusion_labels", "labels", "identities", "identity_names") or []
+        extra = row["extra"] if isinstance(row["extra"], dict) else {}
+        mat, labels = extra.get("confusion"), extra.get("confusion_labels") or []
         kind = "generated" if row["metric"].endswith("fake") else "real"
         if kind == "real":
             if real_drawn:
@@ -298,8 +328,8 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool) 
     present = sort_metrics(df["metric"].unique())
     blocks += [R.h2("What each metric means"),
                R.ul([f"**{info(m).label}** (`{m}`, {'higher' if info(m).higher_is_better else 'lower'} is better): "
-                     f"{info(m).explanation}" for m in present if m in METRICS] +
-                    [f"`{m}`: see the module that produced it." for m in present if m not in METRICS])]
+                     f"{info(m).meaning}" for m in present if declared(m)] +
+                    [f"`{m}`: see the module that produced it." for m in present if not declared(m)])]
 
     rows_path = tab_dir / "rows.csv"
     atomic_write_text(rows_path, df.assign(extra=[json.dumps(e, sort_keys=True) for e in df["extra"]]).to_csv(

@@ -41,7 +41,7 @@ def save_figure(fig, out_dir: str | os.PathLike, name: str, dpi: int = 120) -> P
 
 def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = None) -> Path | None:
     """Metric (mean over seeds) vs epoch: one line per run with several checkpoints; runs with one
-    checkpoint (the baselines) as dashed horizontal lines."""
+    checkpoint (the baselines) as dashed horizontal lines, external models' faces as dotted ones."""
     sub = df[df["metric"] == metric]
     if sub.empty:
         return None
@@ -49,7 +49,8 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
     mi = info(metric)
     scale = 100.0 if mi.is_rate else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    means = sub.groupby(["run", "epoch"])["value"].mean().reset_index()
+    means = sub.groupby(["run", "epoch"], dropna=False)["value"].mean().reset_index()
+    external = set(sub.loc[sub["source"].fillna("checkpoint") != "checkpoint", "run"]) if "source" in sub else set()
     curves = [r for r, g in means.groupby("run") if g["epoch"].nunique() > 1]
     flats = [r for r in means["run"].unique() if r not in curves]
     for run in curves:
@@ -58,7 +59,8 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(flats):
         val = float(means.loc[means["run"] == run, "value"].iloc[-1]) * scale
-        ax.axhline(val, linestyle="--", linewidth=1.2, color=colors[(i + len(curves)) % len(colors)], label=run)
+        ax.axhline(val, linestyle="--" if run not in external else ":", linewidth=1.2,
+                   color=colors[(i + len(curves)) % len(colors)], label=run + (" (external)" if run in external else ""))
     if not curves:
         ax.set_xticks([])
     else:
@@ -67,7 +69,7 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(mi.label + (" (%)" if mi.is_rate else ""))
-    ax.set_title(f"{mi.label} vs epoch (dashed: single-checkpoint baselines)", fontsize=10)
+    ax.set_title(f"{mi.label} vs epoch (dashed: single-checkpoint baselines; dotted: external models)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return save_figure(fig, out_dir, name or f"epochs_{metric}")

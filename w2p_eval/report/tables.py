@@ -26,11 +26,26 @@ def _model_rank(model: str) -> int:
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each run's last evaluated epoch."""
+    """Rows of each run's last evaluated epoch (external sources have no epoch: all their rows)."""
     if df.empty:
         return df
     last = df.groupby("run")["epoch"].transform("max")
-    return df[df["epoch"] == last]
+    return df[(df["epoch"] == last) | (df["epoch"].isna() & last.isna())]
+
+
+def is_external(row) -> bool:
+    """A row of faces that came from outside w2p-eval's training (an images folder or the Python API)."""
+    return str(row.get("source") or "checkpoint") != "checkpoint"
+
+
+def model_text(row) -> str:
+    """The model cell: ours by name; other models' faces as ``external (images)``."""
+    return f"external ({row.get('source')})" if is_external(row) else str(row["model"])
+
+
+def epoch_text(epoch):
+    """An epoch cell: the integer, or '–' for sources without one (external faces)."""
+    return "–" if epoch is None or (isinstance(epoch, float) and math.isnan(epoch)) else int(epoch)
 
 
 def summarize(df: pd.DataFrame, by=("run", "model", "epoch")) -> pd.DataFrame:
@@ -42,7 +57,15 @@ def summarize(df: pd.DataFrame, by=("run", "model", "epoch")) -> pd.DataFrame:
     out = g["value"].agg(["mean", "std"]).reset_index()
     out["seeds"] = g["seed"].nunique().values
     out["n"] = g["n"].max().values
+    if "source" in df.columns and "run" in by:
+        source = df.drop_duplicates("run").set_index("run")["source"]
+        out["source"] = out["run"].map(source).fillna("checkpoint").values
     return out
+
+
+def ordered_runs(df: pd.DataFrame) -> list[str]:
+    """Run names of a results frame in table order: WAV2PIX, baselines, external models, real faces."""
+    return _order_runs(df) if not df.empty else []
 
 
 def _order_runs(summary: pd.DataFrame) -> list[str]:
@@ -64,8 +87,8 @@ def main_table(df: pd.DataFrame, metrics: list[str] | None = None) -> tuple[pd.D
     for _, r in s.iterrows():
         if r["metric"] not in metrics:
             continue
-        num.loc[r["run"], ["model", "epoch"]] = [r["model"], int(r["epoch"])]
-        txt.loc[r["run"], ["model", "epoch"]] = [r["model"], int(r["epoch"])]
+        num.loc[r["run"], ["model", "epoch"]] = [model_text(r), epoch_text(r["epoch"])]
+        txt.loc[r["run"], ["model", "epoch"]] = [model_text(r), epoch_text(r["epoch"])]
         num.loc[r["run"], r["metric"]] = r["mean"]
         txt.loc[r["run"], r["metric"]] = format_value(r["metric"], r["mean"], r["std"] if r["seeds"] > 1 else None)
     return num, txt.fillna("–")
@@ -83,12 +106,9 @@ def epoch_table(df: pd.DataFrame, run: str) -> pd.DataFrame:
 
 
 def _per_identity(extra: dict) -> dict[str, float]:
-    """Per-identity accuracy from a row's ``extra``: {name: acc} or a list aligned with labels/identities."""
-    per = extra.get("per_identity") or extra.get("per_identity_accuracy") or {}
-    if isinstance(per, dict):
-        return {str(k): float(v) if v is not None else math.nan for k, v in per.items()}
-    names = extra.get("labels") or extra.get("identities") or extra.get("identity_names") or []
-    return {str(n): float(v) if v is not None else math.nan for n, v in zip(names, per)}
+    """Per-identity accuracy from a row's ``extra`` (``per_identity``: {name: acc}, written by the identity suite)."""
+    per = extra.get("per_identity") or {}
+    return {str(k): float(v) if v is not None else math.nan for k, v in per.items()}
 
 
 def per_identity_table(df: pd.DataFrame, metric: str = "identity_top1_fake") -> pd.DataFrame:
@@ -132,7 +152,7 @@ def landmark_table(df: pd.DataFrame) -> pd.DataFrame:
         lo, hi = ex.get("ci_low"), ex.get("ci_high")
         ci = (f"[{100 * lo:.1f}, {100 * hi:.1f}] %" if lo is not None and hi is not None else "–")
         sub = fin[(fin["run"] == run) & (fin["seed"] == r["seed"])].set_index("metric")["value"]
-        rows.append({"run": run, "model": r["model"], "epoch": int(r["epoch"]),
+        rows.append({"run": run, "model": model_text(r), "epoch": epoch_text(r["epoch"]),
                      "detection rate": format_value("landmark_detection_rate", r["value"]), "95 % interval": ci,
                      "real faces": format_value("landmark_detection_rate_real",
                                                 sub.get("landmark_detection_rate_real")),

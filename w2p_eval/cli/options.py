@@ -1,0 +1,107 @@
+"""Options shared by the evaluation verbs (identity, landmarks, evaluate), defined once.
+
+Each decorator adds a group of click options with one help text; :func:`face_sources` pairs every
+``--images DIR`` with its ``--name NAME``. Nothing heavy is imported here (``--help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import click
+
+from w2p_eval.errors import InputError
+
+
+def _stack(*decorators):
+    def apply(fn):
+        for dec in reversed(decorators):
+            fn = dec(fn)
+        return fn
+
+    return apply
+
+
+def data_option(required: bool = True, help_extra: str = ""):
+    return click.option("--data", "data_dir", required=required, type=click.Path(file_okay=False), metavar="DATA",
+                        help="Prepared dataset folder (manifest.csv + dataset.json)." + help_extra)
+
+
+split_protocol_options = _stack(
+    click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]),
+                 help="Split scored."),
+    click.option("--protocol", default="seen", show_default=True, type=click.Choice(["seen", "unseen"]),
+                 help="Split protocol (seen: same speakers in train and test; unseen: new speakers)."),
+)
+
+
+def seed_option(what: str):
+    return click.option("--seed", default=0, show_default=True, type=int, metavar="INT", help=f"Seed of {what}.")
+
+
+device_option = click.option("--device", default=None, metavar="DEV",
+                             help="torch device: cpu, cuda, cuda:1 ...  [default: cuda when available, else cpu]")
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    help="Cache of trained judges, real-face embeddings and landmarks.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
+
+
+def store_options(with_no_store: bool = True):
+    opts = [click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+                         help="Results store to write to.  [default: DATA/results.sqlite]")]
+    if with_no_store:
+        opts.append(click.option("--no-store", is_flag=True, help="Do not write the rows to a results store."))
+    return _stack(*opts)
+
+
+images_options = _stack(
+    click.option("--images", "images", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+                 help="A folder of faces from any model, one per test pair, named <pair_id>.png|jpg|jpeg|webp (flat "
+                      "or under <identity>/); repeatable, each with its own --name."),
+    click.option("--name", "names", multiple=True, metavar="NAME",
+                 help="The name the faces of the matching --images are stored and reported under (in order)."),
+)
+
+backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME",
+                               help="Identity backbone: dlib_resnet, facenet_vggface2, vgg_face, vgg_scratch.")
+vgg_weights_option = click.option(
+    "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
+    help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
+workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+                              help="Processes for per-image work (landmark detection).")
+
+
+def face_sources(images, names) -> list[tuple[str, str]]:
+    """Pair ``--images`` with ``--name`` in order: one name each, none missing, none repeated."""
+    images, names = list(images), list(names)
+    if len(images) != len(names):
+        raise InputError(f"expected one --name NAME for each --images DIR, got {len(images)} --images and "
+                         f"{len(names)} --name")
+    if any(not n.strip() for n in names):
+        raise InputError("expected non-empty --name values, got an empty one")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"expected distinct --name values, got {dup[0]!r} more than once")
+    return list(zip(images, names))
+
+
+def backbone_options(backbone: str, vgg_face_weights) -> dict | None:
+    return {"weights": vgg_face_weights} if vgg_face_weights and backbone == "vgg_face" else None
+
+
+def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:
+    """Write ``rows`` to the store (unless --no-store), print them as JSON or a table."""
+    import json
+
+    from w2p_eval.text import json_safe
+
+    stored = None
+    if not no_store:
+        from w2p_eval.results import ResultsStore, default_store
+
+        stored = store or default_store(data_dir)
+        ResultsStore(stored).write(rows)
+    if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
+        click.echo(json.dumps(json_safe(rows), indent=2, default=str, allow_nan=False))
+    else:
+        click.echo(formatter(rows))
+    if stored is not None:
+        click.echo(f"wrote {len(rows)} rows to {stored}", err=True)

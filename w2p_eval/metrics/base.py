@@ -1,0 +1,158 @@
+"""The metric-suite protocol: what a suite declares, what it is given, what it returns, and the one place
+where result rows are built.
+
+A suite (identity, landmarks, speaker, ...) declares its metrics once as :class:`MetricSpec` (name,
+label, higher-is-better, unit, one-sentence meaning); ``evaluate``, ``results``, the report's tables and
+figures and the "already in the store?" check all read that declaration through
+:mod:`w2p_eval.metrics.registry`. A suite scores a :class:`~w2p_eval.models.generation.GeneratedSet`
+(faces generated once per checkpoint or read once from a folder) and returns a :class:`SuiteResult`;
+:func:`result_rows` turns it into results-store rows.
+
+Adding a metric suite = one module defining a :class:`MetricSuite` subclass + one line in
+``metrics/registry.py`` (plus its judge in ``judges/`` if it needs a new network).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from w2p_eval.models.generation import GeneratedSet
+
+UNITS = ("rate", "cosine", "distance", "nme")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric, declared once. ``unit``: ``rate`` (a fraction in [0, 1], printed as a percentage),
+    ``cosine`` (a similarity in [-1, 1]), ``distance`` (>= 0, 0 = identical) or ``nme`` (normalised
+    landmark error)."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    unit: str
+    meaning: str
+
+    @property
+    def is_rate(self) -> bool:
+        return self.unit == "rate"
+
+
+@dataclass
+class EvalOptions:
+    """Everything a suite needs besides the faces: one object from the CLI (or the Python API) to the suites.
+
+    ``memo`` holds what is shared across sources within one evaluation (trained judges, real-face scores).
+    """
+
+    data_dir: Path
+    split: str = "test"
+    protocol: str = "seen"
+    seed: int = 0
+    device: str | None = None
+    cache_dir: str | os.PathLike | None = None
+    backbone: str = "dlib_resnet"
+    backbone_options: dict | None = None
+    backend: str = "dlib"
+    workers: int = 1
+    overlay_dir: Path | None = None
+    batch_size: int = 64
+    memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir)
+        self.seed = int(self.seed)
+
+
+@dataclass
+class SuiteResult:
+    """What a suite returns for one GeneratedSet: its judge (``evaluator`` + version), the settings the
+    values depend on (``config``, hashed into every row) and ``values``: metric -> (value, n, extra)."""
+
+    evaluator: str
+    evaluator_version: str | None
+    config: dict
+    values: dict[str, tuple[float, int, dict]]
+
+
+class MetricSuite(abc.ABC):
+    """A group of metrics computed together by one judge. Subclasses set ``name``, ``metrics`` and
+    ``done_when`` (metrics that must all be stored for the suite to count as done; default: all)."""
+
+    name: str
+    metrics: tuple[MetricSpec, ...]
+    done_when: tuple[str, ...] = ()
+
+    def required(self) -> tuple[str, ...]:
+        return self.done_when or tuple(m.name for m in self.metrics)
+
+    @abc.abstractmethod
+    def evaluator(self, opts: EvalOptions) -> str:
+        """The evaluator name stored in the rows (e.g. ``identity/dlib_resnet``), known before scoring."""
+
+    def check(self, opts: EvalOptions) -> None:
+        """Refuse bad options (unknown judge names ...) with InputError before any face is generated."""
+
+    def applies(self, model: str, source: str) -> bool:
+        """Whether the suite scores faces of ``model`` from a ``source`` of that kind (default: always)."""
+        return True
+
+    @abc.abstractmethod
+    def score(self, gs: GeneratedSet, opts: EvalOptions) -> SuiteResult:
+        """Score the faces of ``gs``."""
+
+
+def result_rows(gs: GeneratedSet, result: SuiteResult, opts: EvalOptions, data_hash: str) -> list[dict]:
+    """The one place results rows are built (keys of ``results.ROW_KEYS``), from a GeneratedSet and what a
+    suite returned. Rows of external sources (``images``/``python``) have no epoch and no config hash of a
+    training run; every row says over how many pairs it was computed and how many the source lacked."""
+    from w2p_eval.utils import sha256_json
+
+    common = {
+        "data_hash": data_hash, "run": gs.run, "model": gs.model, "checkpoint": gs.ckpt_path,
+        "checkpoint_hash": gs.source_hash, "epoch": gs.epoch, "split": opts.split, "protocol": opts.protocol,
+        "seed": int(opts.seed), "evaluator": result.evaluator, "evaluator_version": result.evaluator_version,
+        "config_hash": sha256_json(result.config), "source": gs.source,
+    }
+    coverage = {"n_pairs_expected": gs.n_expected, "n_pairs_missing": len(gs.missing)}
+    return [{**common, "metric": metric, "value": float(value), "n": int(n), "extra": {**extra, **coverage}}
+            for metric, (value, n, extra) in result.values.items()]
+
+
+def score_item(item, suites: list[MetricSuite], opts: EvalOptions, data_hash: str | None = None,
+               on_faces=None) -> list[dict]:
+    """Generate (or read) the faces of one source item ONCE and score them with every suite -> rows.
+
+    Suites that do not apply to the item's model/source are passed over. ``on_faces(gs)``, when given, sees
+    the GeneratedSet before the suites do. The item's loaded checkpoint is released afterwards.
+    """
+    from w2p_eval.data.manifest import manifest_hash
+
+    data_hash = data_hash or manifest_hash(opts.data_dir)
+    todo = [s for s in suites if s.applies(item.model, item.kind)]
+    if not todo:
+        return []
+    try:
+        gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device, seed=opts.seed,
+                        batch_size=opts.batch_size)
+        if on_faces is not None:
+            on_faces(gs)
+        rows = []
+        for suite in todo:
+            rows += result_rows(gs, suite.score(gs, opts), opts, data_hash)
+        return rows
+    finally:
+        item.release()
+
+
+def score_items(items, suites: list[MetricSuite], opts: EvalOptions) -> list[dict]:
+    """:func:`score_item` over several items (no store; see ``w2p_eval.pipeline.evaluate`` for that)."""
+    from w2p_eval.data.manifest import manifest_hash
+
+    for suite in suites:
+        suite.check(opts)
+    data_hash = manifest_hash(opts.data_dir)
+    return [row for item in items for row in score_item(item, suites, opts, data_hash)]

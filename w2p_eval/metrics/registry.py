@@ -1,0 +1,65 @@
+"""Metric suites by name, as lazy "module:attr" strings, and the metric declarations everyone reads.
+
+``evaluate --metrics identity,landmarks`` picks suites from :data:`SUITES`; the report's legend, number
+formatting and better-direction come from :func:`metric_spec`; the "done" check from each suite's
+``required()``. Adding a suite: write ``metrics/<name>.py`` with a :class:`~w2p_eval.metrics.base.MetricSuite`
+instance called ``SUITE`` and add one line here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+
+from w2p_eval.errors import InputError
+from w2p_eval.metrics.base import MetricSpec, MetricSuite
+
+SUITES: dict[str, str] = {
+    "identity": "w2p_eval.metrics.identity:SUITE",
+    "landmarks": "w2p_eval.metrics.landmarks:SUITE",
+    "speaker": "w2p_eval.metrics.speaker:SUITE",
+}
+DEFAULT_SUITES = ("identity", "landmarks", "speaker")
+
+
+def get_suite(name: str) -> MetricSuite:
+    """The suite called ``name``; an unknown name -> InputError with "did you mean" and the list."""
+    if name not in SUITES:
+        close = difflib.get_close_matches(str(name), list(SUITES), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"expected metric suites among {', '.join(SUITES)}, got {name!r}{hint}")
+    module, attr = SUITES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse_suites(text: str | None) -> tuple[str, ...]:
+    """``"identity, landmarks"`` -> ("identity", "landmarks"); empty lists and unknown names are InputError."""
+    names = tuple(dict.fromkeys(s.strip() for s in str(text or "").split(",") if s.strip()))
+    if not names:
+        raise InputError(f"expected a comma-separated list of metric suites among {', '.join(SUITES)}, got {text!r}")
+    for n in names:
+        get_suite(n)
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def metric_specs() -> dict[str, MetricSpec]:
+    """Every declared metric of every registered suite, in suite order."""
+    out: dict[str, MetricSpec] = {}
+    for name in SUITES:
+        for spec in get_suite(name).metrics:
+            out[spec.name] = spec
+    return out
+
+
+def metric_spec(metric: str) -> MetricSpec:
+    """The declaration of ``metric`` (an undeclared name gets a neutral one, so old rows still print)."""
+    return metric_specs().get(metric) or MetricSpec(metric, metric, True, "value", f"{metric} (no description).")
+
+
+def suite_of(metric: str) -> str | None:
+    for name in SUITES:
+        if any(s.name == metric for s in get_suite(name).metrics):
+            return name
+    return None
