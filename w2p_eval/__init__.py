@@ -5,12 +5,12 @@
 """
 
 __version__ = "0.1.0"
-__all__ = ["evaluate_faces"]
+__all__ = ["evaluate_faces", "test_pairs"]
 
 
 def __getattr__(name: str):
-    if name == "evaluate_faces":
-        from w2p_eval.api import evaluate_faces
+    if name in __all__:
+        from w2p_eval import api
 
-        return evaluate_faces
+        return getattr(api, name)
     raise AttributeError(f"module 'w2p_eval' has no attribute {name!r}")

@@ -21,6 +21,15 @@ from w2p_eval.metrics.registry import get_suite
 from w2p_eval.models.sources import ArrayItem, CallableItem
 
 
+def test_pairs(data: str | os.PathLike, split: str = "test", protocol: str = "seen"):
+    """The pairs your model should draw a face for: the manifest rows of ``split`` (pair_id, identity,
+    audio_path, audio_start, audio_duration, ...; paths relative to ``data``). Faces are matched to pairs by
+    pair id, so their order does not matter."""
+    from w2p_eval.models.sources import split_rows
+
+    return split_rows(data, split, protocol)
+
+
 def evaluate_faces(
     faces,
     pair_ids: Sequence[str] | None = None,
@@ -80,4 +89,4 @@ def evaluate_faces(
     return pd.DataFrame(rows)
 
 
-__all__ = ["evaluate_faces"]
+__all__ = ["evaluate_faces", "test_pairs"]

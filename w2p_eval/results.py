@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from w2p_eval.errors import InputError
-from w2p_eval.utils import git_commit, package_versions
+from w2p_eval.utils import atomic_path, git_commit, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,34 @@ _SCHEMA = (
 )
 _FILTERS = ("metric", "model", "run", "split", "protocol", "seed", "evaluator", "data_hash", "checkpoint_hash",
             "checkpoint", "source")
+
+
+SAMPLES_DIR = "samples"
+MAX_SAMPLE_IDENTITIES = 10
+
+
+def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Path:
+    """Where the faces kept for the report's sample grid of (run, source) live: beside the store."""
+    import hashlib
+
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(run))[:80]
+    exact = hashlib.sha256(str(run).encode()).hexdigest()[:8]  # "a b" and "a_b" share a slug, not a file
+    return Path(store_path).parent / SAMPLES_DIR / f"{slug}-{exact}-{source_hash[:16]}.npz"
+
+
+def save_samples(gs, path: Path) -> None:
+    """Keep a GeneratedSet's first test pair of each identity (up to 10) for the report's sample grid:
+    generated and real faces (uint8), identities, pair ids and the epoch (-1: none)."""
+    import numpy as np
+
+    first: dict[str, int] = {}
+    for i, ident in enumerate(gs.identities):
+        first.setdefault(ident, i)
+    names = sorted(first)[:MAX_SAMPLE_IDENTITIES]
+    idx = [first[n] for n in names]
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, identities=np.array(names, dtype=str), pair_ids=np.array([gs.pair_ids[i] for i in idx], dtype=str),
+                 fake=gs.fake[idx], real=gs.real[idx], epoch=np.array(-1 if gs.epoch is None else gs.epoch))
 
 
 def default_store(data_dir: str | os.PathLike) -> Path:

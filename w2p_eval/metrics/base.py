@@ -154,5 +154,7 @@ def score_items(items, suites: list[MetricSuite], opts: EvalOptions) -> list[dic
 
     for suite in suites:
         suite.check(opts)
+    for item in items:
+        item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
     data_hash = manifest_hash(opts.data_dir)
     return [row for item in items for row in score_item(item, suites, opts, data_hash)]

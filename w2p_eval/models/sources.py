@@ -131,6 +131,9 @@ class SourceItem(abc.ABC):
               seed: int = 0, batch_size: int = 64) -> GeneratedSet:
         """The GeneratedSet of this item for ``split`` of ``data_dir``."""
 
+    def check(self, data_dir, *, split: str = "test", protocol: str = "seen") -> None:
+        """Refuse a source that cannot be scored (InputError, one line) before anything is generated."""
+
     def release(self) -> None:
         """Drop what was loaded (a checkpoint's weights) once every suite has scored the item."""
 
@@ -191,6 +194,7 @@ class FolderItem(SourceItem):
     run: str
     kind: str = "images"
     _hash: str | None = field(default=None, repr=False)
+    _matched: tuple | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -207,9 +211,34 @@ class FolderItem(SourceItem):
             self._hash = h.hexdigest()[:16]
         return self._hash
 
+    def _match(self, data_dir, split: str, protocol: str):
+        key = (str(Path(data_dir).resolve()), split, protocol)
+        if self._matched is None or self._matched[0] != key:
+            df = split_rows(data_dir, split, protocol)
+            self._matched = (key, df, match_folder(self.folder, [str(p) for p in df["pair_id"]]))
+        return self._matched[1], self._matched[2]
+
+    def check(self, data_dir, *, split="test", protocol="seen") -> None:
+        """Names match pairs, no pair has two images, and the square images have one size (headers only)."""
+        from PIL import Image
+
+        _, matched = self._match(data_dir, split, protocol)
+        sizes: dict[int, Path] = {}
+        for f in matched.values():
+            try:
+                with Image.open(f) as im:
+                    w, h = im.size
+            except Exception:  # noqa: BLE001 - unreadable files are counted skips when the faces are read
+                continue
+            if w == h:
+                sizes.setdefault(w, f)
+        if len(sizes) > 1:
+            (s1, f1), (s2, f2) = sorted(sizes.items())[:2]
+            raise InputError(f"expected faces of one size in {self.folder}, got {s1} px ({f1.name}) and "
+                             f"{s2} px ({f2.name})")
+
     def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
-        df = split_rows(data_dir, split, protocol)
-        matched = match_folder(self.folder, [str(p) for p in df["pair_id"]])
+        df, matched = self._match(data_dir, split, protocol)
         faces, keep = read_faces([matched.get(str(p)) for p in df["pair_id"]], self.folder)
         missing = [str(p) for p, k in zip(df["pair_id"], keep) if not k]
         if not keep.any():

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 from w2p_eval.data.manifest import manifest_hash
@@ -26,13 +25,10 @@ from w2p_eval.metrics.base import EvalOptions, score_item
 from w2p_eval.metrics.registry import DEFAULT_SUITES, get_suite
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.models.sources import SourceItem, check_distinct_names, checkpoint_items, folder_item
-from w2p_eval.results import ResultsStore, default_store
-from w2p_eval.utils import atomic_path
+from w2p_eval.results import ResultsStore, default_store, sample_file, save_samples
 
 log = logging.getLogger(__name__)
 
-SAMPLES_DIR = "samples"
-MAX_SAMPLE_IDENTITIES = 10
 
 
 @dataclass
@@ -46,24 +42,6 @@ class EvalSummary:
     def line(self) -> str:
         return (f"evaluated {len(self.evaluated)} (source, judge) pairs, {self.rows_written} rows written; "
                 f"skipped {len(self.skipped)} already in the store; {len(self.failed)} failed")
-
-
-def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Path:
-    """Where the faces kept for the report's sample grid of (run, source) live: beside the store."""
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(run))[:80]
-    return Path(store_path).parent / SAMPLES_DIR / f"{slug}-{source_hash[:16]}.npz"
-
-
-def save_samples(gs: GeneratedSet, path: Path) -> None:
-    """The first test pair of each identity (up to 10): generated and real faces, pair ids, epoch."""
-    first: dict[str, int] = {}
-    for i, ident in enumerate(gs.identities):
-        first.setdefault(ident, i)
-    names = sorted(first)[:MAX_SAMPLE_IDENTITIES]
-    idx = [first[n] for n in names]
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, identities=np.array(names, dtype=str), pair_ids=np.array([gs.pair_ids[i] for i in idx], dtype=str),
-                 fake=gs.fake[idx], real=gs.real[idx], epoch=np.array(-1 if gs.epoch is None else gs.epoch))
 
 
 def build_items(run_dirs: Sequence, images: Sequence[tuple[str, str]] = (), final_only: bool = False) -> list[SourceItem]:
@@ -85,6 +63,8 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
     suite_objs = [get_suite(s) for s in suites]
     for suite in suite_objs:
         suite.check(opts)  # unknown judge names are bad input before anything is generated
+    for item in items:  # a folder that cannot be scored is bad input, found before anything runs
+        item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
     data_hash = manifest_hash(opts.data_dir)
     store_path = Path(store) if store else default_store(opts.data_dir)
     results = ResultsStore(store_path)

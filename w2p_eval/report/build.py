@@ -49,7 +49,7 @@ def _pick_epochs(epochs: list) -> list:
 def _sample_faces(store: Path, row, data_dir, protocol: str, seed: int):
     """(identities, real, fake, epoch) of one evaluated source: the faces ``evaluate`` kept beside the store, or
     for an older store a generator pass of the checkpoint when it is still on disk; None when neither exists."""
-    from w2p_eval.pipeline.evaluate import sample_file
+    from w2p_eval.results import sample_file
 
     path = sample_file(store, row["run"], str(row["checkpoint_hash"]))
     if path.is_file():
