@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from w2p_eval.errors import InputError
-from w2p_eval.utils import git_commit, package_versions
+from w2p_eval.utils import connect_readonly, csv_safe, git_commit, package_versions
+from w2p_eval.validate import check_store
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +74,22 @@ class ResultsStore:
     >>> store.query(metric="identity_top1_fake")   # pandas DataFrame
     """
 
-    def __init__(self, path: str | os.PathLike, timeout_s: float = 60.0, retries: int = 20):
+    def __init__(self, path: str | os.PathLike, timeout_s: float = 60.0, retries: int = 20, readonly: bool = False):
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise InputError(f"expected a results store file (.sqlite), got folder {self.path}")
+        self.readonly = bool(readonly)  # queries only: opened read-only, never created or switched to WAL
+        check_store(self.path, COLUMNS, write=not self.readonly)
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self._provenance: dict | None = None
-        self._retrying(self._init_schema)
+        if not self.readonly:
+            self._retrying(self._init_schema)
 
     # -- connection and retries -------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            return connect_readonly(self.path, self.timeout_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
         con.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
@@ -238,5 +244,5 @@ def format_table(df, fmt: str = "csv") -> str:
 
         return to_markdown(view) + "\n"
     if fmt == "csv":
-        return view.to_csv(index=False)
+        return csv_safe(view).to_csv(index=False)
     raise InputError(f"expected format one of csv, md, json, got {fmt!r}")

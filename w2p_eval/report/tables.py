@@ -16,7 +16,7 @@ import pandas as pd
 
 from w2p_eval.report import reference
 from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
-from w2p_eval.utils import atomic_write_text
+from w2p_eval.utils import atomic_write_text, csv_safe, md_cell
 
 
 def _model_rank(model: str) -> int:
@@ -206,7 +206,7 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no tabulate dependency)."""
     header, body = _cells(df)
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    esc = md_cell  # pipes, line breaks and HTML in names (identities, runs) cannot break the table
     lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
@@ -237,7 +237,7 @@ def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, caption
     """``name``.csv, .md and .tex in ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    atomic_write_text(paths[0], df.to_csv(index=not isinstance(df.index, pd.RangeIndex)))
+    atomic_write_text(paths[0], csv_safe(df).to_csv(index=not isinstance(df.index, pd.RangeIndex)))
     atomic_write_text(paths[1], to_markdown(df) + "\n")
     atomic_write_text(paths[2], to_latex(df, caption))
     return paths
