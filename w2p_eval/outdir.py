@@ -18,8 +18,9 @@ import logging
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from w2p_eval.errors import InputError
 from w2p_eval.utils import atomic_write_json
@@ -130,3 +131,23 @@ def clean_stale_partials(out: Path) -> int:
     if n:
         log.warning("removed %d unfinished staging folder(s) .%s.partial-* left by an interrupted run", n, out.name)
     return n
+
+
+@contextmanager
+def owned_folder(out, command: str, what: str) -> Iterator[Path]:
+    """Claim ``out`` for ``command``, create it, hold its lock and mark it as ours while the body writes.
+    If the body fails and the folder was new, the folder is removed again when nothing but our own
+    bookkeeping is in it, so a refused run leaves no trace."""
+    out = claim(out, command)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with FolderLock(out / LOCK, what):
+            if read_marker(out) is None:
+                write_marker(out, command)
+            yield out
+    except BaseException:
+        if created and {p.name for p in out.iterdir()} <= {MARKER}:
+            (out / MARKER).unlink(missing_ok=True)
+            out.rmdir()
+        raise

@@ -288,3 +288,15 @@ def check_store(path, columns, *, write: bool) -> Path:
         raise InputError(f"expected a w2p-eval results table with columns {list(columns)} in {path}, "
                          f"missing {missing}")
     return path
+
+
+def check_choice(name, choices, what: str) -> str:
+    """``name`` exactly one of ``choices`` (names are case-sensitive), else a one-line hint."""
+    import difflib
+
+    if name not in choices:
+        close = difflib.get_close_matches(str(name), list(choices), n=1) or difflib.get_close_matches(
+            str(name).lower(), list(choices), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"expected {what} one of {', '.join(choices)}, got {_short(name)}{hint}")
+    return name

@@ -43,3 +43,5 @@ def evaluate(run_dirs, data_dir, baselines, store, suites, backbone, backend, sp
     for item in summary.failed:
         click.echo(f"failed: {item}", err=True)
     click.echo(summary.line())
+    if summary.failed and not summary.evaluated:
+        raise SystemExit(1)  # nothing could be evaluated: not a success

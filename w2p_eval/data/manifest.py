@@ -208,7 +208,7 @@ def _drop_bad_rows(data_dir: Path, df):
         key = (str(data_dir.resolve()), manifest_hash(data_dir))
         if key not in _BAD_ROWS:
             _BAD_ROWS[key] = (reasons, examples)
-            logging.getLogger(__name__).warning("%s: skipping %d manifest rows (%s); e.g. %s", data_dir,
+            logging.getLogger(__name__).info("%s: skipping %d manifest rows (%s); e.g. %s", data_dir,
                                                 len(problems), reasons, "; ".join(examples))
         df = df.drop(index=df.index[sorted(problems)]).reset_index(drop=True)
     df["audio_start"] = df["audio_start"].astype(float)

@@ -91,6 +91,9 @@ def generate_split(
         for batch in loader:
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             out = gen.generate(batch)
+            if tuple(out.shape[1:]) != (3, ds.image_size, ds.image_size):
+                raise InputError(f"expected checkpoint {ckpt_path} to generate [3, {ds.image_size}, {ds.image_size}] "
+                                 f"faces, got {list(out.shape[1:])} (a broken checkpoint)")
             fakes.append(tensor_to_uint8(out))
             reals.append(tensor_to_uint8((batch["image"] + 1) / 2))
     if not fakes:
@@ -134,14 +137,15 @@ def export_generated(
 
     from w2p_eval.data.images import save_png
     from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.outdir import LOCK, FolderLock, claim, write_marker
+    from w2p_eval.outdir import claim, owned_folder
     from w2p_eval.utils import atomic_path, csv_safe
 
-    out_dir = claim(out_dir, "generate")  # new, empty, or an earlier generate output; never a foreign folder
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from w2p_eval.data.manifest import load_manifest
+
+    claim(out_dir, "generate")  # new, empty, or an earlier generate output; never a foreign folder
+    list_checkpoints(ckpt), load_manifest(data_dir)  # bad input is refused before OUT is created
     rows = []
-    with FolderLock(out_dir / LOCK, f"generate folder {out_dir}"):
-        write_marker(out_dir, "generate")
+    with owned_folder(out_dir, "generate", f"generate folder {out_dir}") as out_dir:
         for path in list_checkpoints(ckpt):
             gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
                                 seed=seed, image_size=image_size, audio_seconds=audio_seconds, stochastic=stochastic)

@@ -36,6 +36,20 @@ class EvalSummary:
                 f"skipped {len(self.skipped)} already in the store; {len(self.failed)} failed")
 
 
+def check_judges(suites, backbone: str, backend: str) -> None:
+    """Refuse an empty suite list or an unknown judge before any checkpoint is touched."""
+    from w2p_eval.judges import IDENTITY_BACKBONES
+    from w2p_eval.judges.landmarks import BACKENDS
+    from w2p_eval.validate import check_choice
+
+    if not suites:
+        raise InputError(f"expected at least one metric suite among {list(SUITES)}, got none")
+    if "identity" in suites:
+        check_choice(backbone, IDENTITY_BACKBONES, "--backbone")
+    if "landmarks" in suites:
+        check_choice(backend, BACKENDS, "--backend")
+
+
 def evaluator_name(suite: str, backbone: str, backend: str) -> str:
     if suite == "identity":
         return f"identity/{backbone}"
@@ -124,6 +138,7 @@ def evaluate_runs(
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
         raise InputError(f"expected metric suites among {list(SUITES)}, got {unknown}")
+    check_judges(suites, backbone, backend)
     items = list(run_dirs) + list(baselines)
     if not items:
         raise InputError("expected at least one RUN_DIR or --baselines run folder, got none")
