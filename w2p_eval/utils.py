@@ -190,13 +190,15 @@ def csv_cell(value):
 
 def csv_safe(df):
     """A copy of a DataFrame whose text cells, column names and index labels pass through :func:`csv_cell`."""
+    from pandas.api.types import is_numeric_dtype
+
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if not is_numeric_dtype(out[col]):  # object or (pandas 3) str columns
             out[col] = out[col].map(csv_cell)
     out.columns = [csv_cell(c) if isinstance(c, str) else c for c in out.columns]
-    if out.index.dtype == object:
-        out.index = [csv_cell(i) for i in out.index]
+    if not is_numeric_dtype(out.index):
+        out.index = out.index.map(csv_cell)
     return out
 
 

@@ -177,6 +177,7 @@ def build_report(
     """
     from w2p_eval.results import ResultsStore
 
+    claim(out, "report")  # a foreign --out is refused before anything is read
     store = Path(store)
     if not store.is_file():
         raise InputError(f"expected a results store file, got missing path {store} (run `w2p-eval evaluate` first)")
