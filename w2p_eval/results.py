@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from w2p_eval.errors import InputError
-from w2p_eval.utils import atomic_path, git_commit, package_versions
+from w2p_eval.utils import atomic_path, connect_readonly, csv_safe, git_commit, package_versions
+from w2p_eval.validate import check_store
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +107,22 @@ class ResultsStore:
     >>> store.query(metric="identity_top1_fake")   # pandas DataFrame
     """
 
-    def __init__(self, path: str | os.PathLike, timeout_s: float = 60.0, retries: int = 20):
+    def __init__(self, path: str | os.PathLike, timeout_s: float = 60.0, retries: int = 20, readonly: bool = False):
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise InputError(f"expected a results store file (.sqlite), got folder {self.path}")
+        self.readonly = bool(readonly)  # queries only: opened read-only, never created or switched to WAL
+        check_store(self.path, ROW_KEYS + PROVENANCE, write=not self.readonly)  # older stores lack `source`
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self._provenance: dict | None = None
-        self._retrying(self._init_schema)
+        if not self.readonly:
+            self._retrying(self._init_schema)
 
     # -- connection and retries -------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            return connect_readonly(self.path, self.timeout_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
         con.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
@@ -243,7 +249,9 @@ class ResultsStore:
         import pandas as pd
 
         where, params = self._where(filters)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM results{where} ORDER BY run, epoch, metric, seed"
+        have = {r[1] for r in self._retrying(lambda con: con.execute("PRAGMA table_info(results)").fetchall())}
+        select = [c if c in have else f"'{OPTIONAL_KEYS[c]}' AS {c}" for c in COLUMNS]  # a read-only older store
+        sql = f"SELECT {', '.join(select)} FROM results{where} ORDER BY run, epoch, metric, seed"
         records = self._retrying(lambda con: con.execute(sql, params).fetchall())
         df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
         df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
@@ -293,5 +301,5 @@ def format_table(df, fmt: str = "csv") -> str:
 
         return to_markdown(view) + "\n"
     if fmt == "csv":
-        return view.to_csv(index=False)
+        return csv_safe(view).to_csv(index=False)
     raise InputError(f"expected format one of csv, md, json, got {fmt!r}")

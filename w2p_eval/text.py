@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import math
 
-_MD_ESCAPES = {"|": "\\|", "<": "&lt;", ">": "&gt;"}
-
-
-def md_cell(text) -> str:
-    """One Markdown table cell: line breaks folded to spaces, ``|`` escaped, ``<``/``>`` as HTML entities
-    (no raw HTML reaches a rendered report)."""
-    flat = " ".join(str(text).splitlines()) if text is not None else ""
-    return "".join(_MD_ESCAPES.get(ch, ch) for ch in flat)
+from w2p_eval.utils import md_cell
 
 
 def table_cells(df) -> tuple[list[str], list[list[str]]]:
@@ -35,7 +28,7 @@ def table_cells(df) -> tuple[list[str], list[list[str]]]:
 
 
 def to_markdown(df) -> str:
-    """A GitHub-flavoured Markdown table (no tabulate dependency), every cell escaped with :func:`md_cell`."""
+    """A GitHub-flavoured Markdown table (no tabulate dependency), every cell escaped with :func:`w2p_eval.utils.md_cell`."""
     header, body = table_cells(df)
     lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in body]

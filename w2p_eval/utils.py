@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import tempfile
 from collections import Counter
@@ -28,6 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    honour_umask(tmp_path)  # mkstemp creates 0600; the final file gets what open() would have given it
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -36,6 +38,33 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask is racy in threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def honour_umask(path: str | os.PathLike) -> None:
+    """chmod a file made by mkstemp (0600) or a folder made by mkdtemp (0700) to what the umask allows,
+    as if it had been created with open()/mkdir()."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~current_umask())
+
+
+def make_temp_dir(prefix: str, dir: str | os.PathLike) -> Path:
+    """tempfile.mkdtemp, but with the permissions the user's umask gives a new folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
+    honour_umask(tmp)
+    return tmp
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -135,6 +164,52 @@ class Skips:
         return f"skipped {len(self)} {self.what}: {parts}"
 
 
+def cap_workers(n: int | None) -> int:
+    """Worker processes: at least 1 and at most the CPUs this process may use (logged when capped)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    n = 1 if n is None else int(n)
+    if n > cpus:
+        log.warning("--workers %d capped to %d (the CPUs available to this process)", n, cpus)
+    return max(1, min(n, cpus))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?( ± [\d.eE+-]+)?( ?%)?$")
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ (or a tab / CR) gets a leading
+    apostrophe (OWASP's advice); numbers, and text that is just a number such as "-0.5 ± 0.1", are kept."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def csv_safe(df):
+    """A copy of a DataFrame whose text cells, column names and index labels pass through :func:`csv_cell`."""
+    from pandas.api.types import is_numeric_dtype
+
+    out = df.copy()
+    for col in out.columns:
+        if not is_numeric_dtype(out[col]):  # object or (pandas 3) str columns
+            out[col] = out[col].map(csv_cell)
+    out.columns = [csv_cell(c) if isinstance(c, str) else c for c in out.columns]
+    if not is_numeric_dtype(out.index):
+        out.index = out.index.map(csv_cell)
+    return out
+
+
+def md_cell(text) -> str:
+    """One Markdown table cell: pipes escaped, line breaks -> spaces, HTML special characters as entities."""
+    import html
+
+    text = " ".join(str(text).replace("\r", "\n").split("\n"))
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
 def set_threads(n: int | None) -> None:
     """Limit torch intra-op threads (None leaves the default)."""
     if n:
@@ -154,3 +229,21 @@ def topk_accuracy(logits, labels, k: int) -> float:
     k = min(k, logits.shape[1])
     top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def connect_readonly(path: str | os.PathLike, timeout_s: float = 60.0):
+    """An SQLite connection that cannot change the file: ``mode=ro``; on a read-only mount, where a WAL
+    database cannot create its -shm file, ``immutable=1``."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(os.path.abspath(path))}"
+    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s, isolation_level=None)
+    try:
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout_s, isolation_level=None)

@@ -24,13 +24,13 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def fit(model: str, data: Path, out: Path, **extra) -> Path:
-    config = {"model": model, "seed": 0, "image_size": 32, "audio_seconds": 1.0, "protocol": "seen", **extra}
+    config = {"model": model, "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen", **extra}
     paths = get_trainer(model)(config, data, out, resume=False, device="cpu")
     assert len(paths) == 1 and paths[0].is_file()
     return paths[0]
 
 
-def batch_of(data: Path, split: str = "test", size: int = 32) -> dict:
+def batch_of(data: Path, split: str = "test", size: int = 64) -> dict:
     ds = PairDataset(data, split=split, image_size=size, cache=False)
     return next(iter(torch.utils.data.DataLoader(ds, batch_size=len(ds))))
 
@@ -54,9 +54,9 @@ def test_real_faces_returns_exactly_the_paired_images(tiny_data, tmp_path):
 def test_mean_face_is_the_training_mean_and_identical_for_every_input(tiny_data, tmp_path):
     ckpt = fit("mean_face", tiny_data, tmp_path / "mean")
     out = generate_split(ckpt, tiny_data)
-    assert out.fake.shape == (6, 32, 32, 3)
+    assert out.fake.shape == (6, 64, 64, 3)
     assert (out.fake == out.fake[0]).all()
-    faces, _ = train_faces(tiny_data, 32)
+    faces, _ = train_faces(tiny_data, 64)
     expected = np.round(faces.astype(np.float64).mean(0)).astype(np.uint8)
     assert np.abs(out.fake[0].astype(int) - expected.astype(int)).max() <= 1
     gen = load_generator(ckpt)
@@ -71,7 +71,7 @@ def test_random_real_reproducible_for_a_seed_varies_across_seeds(tiny_data, tmp_
     c = generate_split(fit("random_real", tiny_data, tmp_path / "c", seed=7), tiny_data, split="train")
     assert np.array_equal(a.fake, b.fake)
     assert not np.array_equal(a.fake, c.fake)
-    faces, _ = train_faces(tiny_data, 32)
+    faces, _ = train_faces(tiny_data, 64)
     for img in a.fake:  # every output is a real training face, untouched
         assert any(np.array_equal(img, f) for f in faces)
 
@@ -97,7 +97,7 @@ def test_speaker_retrieval_accuracy_well_above_chance_and_returns_medoids(tiny_d
     medoids = gen.medoids.numpy()
     test_pred = gen.logits(batch_of(tiny_data)).argmax(1).numpy()
     assert np.array_equal(out.fake, medoids[test_pred])
-    faces, names = train_faces(tiny_data, 32)
+    faces, names = train_faces(tiny_data, 64)
     for k, name in enumerate(gen.identities):  # each medoid is one of that identity's training faces
         assert any(np.array_equal(medoids[k], f) for f, n in zip(faces, names) if n == name)
 
@@ -135,7 +135,7 @@ def test_resume_keeps_the_fitted_checkpoint_and_bad_model_is_refused(tiny_data, 
 
     path = fit("mean_face", tiny_data, tmp_path / "m")
     before = path.stat().st_mtime_ns
-    config = {"model": "mean_face", "seed": 0, "image_size": 32, "audio_seconds": 1.0, "protocol": "seen"}
+    config = {"model": "mean_face", "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen"}
     assert train(config, tiny_data, tmp_path / "m", resume=True, device="cpu") == [path]
     assert path.stat().st_mtime_ns == before
     assert (tmp_path / "m" / "config.yaml").is_file() and (tmp_path / "m" / "losses.jsonl").is_file()

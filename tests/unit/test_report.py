@@ -28,7 +28,7 @@ METRICS = ["identity_top1_fake", "identity_top1_real", "retrieval_r1", "frechet_
 def _fit(model: str, data: Path, out: Path) -> Path:
     from w2p_eval.train.baselines import train
 
-    train({"model": model, "seed": 0, "image_size": 32, "audio_seconds": 1.0, "protocol": "seen"}, data, out)
+    train({"model": model, "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen"}, data, out)
     return out
 
 
@@ -39,7 +39,7 @@ def _multi_epoch_run(data: Path, out: Path, src_run: Path) -> Path:
         save_checkpoint(checkpoint_path(out, epoch), model=ck["model"], epoch=epoch, config=ck["config"],
                         identities=ck["identities"], image_size=ck["image_size"],
                         audio_seconds=ck["audio_seconds"], state=ck["state"])
-    (out / "config.yaml").write_text("model: wav2pix\naudio_seconds: 1.0\nimage_size: 32\n")
+    (out / "config.yaml").write_text("model: wav2pix\naudio_seconds: 1.0\nimage_size: 64\n")
     (out / "losses.jsonl").write_text("".join(json.dumps({"epoch": e, "loss_d": 1 / e, "loss_g": 2 + e, "l1": 0.3})
                                               + "\n" for e in (1, 2, 3)))
     return out

@@ -29,7 +29,45 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def _load(spec: str) -> click.Command:
     module, attr = spec.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return _harden(getattr(importlib.import_module(module), attr))
+
+
+def _check_seed(ctx, param, value):
+    from w2p_eval.validate import check_seed
+
+    return value if value is None else check_seed(value, param.opts[0] if param.opts else "seed")
+
+
+def _check_device(ctx, param, value):
+    from w2p_eval.validate import check_device
+
+    return check_device(value)
+
+
+def _cap_workers(ctx, param, value):
+    from w2p_eval.utils import cap_workers
+
+    return value if value is None else cap_workers(value)
+
+
+# option name -> callback applied to that option on every verb: one place checks seeds, devices, workers
+_OPTION_CHECKS = {"seed": _check_seed, "device": _check_device, "workers": _cap_workers}
+
+
+def _harden(cmd: click.Command) -> click.Command:
+    """Attach the shared checks of :data:`_OPTION_CHECKS` to a verb's options (and its sub-verbs')."""
+    if getattr(cmd, "_w2p_hardened", False):
+        return cmd
+    for param in cmd.params:
+        check = _OPTION_CHECKS.get(param.name or "")
+        if check is not None and isinstance(param, click.Option) and param.callback is None:
+            if param.name == "seed":
+                param.type = click.STRING if param.type is click.INT else param.type  # big ints: our message
+            param.callback = check
+    for sub in getattr(cmd, "commands", {}).values():
+        _harden(sub)
+    cmd._w2p_hardened = True
+    return cmd
 
 
 class LazyGroup(click.Group):
@@ -71,7 +109,8 @@ def cli(verbose: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback; an environment
+    failure (disk full, read-only or unusable location) is one line and exit code 1."""
     from w2p_eval.errors import InputError, RunFailed
 
     try:
@@ -90,11 +129,36 @@ def main(argv: list[str] | None = None) -> None:
     except RunFailed as exc:
         click.echo(f"w2p-eval: failed: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # the environment: disk full, read-only filesystem, permissions
+        click.echo(f"w2p-eval: error: {_environment_message(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is None or not isinstance(exc, sqlite3.OperationalError):
+            raise
+        click.echo(f"w2p-eval: error: the results store could not be written or read ({exc}); "
+                   f"check that its folder is writable and the disk is not full", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("w2p-eval: interrupted", err=True)
         sys.exit(130)
     _report_skips()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _environment_message(exc: OSError) -> str:
+    """One line for an OS error: what failed, on which file, and what to do."""
+    import errno
+
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    hints = {errno.ENOSPC: "free some disk space and run again", errno.EFBIG: "the file grew past the allowed size",
+             errno.EROFS: "the filesystem is read-only; choose a writable location",
+             errno.EACCES: "no permission; choose a location you can write",
+             errno.EPERM: "not permitted; choose a location you can write"}
+    if hasattr(errno, "EDQUOT"):
+        hints[errno.EDQUOT] = "disk quota exceeded; free some space and run again"
+    hint = hints.get(exc.errno, "an operating-system error")
+    return " ".join(f"{exc.strerror or exc.__class__.__name__}{where}: {hint}".split())
 
 
 def _report_skips() -> None:

@@ -45,5 +45,4 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, backbo
         click.echo(f"w2p-eval: failed: {item}", err=True)
     click.echo(summary.line())
     if summary.failed and not summary.evaluated:
-        raise InputError(f"every one of the {len(summary.failed)} (source, judge) evaluations failed; first: "
-                         f"{summary.failed[0]}")
+        raise SystemExit(1)  # nothing could be evaluated: not a success

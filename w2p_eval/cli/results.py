@@ -28,6 +28,6 @@ def results(data_dir, store, metric, model, run, fmt, seed):
     path = Path(store) if store else default_store(data_dir)
     if not path.is_file():
         raise InputError(f"expected a results store, got missing file {path} (run `w2p-eval evaluate` first)")
-    df = ResultsStore(path).query(metric=list(metric) or None, model=list(model) or None, run=list(run) or None,
+    df = ResultsStore(path, readonly=True).query(metric=list(metric) or None, model=list(model) or None, run=list(run) or None,
                                   seed=seed)
     click.echo(format_table(df, fmt), nl=False)

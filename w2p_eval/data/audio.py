@@ -44,6 +44,8 @@ def load_audio(
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise InputError(f"expected a readable audio file, got {path} ({exc})") from None
     x = to_mono(np.asarray(x, dtype=np.float32))
+    if not np.isfinite(x).all():
+        raise InputError(f"expected finite audio samples, got NaN/inf in {path} (bad data, not a training problem)")
     if duration is not None:
         have = len(x) / file_sr
         if have + 1e-3 < duration:

@@ -15,6 +15,9 @@ def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey: scale, don't clip to white
+                grey = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).round().astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"expected a readable image, got {path} ({exc.__class__.__name__})") from None

@@ -10,13 +10,14 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from w2p_eval.errors import InputError
-from w2p_eval.utils import atomic_path, atomic_write_json, sha256_file
+from w2p_eval.outdir import clean_stale_partials, sibling_lock
+from w2p_eval.utils import atomic_path, atomic_write_json, make_temp_dir, sha256_file
+from w2p_eval.validate import check_dataset_info, check_location, manifest_row_problems, resolve_inside
 
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"
@@ -46,9 +47,7 @@ def load_info(data_dir: str | os.PathLike) -> dict:
         info = json.loads((data_dir / DATASET_JSON).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"expected JSON in {data_dir / DATASET_JSON}, got unreadable text ({exc})") from None
-    if info.get("format") != FORMAT:
-        raise InputError(f"expected format {FORMAT!r} in {data_dir / DATASET_JSON}, got {info.get('format')!r}")
-    return info
+    return check_dataset_info(info, data_dir / DATASET_JSON, FORMAT)
 
 
 def load_manifest(data_dir: str | os.PathLike, check_files: bool = True):
@@ -74,7 +73,9 @@ def _image_problem(img: Path) -> tuple[str, str] | None:
 
     try:
         with Image.open(img) as im:
-            im.verify()  # decodes the structure (PNG chunks + CRCs) without keeping the pixels
+            im.verify()  # the structure (PNG chunks + CRCs)
+        with Image.open(img) as im:
+            im.load()  # and every pixel: a truncated JPEG-in-.png or a garbage zlib stream fails here
     except FileNotFoundError:
         return "image missing", str(img)
     except Exception as exc:  # PIL raises many types for a bad file
@@ -85,16 +86,26 @@ def _image_problem(img: Path) -> tuple[str, str] | None:
 def _audio_seconds(wav: Path) -> float | tuple[str, str]:
     import soundfile as sf
 
+    import numpy as np
+
     try:
         info = sf.info(str(wav))
+        if info.frames > 0 and info.subtype in ("FLOAT", "DOUBLE"):  # only float samples can be NaN/inf
+            x, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+            if not np.isfinite(x).all():
+                return "audio not finite", f"{wav} (NaN/inf samples)"
     except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError/OSError
         return ("audio unreadable" if wav.exists() else "audio missing"), f"{wav} ({exc.__class__.__name__})"
+    if info.frames == 0 or info.samplerate <= 0:
+        return "audio empty", str(wav)
     return info.frames / info.samplerate
 
 
 def _drop_unreadable(data_dir: Path, df):
     """Drop (and count, log, remember for :func:`skipped_report`) pairs whose image or audio is unusable:
-    missing, corrupt, or holding less audio than ``audio_start + audio_duration``."""
+    missing, corrupt (every pixel is decoded), non-finite, or holding less audio than
+    ``audio_start + audio_duration``. (Rows with bad numbers or paths leaving the dataset were
+    already dropped by :func:`_read_manifest`.)"""
     import logging
 
     from tqdm import tqdm
@@ -108,9 +119,9 @@ def _drop_unreadable(data_dir: Path, df):
         for row in tqdm(rows, total=len(df), desc="checking files", unit="pair", disable=len(df) < 5000,
                         dynamic_ncols=True):
             if row.image_path not in images:
-                images[row.image_path] = _image_problem(data_dir / str(row.image_path))
+                images[row.image_path] = _image_problem(resolve_inside(data_dir, row.image_path))
             if row.audio_path not in audio:
-                audio[row.audio_path] = _audio_seconds(data_dir / str(row.audio_path))
+                audio[row.audio_path] = _audio_seconds(resolve_inside(data_dir, row.audio_path))
             why = images[row.image_path]
             have = audio[row.audio_path]
             if why is None and isinstance(have, tuple):
@@ -140,6 +151,11 @@ def _drop_unreadable(data_dir: Path, df):
 def skipped_report() -> list[str]:
     """One line per dataset whose unreadable pairs were skipped in this process (for the end of a command)."""
     lines = []
+    for (path, _), (reasons, examples) in _BAD_ROWS.items():
+        if reasons:
+            n = sum(reasons.values())
+            lines.append(f"skipped {n} manifest row{'s' if n != 1 else ''} of {path} "
+                         f"({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))}); first: {examples[0]}")
     for (path, _), (keep, reasons, examples) in _CHECKED.items():
         if reasons:
             n = sum(reasons.values())
@@ -170,6 +186,33 @@ def _read_manifest(data_dir: str | os.PathLike):
     if df["pair_id"].duplicated().any():
         dup = df.loc[df["pair_id"].duplicated(), "pair_id"].iloc[0]
         raise InputError(f"pair_id must be unique, got {dup!r} twice in {data_dir / MANIFEST}")
+    return _drop_bad_rows(data_dir, df)
+
+
+# (resolved data dir, manifest hash) -> ({reason: count}, [examples]): rows dropped for bad values or paths
+_BAD_ROWS: dict[tuple[str, str], tuple[dict, list]] = {}
+
+
+def _drop_bad_rows(data_dir: Path, df):
+    """Rows whose offsets are not finite non-negative numbers, or whose paths leave the dataset folder
+    (absolute, ``..``, symlinks out), are dropped and counted; the numbers become floats."""
+    import logging
+
+    problems = manifest_row_problems(df, data_dir, identities(data_dir))
+    if problems:
+        reasons: dict[str, int] = {}
+        for reason, _ in problems.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        examples = [f"row {i + 2} (pair {df['pair_id'].iloc[i]}): {r}: {d}" for i, (r, d) in
+                    sorted(problems.items())[:3]]
+        key = (str(data_dir.resolve()), manifest_hash(data_dir))
+        if key not in _BAD_ROWS:
+            _BAD_ROWS[key] = (reasons, examples)
+            logging.getLogger(__name__).info("%s: skipping %d manifest rows (%s); e.g. %s", data_dir,
+                                                len(problems), reasons, "; ".join(examples))
+        df = df.drop(index=df.index[sorted(problems)]).reset_index(drop=True)
+    df["audio_start"] = df["audio_start"].astype(float)
+    df["audio_duration"] = df["audio_duration"].astype(float)
     return df
 
 
@@ -222,19 +265,23 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     An interrupted prepare leaves no folder at ``out_dir`` that looks complete. An existing
     non-empty ``out_dir`` is refused (InputError) rather than overwritten.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    out_dir = check_location(out_dir, "--out", file=False)
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"expected --out to be a new or empty folder, got existing {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        yield tmp
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with sibling_lock(out_dir):  # a second prepare to the same --out is refused while this one runs
+        clean_stale_partials(out_dir)
+        tmp = make_temp_dir(f".{Path(os.path.abspath(out_dir)).name}.partial-", Path(os.path.abspath(out_dir)).parent)
+        try:
+            yield tmp
+            if out_dir.exists():
+                if any(out_dir.iterdir()):
+                    raise InputError(f"expected --out to stay empty while preparing, but {out_dir} got files")
+                out_dir.rmdir()
+            os.replace(tmp, out_dir)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_nan(x) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ def load_voice_encoder(weights_path: str | os.PathLike | None = None, device: st
         enc = _voice_encoder_cls()()
         state = {k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))}
         enc.load_state_dict(state, strict=True)
-    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError, pickle.UnpicklingError) as exc:
         raise InputError(f"expected resemblyzer VoiceEncoder weights, got an unusable file {path} "
                          f"({exc.__class__.__name__}: {str(exc)[:120]})") from None
     return enc.to(device).eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import os
 import pickle
 import re
@@ -13,6 +14,7 @@ import torch
 
 from w2p_eval.errors import InputError
 from w2p_eval.utils import atomic_path, git_commit, package_versions, sha256_file
+from w2p_eval.validate import check_checkpoint
 
 FORMAT = "w2p-eval-checkpoint"
 CKPT_DIR = "checkpoints"
@@ -60,7 +62,11 @@ def save_checkpoint(
     }
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        try:
+            torch.save(ckpt, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (disk full) as RuntimeError
+            raise OSError(errno.EIO, f"writing the checkpoint failed ({str(exc).splitlines()[0][:100]}); "
+                                     f"is the disk full?", str(path)) from None
     return path
 
 
@@ -89,6 +95,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise InputError(f"expected a w2p-eval checkpoint (format {FORMAT!r}), got {got!r} in {path}")
+    check_checkpoint(ckpt, path)
     ckpt["path"] = str(path)
     return ckpt
 
@@ -100,7 +107,8 @@ def list_checkpoints(path: str | os.PathLike) -> list[Path]:
         return [path]
     if path.is_dir():
         folder = path / CKPT_DIR if (path / CKPT_DIR).is_dir() else path
-        found = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(_EPOCH_RE.search(p.name).group(1)))
+        found = sorted((p for p in folder.glob("epoch_*.pt") if _EPOCH_RE.search(p.name)),
+                       key=lambda p: int(_EPOCH_RE.search(p.name).group(1)))
         if found:
             return found
         raise InputError(f"expected checkpoints (checkpoints/epoch_NNNN.pt) in run folder {path}, found none")

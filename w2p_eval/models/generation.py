@@ -118,6 +118,9 @@ def generate_split(
         for batch in loader:
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             out = gen.generate(batch)
+            if tuple(out.shape[1:]) != (3, ds.image_size, ds.image_size):
+                raise InputError(f"expected checkpoint {ckpt_path} to generate [3, {ds.image_size}, {ds.image_size}] "
+                                 f"faces, got {list(out.shape[1:])} (a broken checkpoint)")
             fakes.append(tensor_to_uint8(out))
             reals.append(tensor_to_uint8((batch["image"] + 1) / 2))
     if not fakes:
@@ -164,24 +167,42 @@ def export_generated(
 
     from w2p_eval.data.images import save_png
     from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.utils import atomic_path
+    from w2p_eval.outdir import claim, owned_folder
+    from w2p_eval.utils import atomic_path, csv_safe
 
-    out_dir = Path(out_dir)
+    from w2p_eval.data.manifest import load_manifest
+
+    claim(out_dir, "generate")  # new, empty, or an earlier generate output; never a foreign folder
+    list_checkpoints(ckpt), load_manifest(data_dir)  # bad input is refused before OUT is created
     rows = []
-    for path in list_checkpoints(ckpt):
-        gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
-                            seed=seed, image_size=image_size, audio_seconds=audio_seconds, stochastic=stochastic)
-        folder = out_dir / Path(path).stem
-        folder.mkdir(parents=True, exist_ok=True)
-        for pid, ident, img in zip(gs.pair_ids, gs.identities, gs.fake):
-            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(pid)) + ".png"
-            with atomic_path(folder / name) as tmp:
-                save_png(tmp, img)
-            rows.append({"pair_id": pid, "identity": ident, "image_path": f"{folder.name}/{name}",
-                         "checkpoint": str(path), "epoch": gs.epoch, "model": gs.model})
-        log.info("%s: wrote %d faces to %s", path, len(gs.pair_ids), folder)
-    manifest = out_dir / "manifest.csv"
-    with atomic_path(manifest) as tmp:
-        pd.DataFrame(rows, columns=["pair_id", "identity", "image_path", "checkpoint", "epoch", "model"]).to_csv(
-            tmp, index=False)
+    with owned_folder(out_dir, "generate", f"generate folder {out_dir}") as out_dir:
+        for path in list_checkpoints(ckpt):
+            gs = generate_split(path, data_dir, split=split, protocol=protocol, device=device, batch_size=batch_size,
+                                seed=seed, image_size=image_size, audio_seconds=audio_seconds, stochastic=stochastic)
+            folder = out_dir / Path(path).stem
+            folder.mkdir(parents=True, exist_ok=True)
+            for pid, ident, img in zip(gs.pair_ids, gs.identities, gs.fake):
+                name = face_file_name(pid)
+                with atomic_path(folder / name) as tmp:
+                    save_png(tmp, img)
+                rows.append({"pair_id": pid, "identity": ident, "image_path": f"{folder.name}/{name}",
+                             "checkpoint": str(path), "epoch": gs.epoch, "model": gs.model})
+            log.info("%s: wrote %d faces to %s", path, len(gs.pair_ids), folder)
+        manifest = out_dir / "manifest.csv"
+        with atomic_path(manifest) as tmp:
+            csv_safe(pd.DataFrame(rows, columns=["pair_id", "identity", "image_path", "checkpoint", "epoch", "model"])
+                     ).to_csv(tmp, index=False)
     return manifest
+
+
+def face_file_name(pair_id) -> str:
+    """A file name for a pair id, unique per id and at most 82 characters: the id's safe characters,
+    plus a short hash of the exact id whenever anything was replaced or cut ("x y", "x_y", "x/y" differ)."""
+    import hashlib
+
+    pid = str(pair_id)
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in pid).lstrip(".")
+    if safe == pid and 0 < len(safe) <= 64:
+        return safe + ".png"
+    digest = hashlib.sha256(pid.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe[:64] or 'pair'}-{digest}.png"

@@ -39,5 +39,9 @@ def load_generator(ckpt_or_path, device: str = "cpu"):
 
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(os.fspath(ckpt_or_path))
     cls = lookup(MODELS, ckpt["model"])
-    gen = cls.from_checkpoint(ckpt, device=device)
+    try:
+        gen = cls.from_checkpoint(ckpt, device=device)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        raise InputError(f"expected the weights of a {ckpt['model']} model in checkpoint {ckpt.get('path')}, "
+                         f"got unusable state ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
     return gen.to(device).eval()

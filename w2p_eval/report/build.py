@@ -11,20 +11,20 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from w2p_eval.errors import InputError
+from w2p_eval.outdir import claim, clean_stale_partials, read_marker, sibling_lock, write_marker
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import declared, info, sort_metrics
 from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
-from w2p_eval.utils import atomic_write_text, git_commit
+from w2p_eval.utils import atomic_write_text, csv_safe, git_commit, make_temp_dir
 
 log = logging.getLogger(__name__)
 EPOCH_FIGURE_METRICS = ("identity_top1_fake", "landmark_detection_rate", "retrieval_r1", "cosine_own_centroid",
@@ -148,20 +148,40 @@ def _data_statement(data_dir, df: pd.DataFrame) -> list[str]:
 
 
 def _stage(out: Path) -> Path:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").is_file())):
-        raise InputError(f"expected --out to be a new folder or an earlier report folder, got existing {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    """Check that ``out`` may take a report (new, empty, or an earlier report: its marker) -> staging folder."""
+    claim(out, "report")
+    parent = Path(os.path.abspath(out)).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(out)
+    return make_temp_dir(f".{Path(os.path.abspath(out)).name}.partial-", parent)
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "report")
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move the staged report to ``out``. A new folder moves as a whole; into an existing one (empty, or
+    an earlier report, ``--out .`` included) file by file, replacing only files a report wrote and
+    removing only the earlier report's files this one no longer has: nothing else in ``out`` is touched."""
+    new_files = _files_under(tmp)
+    if not out.exists():
+        write_marker(tmp, "report", new_files)
+        os.replace(tmp, out)
+        return
+    old_files = set((read_marker(out) or {}).get("files", []))
+    clash = [f for f in new_files if (out / f).exists() and f not in old_files]
+    if clash:
+        raise InputError(f"expected --out to hold only files of an earlier report, got {out / clash[0]} which a "
+                         f"report did not write (left unchanged); choose another --out")
+    for rel in new_files:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, out / rel)
+    for rel in sorted(old_files - set(new_files)):
+        target = out / rel
+        if ".." not in Path(rel).parts and target.is_file() and not target.is_symlink():
+            target.unlink()
+    write_marker(out, "report", new_files)
 
 
 def build_report(
@@ -181,6 +201,7 @@ def build_report(
     """
     from w2p_eval.results import ResultsStore
 
+    claim(out, "report")  # a foreign --out is refused before anything is read
     store = Path(store)
     if not store.is_file():
         raise InputError(f"expected a results store file, got missing path {store} (run `w2p-eval evaluate` first)")
@@ -188,7 +209,7 @@ def build_report(
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise InputError(f"expected run folders with distinct names, got {names}")
-    everything = ResultsStore(store).query()
+    everything = ResultsStore(store, readonly=True).query()
     df = rows_of_runs(everything, runs)
     if runs and not df.empty:  # other models' faces scored on the same data land beside the runs asked for
         external = everything[(everything["source"] != "checkpoint") & everything["data_hash"].isin(set(df["data_hash"]))
@@ -200,14 +221,16 @@ def build_report(
         raise InputError(f"expected results for {names or 'any run'} in {store}, found none "
                          f"(run `w2p-eval evaluate RUN_DIR... --data DATA` first)")
     out = Path(out)
-    tmp = _stage(out)
-    try:
-        html_path = _write(tmp, runs, df, data_dir, seed, title or f"w2p-eval report: {out.name}", command, samples,
-                           store)
-        _swap_into_place(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with sibling_lock(out):  # one report writer per --out
+        tmp = _stage(out)
+        try:
+            html_path = _write(tmp, runs, df, data_dir, seed,
+                               title or f"w2p-eval report: {Path(os.path.abspath(out)).name}", command, samples,
+                               store)
+            _swap_into_place(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return out / html_path.name
 
 
@@ -332,7 +355,7 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, 
                     [f"`{m}`: see the module that produced it." for m in present if not declared(m)])]
 
     rows_path = tab_dir / "rows.csv"
-    atomic_write_text(rows_path, df.assign(extra=[json.dumps(e, sort_keys=True) for e in df["extra"]]).to_csv(
+    atomic_write_text(rows_path, csv_safe(df.assign(extra=[json.dumps(e, sort_keys=True) for e in df["extra"]])).to_csv(
         index=False))
     atomic_write_text(root / "report.md", R.render_markdown(title, blocks, root))
     html_path = root / "report.html"

@@ -18,7 +18,7 @@ from w2p_eval.report import reference
 from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
 from w2p_eval.text import table_cells as _cells
 from w2p_eval.text import to_markdown
-from w2p_eval.utils import atomic_write_text
+from w2p_eval.utils import atomic_write_text, csv_safe
 
 
 def _model_rank(model: str) -> int:
@@ -238,7 +238,7 @@ def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, caption
     """``name``.csv, .md and .tex in ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    atomic_write_text(paths[0], df.to_csv(index=not isinstance(df.index, pd.RangeIndex)))
+    atomic_write_text(paths[0], csv_safe(df).to_csv(index=not isinstance(df.index, pd.RangeIndex)))
     atomic_write_text(paths[1], to_markdown(df) + "\n")
     atomic_write_text(paths[2], to_latex(df, caption))
     return paths

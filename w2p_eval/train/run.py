@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 from w2p_eval.errors import InputError
+from w2p_eval.outdir import LOCK, FolderLock, claim, read_marker, write_marker
+from w2p_eval.validate import check_config_values
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
                 if not math.isfinite(value):
                     raise InputError(f"expected a finite number for {key}, got {value!r}")
                 cfg[key] = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
-    return cfg
+    return check_config_values(cfg)
 
 
 def run_training(
@@ -119,6 +121,7 @@ def run_training(
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     load_info(data_dir)  # a clear error for a folder that is not a dataset
     base = load_config(config)
+    claim(out_dir, "train", own=_looks_like_run)
     saved = out_dir / CONFIG_NAME
     has_ckpts = any((out_dir / CKPT_DIR).glob("epoch_*.pt")) if (out_dir / CKPT_DIR).is_dir() else False
     if has_ckpts and not resume:
@@ -131,6 +134,9 @@ def run_training(
                              f"the config asks for {base.get('model')!r}")
         base = previous
     overrides = dict(overrides or {})
+    if "model" in overrides and overrides["model"] != base.get("model"):
+        raise InputError(f"expected the model to come from the config's `model:` key ({base.get('model')!r}), "
+                         f"got --set model={overrides['model']!r}; use that model's own config instead")
     if seed is not None:
         overrides["seed"] = int(seed)
     train_fn, module = _trainer_module(str(base["model"]))
@@ -138,8 +144,19 @@ def run_training(
     check = getattr(module, "check_config", None)
     if check is not None:  # bad values fail before RUN/ is touched
         check(cfg)
-    if ddp.rank() == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if ddp.rank() != 0:
+        return list(train_fn(cfg, data_dir, out_dir, resume=resume, device=device))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out_dir / LOCK, f"run folder {out_dir}"):  # one writer per run folder
+        if read_marker(out_dir) is None:
+            write_marker(out_dir, "train")
         atomic_write_text(saved, yaml.safe_dump(cfg, sort_keys=True))
-    log.info("training %s into %s: %s", cfg["model"], out_dir, cfg)
-    return list(train_fn(cfg, data_dir, out_dir, resume=resume, device=device))
+        log.info("training %s into %s: %s", cfg["model"], out_dir, cfg)
+        return list(train_fn(cfg, data_dir, out_dir, resume=resume, device=device))
+
+
+def _looks_like_run(folder: Path) -> bool:
+    """A run folder written before run folders carried a marker: config.yaml beside checkpoints/."""
+    from w2p_eval.models.checkpoint import CKPT_DIR
+
+    return (folder / CONFIG_NAME).is_file() and (folder / CKPT_DIR).is_dir()

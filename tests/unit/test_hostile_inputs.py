@@ -1,0 +1,368 @@
+"""Hostile inputs through the real CLI (issue 14): one line on stderr, the documented exit code, no
+traceback, and nothing outside the command's own outputs changed.
+
+Each case builds its inputs from real files in its own folder (a copy of the tiny dataset, one tiny
+mean_face checkpoint made once for the module, edited copies of both), runs ``w2p_eval.cli.main`` in
+this process and compares a snapshot (path, size, mtime) of the case folder before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, make_tiny_dataset
+
+MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")
+WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
+
+
+# -- shared inputs ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny dataset and one mean_face checkpoint trained on it (once per module)."""
+    root = tmp_path_factory.mktemp("hostile_base")
+    data = make_tiny_dataset(root / "data")
+    rc, _, err = run_cli(["train", MEAN_FACE, "--data", str(data), "--out", str(root / "run")])
+    assert rc == 0, err
+    return {"data": data, "ckpt": root / "run" / "checkpoints" / "epoch_0000.pt"}
+
+
+def run_cli(argv: list[str], capsys=None) -> tuple[int, str, str]:
+    """``w2p-eval ARGV`` in this process -> (exit code, stdout, stderr)."""
+    import _pytest.capture  # noqa: F401  (capsys is optional: the module fixture runs without it)
+
+    from w2p_eval.cli import main
+    from w2p_eval.data import manifest
+
+    manifest._CHECKED.clear()  # per-process caches: each case is a fresh command
+    manifest._BAD_ROWS.clear()
+    logging.getLogger().handlers.clear()  # basicConfig binds the current (captured) stderr
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if capsys is None:
+        return code, "", ""
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` with its kind, size and mtime."""
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            snap[str(p.relative_to(root))] = (p.is_dir(), st.st_size if not p.is_dir() else 0, st.st_mtime_ns)
+    return snap
+
+
+def copy_data(base, case: Path) -> Path:
+    dst = case / "data"
+    shutil.copytree(base["data"], dst)
+    return dst
+
+
+def edit_json(path: Path, fn) -> None:
+    info = json.loads(path.read_text())
+    path.write_text(json.dumps(fn(info)))
+
+
+def edit_manifest(data: Path, fn) -> None:
+    import pandas as pd
+
+    df = pd.read_csv(data / "manifest.csv", dtype=str, keep_default_na=False)
+    fn(df)
+    df.to_csv(data / "manifest.csv", index=False)
+
+
+def edit_ckpt(base, case: Path, fn, name: str = "epoch_0000.pt") -> Path:
+    ck = torch.load(base["ckpt"], weights_only=True)
+    ck = fn(ck) or ck
+    path = case / "ck" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ck, path)
+    return path
+
+
+# -- the cases: name -> setup(base, case folder) -> argv --------------------------------------------
+def gen(data, ckpt, case):
+    return ["generate", "--ckpt", str(ckpt), "--data", str(data), "--out", str(case / "gen_out")]
+
+
+def data_case(edit):
+    def setup(base, case):
+        data = copy_data(base, case)
+        edit(data)
+        return gen(data, base["ckpt"], case)
+    return setup
+
+
+def info_case(fn):
+    return data_case(lambda d: edit_json(d / "dataset.json", fn))
+
+
+def ckpt_case(fn, name="epoch_0000.pt"):
+    def setup(base, case):
+        return gen(base["data"], edit_ckpt(base, case, fn, name), case)
+    return setup
+
+
+def train_case(*extra, config=MEAN_FACE):
+    def setup(base, case):
+        return ["train", config, "--data", str(base["data"]), "--out", str(case / "run"), *extra]
+    return setup
+
+
+def _set(ck, key, value):
+    ck[key] = value
+
+
+def _del(ck, key):
+    del ck[key]
+
+
+def _nan_mean(ck):
+    state = ck["state"]
+    name = next(iter(state))
+    key = next(iter(state[name]))
+    state[name][key] = state[name][key].clone().fill_(math.nan)
+
+
+def _shape_mean(ck):
+    state = ck["state"]
+    name = next(iter(state))
+    key = next(iter(state[name]))
+    state[name][key] = torch.zeros(3, 5, 5)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/w2p_pwned",))
+
+
+def evil_ckpt(base, case):
+    path = case / "evil.pt"
+    torch.save({"format": "w2p-eval-checkpoint", "payload": Evil()}, path)
+    return gen(base["data"], path, case)
+
+
+def not_zip(base, case):
+    path = case / "x.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    return gen(base["data"], path, case)
+
+
+def final_only_run(base, case):
+    (case / "run" / "checkpoints").mkdir(parents=True)
+    shutil.copy(base["ckpt"], case / "run" / "checkpoints" / "epoch_final.pt")
+    return gen(base["data"], case / "run", case)
+
+
+def foreign_folder(case) -> Path:
+    out = case / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("do not touch")
+    return out
+
+
+def yaml_file(case, text) -> str:
+    path = case / "cfg.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def unrelated_sqlite(case) -> Path:
+    path = case / "other.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (t TEXT)")
+    con.execute("INSERT INTO notes VALUES ('mine')")
+    con.commit()
+    con.close()
+    return path
+
+
+def held_lock(lock_path: Path):
+    """Hold ``lock_path`` the way a live writer does (the fd stays open for the test's duration)."""
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, b"pid 99999 on elsewhere\n")
+    HELD.append(fd)
+
+
+HELD: list[int] = []
+BIG = str(2**64)
+
+CASES = {
+    # dataset.json
+    "info-is-list": info_case(lambda i: [i]),
+    "info-no-identities": info_case(lambda i: {k: v for k, v in i.items() if k != "identities"}),
+    "info-identities-string": info_case(lambda i: {**i, "identities": "id00"}),
+    "info-identities-one-short": info_case(lambda i: {**i, "identities": i["identities"][:-1]}),
+    "info-identities-empty-name": info_case(lambda i: {**i, "identities": i["identities"] + [""]}),
+    "info-identities-duplicate": info_case(lambda i: {**i, "identities": i["identities"] + ["id00"]}),
+    "info-version-99": info_case(lambda i: {**i, "version": 99}),
+    "info-no-version": info_case(lambda i: {k: v for k, v in i.items() if k != "version"}),
+    "info-wrong-format": info_case(lambda i: {**i, "format": "something-else"}),
+    "info-not-json": data_case(lambda d: (d / "dataset.json").write_text("{not json")),
+    "info-binary": data_case(lambda d: (d / "dataset.json").write_bytes(b"\xff\xfe\x00garbage")),
+    "info-missing": data_case(lambda d: (d / "dataset.json").unlink()),
+    # manifest
+    "manifest-empty-identity": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "identity"), ""))),
+    "manifest-unknown-identity": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "identity"), "ghost"))),
+    "manifest-missing-column": data_case(lambda d: edit_manifest(d, lambda df: df.drop(columns=["audio_path"], inplace=True))),
+    "manifest-garbage": data_case(lambda d: (d / "manifest.csv").write_bytes(b"\x00\x01\x02" * 50)),
+    "manifest-bad-split": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "split_seen"), "val"))),
+    "manifest-duplicate-pair": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((1, "pair_id"), df.loc[0, "pair_id"]))),
+    "manifest-all-absolute": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("image_path", "/etc/passwd"))),
+    "manifest-all-traversal": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("audio_path", "../../../../etc/passwd"))),
+    "manifest-all-duration-abc": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("audio_duration", "abc"))),
+    "manifest-all-start-inf": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("audio_start", "inf"))),
+    "manifest-all-start-negative": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("audio_start", "-1"))),
+    "data-folder-missing": lambda b, c: gen(c / "nowhere", b["ckpt"], c),
+    # checkpoints
+    "ckpt-epoch-abc": ckpt_case(lambda ck: _set(ck, "epoch", "abc")),
+    "ckpt-epoch-negative": ckpt_case(lambda ck: _set(ck, "epoch", -3)),
+    "ckpt-no-identities": ckpt_case(lambda ck: _del(ck, "identities")),
+    "ckpt-identities-string": ckpt_case(lambda ck: _set(ck, "identities", "id00")),
+    "ckpt-state-list": ckpt_case(lambda ck: _set(ck, "state", [1, 2])),
+    "ckpt-audio-seconds-negative": ckpt_case(lambda ck: _set(ck, "audio_seconds", -1.0)),
+    "ckpt-audio-seconds-nan": ckpt_case(lambda ck: _set(ck, "audio_seconds", math.nan)),
+    "ckpt-version-99": ckpt_case(lambda ck: _set(ck, "version", 99)),
+    "ckpt-image-size-96": ckpt_case(lambda ck: _set(ck, "image_size", 96)),
+    "ckpt-nan-mean-face": ckpt_case(_nan_mean),
+    "ckpt-wrong-shape-mean-face": ckpt_case(_shape_mean),
+    "ckpt-unknown-model": ckpt_case(lambda ck: _set(ck, "model", "stylegan9")),
+    "ckpt-wrong-format": ckpt_case(lambda ck: _set(ck, "format", "other")),
+    "ckpt-other-identities": ckpt_case(lambda ck: _set(ck, "identities", ["a", "b", "c"])),
+    "ckpt-pickled-code": evil_ckpt,
+    "ckpt-not-zip": not_zip,
+    "ckpt-missing": lambda b, c: gen(b["data"], c / "missing.pt", c),
+    "ckpt-run-with-epoch-final": final_only_run,
+    # training configs and --set values
+    "set-num-workers-negative": train_case("--set", "num_workers=-1", config=WAV2PIX),
+    "set-lr-g-negative": train_case("--set", "lr_g=-1", config=WAV2PIX),
+    "set-lr-g-nan": train_case("--set", "lr_g=.nan", config=WAV2PIX),
+    "set-betas-foo": train_case("--set", "betas=foo", config=WAV2PIX),
+    "set-betas-out-of-range": train_case("--set", "betas=[2,3]", config=WAV2PIX),
+    "set-betas-three": train_case("--set", "betas=[0.5,0.9,0.9]", config=WAV2PIX),
+    "set-threads-negative": train_case("--set", "threads=-1", config=WAV2PIX),
+    "set-threads-abc": train_case("--set", "threads=abc", config=WAV2PIX),
+    "set-epochs-zero": train_case("--set", "epochs=0", config=WAV2PIX),
+    "set-real-label-2": train_case("--set", "real_label=2", config=WAV2PIX),
+    "set-model-mean-face-on-wav2pix": train_case("--set", "model=mean_face", config=WAV2PIX),
+    "set-unknown-key": train_case("--set", "lr_gg=1e-4", config=WAV2PIX),
+    "set-no-equals": train_case("--set", "lr_g", config=WAV2PIX),
+    "set-seed-huge": train_case("--set", f"seed={BIG}"),
+    "set-image-size-96-baseline": train_case("--set", "image_size=96"),
+    "train-seed-huge": train_case("--seed", BIG),
+    "train-seed-negative": train_case("--seed", "-1"),
+    "train-seed-abc": train_case("--seed", "abc"),
+    "train-threads-cli-zero": train_case("--threads", "0"),
+    "train-device-cuda": train_case("--device", "cuda"),
+    "train-device-cuda-7": train_case("--device", "cuda:7"),
+    "train-device-nonsense": train_case("--device", "nonsense"),
+    "train-device-meta": train_case("--device", "meta"),
+    "config-python-tag": lambda b, c: ["train", yaml_file(c, "model: !!python/object/apply:os.system ['true']\n"),
+                                       "--data", str(b["data"]), "--out", str(c / "run")],
+    "config-list": lambda b, c: ["train", yaml_file(c, "- 1\n- 2\n"), "--data", str(b["data"]), "--out", str(c / "run")],
+    "config-no-model": lambda b, c: ["train", yaml_file(c, "seed: 1\n"), "--data", str(b["data"]), "--out", str(c / "run")],
+    "config-unknown-model": lambda b, c: ["train", yaml_file(c, "model: gan9000\n"), "--data", str(b["data"]),
+                                          "--out", str(c / "run")],
+    "config-missing": lambda b, c: ["train", str(c / "none.yaml"), "--data", str(b["data"]), "--out", str(c / "run")],
+    # output folders and locations
+    "train-out-foreign-folder": lambda b, c: ["train", MEAN_FACE, "--data", str(b["data"]),
+                                              "--out", str(foreign_folder(c))],
+    "train-out-under-file": lambda b, c: ["train", MEAN_FACE, "--data", str(b["data"]),
+                                          "--out", str(Path(yaml_file(c, "x")) / "sub")],
+    "train-locked-run": lambda b, c: (held_lock(c / "run" / ".w2p-eval.lock"),
+                                      ["train", MEAN_FACE, "--data", str(b["data"]), "--out", str(c / "run")])[1],
+    "generate-out-under-file": lambda b, c: ["generate", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
+                                             "--out", str(Path(yaml_file(c, "x")) / "sub")],
+    "generate-out-foreign-folder": lambda b, c: ["generate", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
+                                                 "--out", str(foreign_folder(c))],
+    "generate-seed-huge": lambda b, c: gen(b["data"], b["ckpt"], c) + ["--seed", BIG],
+    "generate-device-meta": lambda b, c: gen(b["data"], b["ckpt"], c) + ["--device", "meta"],
+    "prepare-out-nonempty": lambda b, c: ["prepare", "demo", "--out", str(foreign_folder(c))],
+    "prepare-out-under-file": lambda b, c: ["prepare", "demo", "--out", str(Path(yaml_file(c, "x")) / "sub")],
+    "prepare-concurrent": lambda b, c: (held_lock(c / ".demo.lock"), ["prepare", "demo", "--out", str(c / "demo")])[1],
+    "prepare-seed-huge": lambda b, c: ["prepare", "demo", "--out", str(c / "demo"), "--seed", BIG],
+    "prepare-folder-src-missing": lambda b, c: ["prepare", "folder", str(c / "none"), "--out", str(c / "d")],
+    # results store
+    "results-unrelated-sqlite": lambda b, c: ["results", "--store", str(unrelated_sqlite(c))],
+    "results-not-sqlite": lambda b, c: ["results", "--store", yaml_file(c, "just text\n" * 50)],
+    "results-store-under-file": lambda b, c: ["results", "--store", str(Path(yaml_file(c, "x")) / "r.sqlite")],
+    "results-store-proc": lambda b, c: ["results", "--store", "/proc/self/status"],
+    "results-store-missing": lambda b, c: ["results", "--store", str(c / "none.sqlite")],
+    "results-seed-huge": lambda b, c: ["results", "--store", str(unrelated_sqlite(c)), "--seed", BIG],
+    "results-neither": lambda b, c: ["results"],
+    "identity-seed-huge": lambda b, c: ["identity", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]), "--seed", BIG],
+    "identity-device-nonsense": lambda b, c: ["identity", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
+                                              "--device", "nonsense"],
+    # evaluate
+    "evaluate-backbone-typo": lambda b, c: ["evaluate", str(c), "--data", str(b["data"]), "--backbone", "resnet_dlib",
+                                            "--store", str(c / "s.sqlite")],
+    "evaluate-backend-case": lambda b, c: ["evaluate", str(c), "--data", str(b["data"]), "--backend", "DLIB",
+                                           "--metrics", "landmarks", "--store", str(c / "s.sqlite")],
+    "evaluate-metrics-comma": lambda b, c: ["evaluate", str(c), "--data", str(b["data"]), "--metrics", ",",
+                                            "--store", str(c / "s.sqlite")],
+    "evaluate-metrics-unknown": lambda b, c: ["evaluate", str(c), "--data", str(b["data"]), "--metrics", "beauty",
+                                              "--store", str(c / "s.sqlite")],
+    "evaluate-store-unrelated": lambda b, c: ["evaluate", str(c), "--data", str(b["data"]), "--metrics", "speaker",
+                                              "--store", str(unrelated_sqlite(c))],
+    # report
+    "report-out-foreign": lambda b, c: ["report", "--store", str(c / "s.sqlite"), "--out", str(foreign_folder(c))],
+    "report-store-unrelated": lambda b, c: ["report", "--store", str(unrelated_sqlite(c)), "--out", str(c / "rep")],
+    "report-store-missing": lambda b, c: ["report", "--store", str(c / "none.sqlite"), "--out", str(c / "rep")],
+    "report-neither": lambda b, c: ["report", "--out", str(c / "rep")],
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input_is_one_line_exit_2_and_changes_nothing(name, base, tmp_path, capsys):
+    case = tmp_path / "case"
+    case.mkdir()
+    argv = CASES[name](base, case)
+    before, before_base = snapshot(case), snapshot(base["data"])
+    try:
+        code, out, err = run_cli(argv, capsys)
+    finally:
+        while HELD:
+            os.close(HELD.pop())
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and "Traceback" not in out
+    assert len(lines) == 1, err
+    assert lines[0].startswith("w2p-eval: error: "), err
+    assert code == 2, (code, err)
+    assert snapshot(case) == before, f"{name} changed files: {set(snapshot(case)) ^ set(before)}"
+    assert snapshot(base["data"]) == before_base
+    assert not Path("/tmp/w2p_pwned").exists()
+
+
+def test_the_table_holds_at_least_60_hostile_inputs():
+    assert len(CASES) >= 60
+
+
+def test_unrelated_sqlite_keeps_its_schema_and_journal_mode(tmp_path, capsys):
+    path = unrelated_sqlite(tmp_path)
+    code, _, err = run_cli(["results", "--store", str(path)], capsys)
+    assert code == 2 and "without a `results` table" in err
+    con = sqlite3.connect(path)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    con.close()
+    assert not Path(str(path) + "-wal").exists()
