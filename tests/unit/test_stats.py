@@ -27,7 +27,7 @@ def _coverage(n_rep: int, p: float, n: int, *, dup: int = 1, grouped: bool = Tru
 
 
 def test_coverage_binomial_p07_n100():
-    # measured (seed 2024, 1000 replicates, 1000 resamples): BCa 0.954; exact coverage of the method
+    # measured (seed 2024, 1000 replicates, 1000 resamples): BCa 0.959, mean width 0.177; exact coverage of the method
     # for this p and n (summing over the 101 possible outcomes) is 0.95-0.96
     cover, width = _coverage(1000, 0.7, 100)
     assert 0.93 <= cover <= 0.97, cover
@@ -42,6 +42,7 @@ def test_coverage_percentile_method_too():
 def test_grouping_keeps_coverage_of_duplicated_items_and_ignoring_it_loses_it():
     # every unit copied 5 times (like the release's 5 audio crops per face): resampling the copies
     # together keeps ~95 %; treating copies as independent gives intervals sqrt(5) too narrow
+    # measured: grouped 0.960 (width 0.228), ungrouped 0.636 (width 0.102)
     cover_g, width_g = _coverage(500, 0.7, 60, dup=5, grouped=True, seed=11)
     cover_i, width_i = _coverage(500, 0.7, 60, dup=5, grouped=False, seed=11)
     assert 0.92 <= cover_g <= 0.975, cover_g
