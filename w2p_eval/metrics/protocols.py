@@ -198,7 +198,8 @@ def gallery_recall(fake_emb: np.ndarray, real_emb: np.ndarray, labels: Sequence 
         for k in ks:
             p = _expected_hit(others, own, k)
             hit_sum[k][q] += w * p
-            per_gallery[k][gi] = float((w * p).sum() * n_gal)
+            per_id = np.bincount(codes[q], weights=p, minlength=len(ids))[cols] / counts[cols]
+            per_gallery[k][gi] = float(per_id.mean())  # identities weigh equally
     with np.errstate(invalid="ignore", divide="ignore"):
         hits = {k: np.where(weights > 0, hit_sum[k] / np.where(weights > 0, weights, 1), np.nan) for k in ks}
     return GalleryRecall(recall={k: float(per_gallery[k].mean()) for k in ks}, per_gallery=per_gallery,
