@@ -70,9 +70,14 @@ def _values(values, name: str) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
         raise InputError(f"expected {name} as a non-empty 1-d array of per-item numbers, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise InputError(f"expected finite {name}, got {int((~np.isfinite(v)).sum())} NaN/inf values of {v.size}")
     return v
+
+
+def _finite(v: np.ndarray, name: str) -> None:
+    """Values that count (weight > 0) must be finite (weight-0 items may be NaN: e.g. outside every gallery)."""
+    if not np.isfinite(v).all():
+        raise InputError(f"expected finite {name} for items of positive weight, got "
+                         f"{int((~np.isfinite(v)).sum())} NaN/inf values of {v.size}")
 
 
 def _groups(groups, n: int) -> tuple[np.ndarray, int]:
@@ -146,7 +151,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, groups: Sequence | np.nda
     values: float [N] (0/1 hits for accuracies, distances, ...); groups: [N] any hashable keys
     (e.g. face_id) — items of one group are resampled together; ``None`` = every item its own group.
     weights: float [N] >= 0 (default 1): the statistic is sum(w*v)/sum(w) over the resampled groups
-    (items with weight 0 do not count). ``method``: "BCa" (default), "percentile" or "basic";
+    (items with weight 0 do not count and may be NaN). ``method``: "BCa" (default), "percentile" or "basic";
     ``seed`` feeds a local ``np.random.default_rng``. Returns an :class:`Interval`.
     """
     v = _values(values, "values")
@@ -155,6 +160,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, groups: Sequence | np.nda
     _check_conf(confidence, n_resamples, method)
     keep = w > 0
     v, codes, w = v[keep], codes[keep], w[keep]
+    _finite(v, "values")
     _, codes = np.unique(codes, return_inverse=True)
     n_groups = int(codes.max()) + 1
     value = float((w * v).sum() / w.sum())
@@ -192,6 +198,8 @@ def paired_diff_ci(values_a: Sequence[float] | np.ndarray, values_b: Sequence[fl
     _check_conf(confidence, n_resamples, method)
     keep = w > 0
     a, b, codes, w = a[keep], b[keep], codes[keep], w[keep]
+    _finite(a, "values_a")
+    _finite(b, "values_b")
     _, codes = np.unique(codes, return_inverse=True)
     n_groups = int(codes.max()) + 1
     value = float((w * (a - b)).sum() / w.sum())
