@@ -189,6 +189,8 @@ def test_single_face_identities_are_excluded_as_probes():
     assert t.excluded.tolist() == [4] and t.tuples.shape == (4, 3)
     with pytest.raises(InputError, match="at least 2 distinct faces"):
         P.draw_matching_tuples([0, 0, 1], ["a", "a", "b"], 2)
+    with pytest.raises(InputError, match="face_id shared by two identities"):
+        P.draw_matching_tuples([0, 0, 1, 1], ["a", "b", "b", "c"], 2)
 
 
 def test_n_way_needs_enough_identities():

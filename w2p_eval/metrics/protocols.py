@@ -176,7 +176,9 @@ def gallery_recall(fake_emb: np.ndarray, real_emb: np.ndarray, labels: Sequence 
         raise InputError(f"expected at least one K <= the gallery size {g_size}, got K in {asked}")
 
     counts = np.bincount(codes, minlength=len(ids))
-    means = l2_normalize(np.stack([real[codes == c].mean(axis=0) for c in range(len(ids))]))
+    sums = np.zeros((len(ids), real.shape[1]))
+    np.add.at(sums, codes, real)
+    means = l2_normalize(sums / counts[:, None])  # per-identity mean of unit-norm embeddings
     col_of = {v: c for c, v in enumerate(ids.tolist())}
     n_gal = len(galleries)
     hit_sum = {k: np.zeros(n) for k in ks}
@@ -292,7 +294,7 @@ def draw_matching_tuples(labels: Sequence | np.ndarray, face_ids: Sequence | np.
         rows = np.flatnonzero(codes == c)
         for f in np.unique(fid[rows]):
             faces[c][str(f)] = rows[fid[rows] == f]
-    if any(len(set(faces[c]) & set(faces[d])) for c in range(len(ids)) for d in range(c)):
+    if len({f for f, _ in set(zip(fid.tolist(), codes.tolist()))}) != len(set(zip(fid.tolist(), codes.tolist()))):
         raise InputError("expected every face_id to belong to one identity, got a face_id shared by two identities")
     face_names = [sorted(f) for f in faces]
     rng = np.random.default_rng(seed)
