@@ -1,0 +1,116 @@
+"""Frozen test lists (w2p_eval.data.testlist) and the `w2p-eval testlist` verb: round trip, stable id,
+refusal of another dataset and of malformed or edited files, impossible G / N."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import make_tiny_dataset
+from w2p_eval.cli import cli, main
+from w2p_eval.data.manifest import load_info, load_manifest, manifest_hash, split_frame, write_dataset
+from w2p_eval.data.testlist import build_testlist, load_testlist, write_testlist
+from w2p_eval.data.testlist import testlist_id as content_id  # a "test*" name would be collected
+from w2p_eval.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def six_ids(tmp_path_factory) -> Path:
+    """6 identities x 8 pairs (4 faces of 2 copies); seen test = faces 2 and 3 of every identity."""
+    out = make_tiny_dataset(tmp_path_factory.mktemp("tl") / "data", n_identities=6, pairs_per_identity=8,
+                            image_px=32, audio_seconds=1.05)
+    df = load_manifest(out, check_files=False)
+    face_no = df["face_id"].str.rsplit("-f", n=1).str[1].astype(int)
+    df["split_seen"] = np.where(face_no >= 2, "test", "train")
+    write_dataset(out, df, {k: v for k, v in load_info(out).items() if k not in ("identities", "n_pairs")})
+    return out
+
+
+def test_build_write_load_round_trip(six_ids, tmp_path):
+    content = build_testlist(six_ids, seed=3, gallery_size=4, n_galleries=5)
+    assert content["id"] == content_id(content)
+    assert content == build_testlist(six_ids, seed=3, gallery_size=4, n_galleries=5)  # deterministic
+    assert content["id"] != build_testlist(six_ids, seed=4, gallery_size=4, n_galleries=5)["id"]
+    path = write_testlist(content, tmp_path / "tl.json")
+    tl = load_testlist(path, six_ids)
+    assert tl.id == content["id"] and tl.manifest_hash == manifest_hash(six_ids)
+    assert (tl.split, tl.protocol, tl.judge, tl.gallery_size, tl.ks) == ("test", "seen", "dlib_resnet", 4, [1, 2])
+    assert len(tl.galleries) == 5 and all(len(set(g)) == 4 for g in tl.galleries)
+    assert sorted(tl.matching) == [2, 5]  # 1:10 impossible with 6 identities: left out by default
+    test = split_frame(load_manifest(six_ids), "test", "seen")
+    assert tl.pair_ids == test["pair_id"].tolist() and len(tl.pair_ids) == 24
+    # tuples by pair id, in any evaluated order
+    shuffled = list(np.random.default_rng(0).permutation(tl.pair_ids))
+    idx, dropped = tl.matching_indices(5, shuffled)
+    assert dropped == 0 and idx.shape == (24, 6)
+    ident = dict(zip(test["pair_id"], test["identity"]))
+    face = dict(zip(test["pair_id"], test["face_id"]))
+    for row in idx.tolist():
+        probe, true, *imps = [shuffled[i] for i in row]
+        assert ident[true] == ident[probe] and face[true] != face[probe]
+        assert len({ident[p] for p in imps} | {ident[probe]}) == 5
+    labels = tl.gallery_labels(load_info(six_ids)["identities"])
+    assert all(g.dtype == np.int64 and len(g) == 4 for g in labels)
+
+
+def test_refuses_another_dataset(six_ids, tmp_path, tiny_data):
+    path = write_testlist(build_testlist(six_ids, gallery_size=3), tmp_path / "tl.json")
+    with pytest.raises(InputError, match=r"was made for dataset manifest \w+, got .* with manifest \w+; make one"):
+        load_testlist(path, tiny_data)
+
+
+def test_refuses_malformed_edited_and_other_version(six_ids, tmp_path):
+    content = build_testlist(six_ids, gallery_size=3)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="expected a JSON test list"):
+        load_testlist(bad)
+    bad.write_text(json.dumps({**content, "version": 99}))
+    with pytest.raises(InputError, match="expected test list version 1 .* got 99"):
+        load_testlist(bad)
+    bad.write_text(json.dumps({**content, "format": "w2p-eval-dataset"}))
+    with pytest.raises(InputError, match="expected format 'w2p-eval-testlist'"):
+        load_testlist(bad)
+    edited = json.loads(json.dumps(content))
+    edited["retrieval"]["galleries"][0][0], edited["retrieval"]["galleries"][0][1] = "x", "y"
+    bad.write_text(json.dumps(edited))
+    with pytest.raises(InputError, match="the file was edited"):
+        load_testlist(bad)
+    missing = {k: v for k, v in content.items() if k != "pairs"}
+    missing["id"] = content_id(missing)
+    bad.write_text(json.dumps(missing))
+    with pytest.raises(InputError, match=r"expected 'pairs' \(list\)"):
+        load_testlist(bad)
+    with pytest.raises(InputError, match="got missing"):
+        load_testlist(tmp_path / "none.json")
+
+
+def test_impossible_gallery_size_and_matching(six_ids):
+    with pytest.raises(InputError, match="gallery size 7 needs at least 7 test identities, got 6"):
+        build_testlist(six_ids, gallery_size=7)
+    with pytest.raises(InputError, match="1:10 matching needs at least 10 test identities .* got 6; possible: 1:2 to 1:6"):
+        build_testlist(six_ids, matching=[2, 10])
+
+
+def test_cli_writes_atomically_and_reports(six_ids, tmp_path):
+    out = tmp_path / "lists" / "release.json"
+    res = CliRunner().invoke(cli, ["testlist", "--data", str(six_ids), "--out", str(out), "--gallery-size", "5",
+                                   "--n-galleries", "3", "--matching", "2,5", "--judge-setting", "upsample_to=150"])
+    assert res.exit_code == 0, res.output
+    tl = load_testlist(out, six_ids)
+    assert tl.id in res.output and "3 galleries of 5 identities" in res.output and "1:5 24 tuples" in res.output
+    assert tl.judge_settings == {"upsample_to": 150}
+    assert [p.name for p in out.parent.iterdir()] == ["release.json"]  # no temp file left
+
+
+def test_cli_bad_input_is_one_line_exit_2(six_ids, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["testlist", "--data", str(six_ids), "--out", str(tmp_path / "x.json"), "--gallery-size", "100"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gallery size 100 needs at least 100 test identities, got 6" in err[0]
+    assert not (tmp_path / "x.json").exists()

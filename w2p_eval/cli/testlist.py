@@ -1,0 +1,67 @@
+"""`w2p-eval testlist`: freeze the retrieval galleries and matching tuples of a dataset's split in one JSON file."""
+
+from __future__ import annotations
+
+import click
+
+
+def _int_list(value: str | None, what: str) -> list[int] | None:
+    from w2p_eval.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        out = [int(x) for x in value.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise InputError(f"expected {what} as comma-separated integers (e.g. 2,5,10), got {value!r}") from None
+    if not out:
+        raise InputError(f"expected at least one {what} value, got {value!r}")
+    return out
+
+
+def _settings(items: tuple[str, ...]) -> dict:
+    import yaml
+
+    from w2p_eval.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"expected --judge-setting KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+@click.command("testlist")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), metavar="DATA",
+              help="Dataset folder made by `w2p-eval prepare`.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="Test list to write (JSON).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--protocol", type=click.Choice(["seen", "unseen"]), default="seen", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
+              help="Seed of the gallery and tuple draws.")
+@click.option("--gallery-size", type=int, default=None, metavar="G", show_default="min(100, test identities)",
+              help="Identities per retrieval gallery.")
+@click.option("--n-galleries", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+              help="Galleries drawn (one when G equals the number of identities).")
+@click.option("--ks", default="1,2,5,10", show_default=True, metavar="K,K", help="Recall cut-offs (K <= G kept).")
+@click.option("--matching", default=None, metavar="N,N", show_default="the N of 2,5,10 the split allows",
+              help="1:N matching sizes.")
+@click.option("--judge", default="dlib_resnet", show_default=True, metavar="NAME",
+              help="Face-embedding judge the numbers are to be computed with.")
+@click.option("--judge-setting", multiple=True, metavar="KEY=VALUE", help="Judge setting recorded in the list.")
+def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks, matching, judge, judge_setting):
+    """Write a frozen test list (dataset hash, galleries, matching tuples, seeds). Prints its id and path."""
+    from w2p_eval.data.testlist import build_testlist, write_testlist
+
+    content = build_testlist(data_dir, split=split, protocol=protocol, seed=seed, gallery_size=gallery_size,
+                             n_galleries=n_galleries, ks=_int_list(ks, "--ks"),
+                             matching=_int_list(matching, "--matching"), judge=judge,
+                             judge_settings=_settings(judge_setting))
+    path = write_testlist(content, out)
+    r = content["retrieval"]
+    tuples = ", ".join(f"1:{n} {len(rows)} tuples" for n, rows in sorted(content["matching"].items(),
+                                                                          key=lambda kv: int(kv[0])))
+    click.echo(f"test list {content['id']}: {content['dataset']['n_pairs']} {split} pairs ({protocol}), "
+               f"{r['n_galleries']} galleries of {r['gallery_size']} identities, {tuples or 'no matching'} -> {path}")

@@ -1,0 +1,223 @@
+"""Frozen test lists: one JSON file that fixes everything a protocol number depends on.
+
+A test list records the dataset (manifest hash), the split and protocol, the judge (name and
+settings), the seeds, the test pairs, the retrieval galleries (identity names per gallery) and the
+1:N matching tuples (pair ids: probe, the true speaker's other face, impostors). Two labs that
+evaluate with the same file score the same items against the same candidates.
+
+File layout (``format`` "w2p-eval-testlist", ``version`` 1)::
+
+    {"format", "version", "id",
+     "dataset": {"manifest_hash", "kind", "n_pairs"},           # n_pairs of the split
+     "split", "protocol", "judge": {"name", "settings"},
+     "seeds": {"galleries", "matching"},
+     "pairs": [pair ids of the split, manifest order],
+     "retrieval": {"gallery_size", "n_galleries", "ks", "galleries": [[identity names]]},
+     "matching": {"<N>": [[probe, true, impostor...] pair ids]}, "matching_excluded": {"<N>": count}}
+
+``id`` = first 16 hex chars of the sha256 of the canonical JSON of everything else (sorted keys), so
+it names the content: any edit changes it, and :func:`load_testlist` refuses a file whose id does
+not match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from w2p_eval.errors import InputError
+
+FORMAT = "w2p-eval-testlist"
+VERSION = 1
+DEFAULT_MATCHING = (2, 5, 10)
+DEFAULT_N_GALLERIES = 10
+
+
+def testlist_id(content: dict) -> str:
+    """Stable id of a test list: sha256 (16 hex) of the canonical JSON of ``content`` without ``id``."""
+    from w2p_eval.utils import sha256_json
+
+    return sha256_json({k: v for k, v in content.items() if k != "id"})
+
+
+@dataclass
+class TestList:
+    """A loaded test list. ``matching`` maps N -> pair-id tuples; ``galleries`` are identity names."""
+
+    __test__ = False  # not a pytest class
+
+    id: str
+    manifest_hash: str
+    split: str
+    protocol: str
+    judge: str
+    judge_settings: dict
+    seeds: dict
+    pair_ids: list[str]
+    gallery_size: int
+    ks: list[int]
+    galleries: list[list[str]]
+    matching: dict[int, list[list[str]]]
+    content: dict = field(repr=False)
+    path: Path | None = None
+
+    def gallery_labels(self, identities: Sequence[str]) -> list[np.ndarray]:
+        """Galleries as int64 label arrays (indexes into ``identities``, the dataset's sorted names)."""
+        index = {name: i for i, name in enumerate(identities)}
+        unknown = sorted({n for g in self.galleries for n in g if n not in index})
+        if unknown:
+            raise InputError(f"expected the test list's gallery identities in the dataset, got unknown "
+                             f"{', '.join(unknown[:5])} (test list {self.id})")
+        return [np.array([index[n] for n in g], dtype=np.int64) for g in self.galleries]
+
+    def matching_indices(self, n_way: int, pair_ids: Sequence[str], drop_missing: bool = False
+                         ) -> tuple[np.ndarray, int]:
+        """The 1:``n_way`` tuples as int64 [M, n_way + 1] row indices into ``pair_ids`` (the evaluated set's
+        order), and how many tuples were dropped for naming a pair not in it (with ``drop_missing``)."""
+        from w2p_eval.metrics.protocols import tuples_from_pair_ids
+
+        if n_way not in self.matching:
+            have = ", ".join(f"1:{n}" for n in sorted(self.matching)) or "none"
+            raise InputError(f"expected 1:{n_way} matching tuples in test list {self.id}, got {have}")
+        return tuples_from_pair_ids(self.matching[n_way], pair_ids, drop_missing=drop_missing)
+
+
+def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol: str = "seen", seed: int = 0,
+                   gallery_size: int | None = None, n_galleries: int = DEFAULT_N_GALLERIES,
+                   ks: Sequence[int] = (1, 2, 5, 10), matching: Sequence[int] | None = None,
+                   judge: str = "dlib_resnet", judge_settings: dict | None = None) -> dict:
+    """Draw galleries and matching tuples for one split of a dataset -> the test list's content (with ``id``).
+
+    ``gallery_size`` None -> min(100, identities of the split); ``matching`` None -> every N of
+    (2, 5, 10) the split's identities allow (an N asked for explicitly that is not possible is an
+    InputError saying which are). Pairs are the manifest's readable pairs of the split (as every
+    evaluation loads them).
+    """
+    from w2p_eval.data.manifest import PROTOCOLS, SPLITS, load_info, load_manifest, manifest_hash, split_frame
+    from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
+    from w2p_eval.metrics.protocols import draw_galleries, draw_matching_tuples, tuples_to_pair_ids
+
+    if split not in SPLITS or protocol not in PROTOCOLS:
+        raise InputError(f"expected split in {SPLITS} and protocol in {PROTOCOLS}, got {split!r} / {protocol!r}")
+    if judge not in IDENTITY_BACKBONES:
+        resolve_name(IDENTITY_BACKBONES, judge, "judge")  # raises with a hint
+    info = load_info(data_dir)
+    df = split_frame(load_manifest(data_dir), split, protocol)
+    if df.empty:
+        raise InputError(f"expected pairs in the {split} split ({protocol} protocol) of {data_dir}, got none")
+    names = df["identity"].astype(str).to_numpy()
+    face_ids = df["face_id"].astype(str).to_numpy()
+    pair_ids = df["pair_id"].astype(str).tolist()
+    n_ids = len(set(names))
+    gals = draw_galleries(names, gallery_size, n_galleries, seed)
+    g = len(gals[0])
+    if matching is None:
+        matching = [n for n in DEFAULT_MATCHING if n <= n_ids]
+    tuples, excluded = {}, {}
+    for n_way in sorted({int(n) for n in matching}):
+        t = draw_matching_tuples(names, face_ids, n_way, seed)
+        tuples[str(n_way)] = tuples_to_pair_ids(t.tuples, pair_ids)
+        excluded[str(n_way)] = int(t.excluded.size)
+    content = {
+        "format": FORMAT, "version": VERSION,
+        "dataset": {"manifest_hash": manifest_hash(data_dir), "kind": info.get("kind"), "n_pairs": len(pair_ids)},
+        "split": split, "protocol": protocol,
+        "judge": {"name": judge, "settings": dict(judge_settings or {})},
+        "seeds": {"galleries": int(seed), "matching": int(seed)},
+        "pairs": pair_ids,
+        "retrieval": {"gallery_size": g, "n_galleries": len(gals), "ks": sorted({int(k) for k in ks if int(k) <= g}),
+                      "galleries": [[str(x) for x in gal.tolist()] for gal in gals]},
+        "matching": tuples, "matching_excluded": excluded,
+    }
+    content = json.loads(json.dumps(content))  # canonical builtins only, exactly what a reader sees
+    content["id"] = testlist_id(content)
+    return content
+
+
+def write_testlist(content: dict, out: str | os.PathLike) -> Path:
+    """Write a test list atomically (complete new file or the old one) -> its path."""
+    from w2p_eval.utils import atomic_path
+
+    out = Path(out)
+    with atomic_path(out, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def _need(content: dict, key: str, kind, where: str):
+    value = content.get(key) if isinstance(content, dict) else None
+    if not isinstance(value, kind):
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InputError(f"expected {key!r} ({name}) in {where}, got {type(value).__name__} (malformed test list)")
+    return value
+
+
+def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> TestList:
+    """Read and check a test list; with ``data_dir``, refuse one made for another dataset (manifest hash).
+
+    Every problem is an InputError of one line saying what was expected and what arrived: a missing or
+    unreadable file, another format or version, a missing field, an id that does not match the content
+    (edited by hand), tuples naming pairs outside the list's split, another dataset.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise InputError(f"expected a test list file (made by `w2p-eval testlist`), got missing {path}")
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"expected a JSON test list in {path}, got unreadable text ({exc})") from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        got = content.get("format") if isinstance(content, dict) else type(content).__name__
+        raise InputError(f"expected format {FORMAT!r} in {path}, got {got!r}")
+    if content.get("version") != VERSION:
+        raise InputError(f"expected test list version {VERSION} in {path}, got {content.get('version')!r} "
+                         f"(made by another w2p-eval version)")
+    dataset = _need(content, "dataset", dict, where)
+    mhash = _need(dataset, "manifest_hash", str, where)
+    split = _need(content, "split", str, where)
+    protocol = _need(content, "protocol", str, where)
+    judge = _need(content, "judge", dict, where)
+    seeds = _need(content, "seeds", dict, where)
+    pairs = _need(content, "pairs", list, where)
+    retrieval = _need(content, "retrieval", dict, where)
+    galleries = _need(retrieval, "galleries", list, where)
+    g = _need(retrieval, "gallery_size", int, where)
+    ks = _need(retrieval, "ks", list, where)
+    matching = _need(content, "matching", dict, where)
+    tid = _need(content, "id", str, where)
+    if tid != testlist_id(content):
+        raise InputError(f"expected test list id {testlist_id(content)} for the content of {path}, got {tid} "
+                         f"(the file was edited; make a new one with `w2p-eval testlist`)")
+    if any(not isinstance(gal, list) or len(gal) != g for gal in galleries):
+        raise InputError(f"expected galleries of {g} identities in {path}, got sizes "
+                         f"{sorted({len(x) if isinstance(x, list) else -1 for x in galleries})} (malformed test list)")
+    known = set(pairs)
+    try:
+        tuples = {int(n): rows for n, rows in matching.items()}
+    except ValueError:
+        raise InputError(f"expected matching keys N (integers) in {path}, got {sorted(matching)}") from None
+    for n, rows in tuples.items():
+        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != n + 1 for r in rows):
+            raise InputError(f"expected 1:{n} tuples of {n + 1} pair ids in {path} (malformed test list)")
+        bad = [p for r in rows for p in r if p not in known]
+        if bad:
+            raise InputError(f"expected 1:{n} tuples to name pairs of the list's {split} split, got {bad[0]!r} "
+                             f"(malformed test list {path})")
+    if data_dir is not None:
+        from w2p_eval.data.manifest import manifest_hash
+
+        have = manifest_hash(data_dir)
+        if have != mhash:
+            raise InputError(f"test list {tid} ({path.name}) was made for dataset manifest {mhash}, got {data_dir} "
+                             f"with manifest {have}; make one for this dataset with "
+                             f"`w2p-eval testlist --data {data_dir} --out FILE`")
+    return TestList(id=tid, manifest_hash=mhash, split=split, protocol=protocol, judge=str(judge.get("name")),
+                    judge_settings=dict(judge.get("settings") or {}), seeds=dict(seeds), pair_ids=list(pairs),
+                    gallery_size=g, ks=[int(k) for k in ks], galleries=[[str(x) for x in gal] for gal in galleries],
+                    matching=tuples, content=content, path=path)
