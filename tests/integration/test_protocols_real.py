@@ -23,7 +23,7 @@ def test_release_dlib_known_answers(tmp_path):
 
     from w2p_eval.cli import cli
     from w2p_eval.data.manifest import load_manifest, split_frame
-    from w2p_eval.data.testlist import load_testlist
+    from w2p_eval.metrics.testlist import load_testlist
     from w2p_eval.judges import load_identity_backbone
     from w2p_eval.judges.identity import real_faces_uint8, unique_trunk
     from w2p_eval.metrics import protocols as P

@@ -1,4 +1,4 @@
-"""Frozen test lists (w2p_eval.data.testlist) and the `w2p-eval testlist` verb: round trip, stable id,
+"""Frozen test lists (w2p_eval.metrics.testlist) and the `w2p-eval testlist` verb: round trip, stable id,
 refusal of another dataset and of malformed or edited files, impossible G / N."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from tests.conftest import make_tiny_dataset
 from w2p_eval.cli import cli, main
 from w2p_eval.data.manifest import load_info, load_manifest, manifest_hash, split_frame, write_dataset
-from w2p_eval.data.testlist import build_testlist, load_testlist, write_testlist
-from w2p_eval.data.testlist import testlist_id as content_id  # a "test*" name would be collected
+from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist
+from w2p_eval.metrics.testlist import testlist_id as content_id  # a "test*" name would be collected
 from w2p_eval.errors import InputError
 
 

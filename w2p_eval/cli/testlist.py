@@ -53,7 +53,7 @@ def _settings(items: tuple[str, ...]) -> dict:
 @click.option("--judge-setting", multiple=True, metavar="KEY=VALUE", help="Judge setting recorded in the list.")
 def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks, matching, judge, judge_setting):
     """Write a frozen test list (dataset hash, galleries, matching tuples, seeds). Prints its id and path."""
-    from w2p_eval.data.testlist import build_testlist, write_testlist
+    from w2p_eval.metrics.testlist import build_testlist, write_testlist
 
     content = build_testlist(data_dir, split=split, protocol=protocol, seed=seed, gallery_size=gallery_size,
                              n_galleries=n_galleries, ks=_int_list(ks, "--ks"),

@@ -6,7 +6,7 @@ Inputs are row-aligned: ``fake_emb`` float [N, D] (the judge's embeddings of gen
 names) and, for matching, ``face_ids`` [N] (copies of one face image share it). Everything is
 computed in float64 on L2-normalised embeddings; randomness comes from local
 ``np.random.default_rng(seed)`` generators only, and everything drawn (galleries, tuples) is
-returned so it can be frozen in a test list (:mod:`w2p_eval.data.testlist`) and passed back in.
+returned so it can be frozen in a test list (:mod:`w2p_eval.metrics.testlist`) and passed back in.
 
 Ties. A similarity tie is counted **by expectation** (random tie-breaking): a true candidate with r
 candidates strictly above it and t others tied with it is in the top K with probability
