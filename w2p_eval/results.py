@@ -293,7 +293,8 @@ def format_table(df, fmt: str = "csv") -> str:
     if fmt == "json":
         recs = json.loads(df.to_json(orient="records"))  # NaN -> null
         return json.dumps(recs, indent=2) + "\n"
-    cols = [c for c in ("run", "model", "epoch", "metric", "split", "protocol", "seed", "value", "n", "evaluator")
+    cols = [c for c in ("run", "model", "source", "epoch", "metric", "split", "protocol", "seed", "value", "n",
+                        "evaluator")
             if c in df.columns]
     view = df[cols]
     if fmt == "md":

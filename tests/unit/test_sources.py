@@ -98,6 +98,14 @@ def test_folder_of_the_real_faces_scores_the_ceiling(runs, tiny_data, tmp_path):
     assert theirs["frechet_face"] == pytest.approx(0.0, abs=1e-6)
     if not np.isnan(theirs["landmark_nme"]):
         assert theirs["landmark_nme"] == pytest.approx(0.0, abs=1e-9)
+    # the external model lands beside the run in the report asked for that run only, marked external
+    from w2p_eval.report.build import build_report
+
+    build_report([runs / "real_faces"], kw["store"], tmp_path / "report", data_dir=tiny_data)
+    main = (tmp_path / "report" / "tables" / "main.md").read_text()
+    line = next(ln for ln in main.splitlines() if "real_folder" in ln)
+    assert "external (images)" in line and "| – |" in line  # no epoch
+    assert "samples.png" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_evaluate_generates_once_per_checkpoint_and_loads_each_once(runs, tiny_data, tmp_path, monkeypatch):
