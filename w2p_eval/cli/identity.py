@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-BACKBONE_HELP = "Identity backbone: dlib_resnet, facenet_vggface2, vgg_face, vgg_scratch."
+BACKBONE_HELP = ("Identity backbone: dlib_resnet (dlib's descriptor in torch), dlib_resnet_native (the same in dlib-bin), "
+                 "facenet_vggface2, vgg_face, vgg_scratch.")
 
 
 @click.command("identity")
@@ -26,10 +27,12 @@ BACKBONE_HELP = "Identity backbone: dlib_resnet, facenet_vggface2, vgg_face, vgg
               help="Cache of trained judges and real-face embeddings.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
 @click.option("--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
               help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), metavar="INT",
+              help="Processes for the per-image face alignment of the dlib backbones.")
 @click.option("--device", default=None, metavar="DEV", help="torch device.  [default: cuda when available, else cpu]")
 @click.option("--run-name", default=None, metavar="NAME", help="Run name stored in the rows.  [default: run folder]")
 def identity(ckpts, data_dir, backbone, split, protocol, seed, as_json, store, no_store, cache_dir,
-             vgg_face_weights, device, run_name):
+             vgg_face_weights, workers, device, run_name):
     """Identity accuracy (top-1/top-5, per identity, confusion) of generated vs real faces, judged by a face
     network fine-tuned on the dataset's real training faces, plus embedding metrics (centroid cosine,
     retrieval recall@1/@5, Fréchet distance, KID) in that network's face space."""
@@ -38,6 +41,8 @@ def identity(ckpts, data_dir, backbone, split, protocol, seed, as_json, store, n
     from w2p_eval.metrics.identity import evaluate_identity, format_rows
 
     options = {"weights": vgg_face_weights} if vgg_face_weights and backbone == "vgg_face" else None
+    if backbone.startswith("dlib_resnet") and workers > 1:
+        options = {"workers": workers}
     rows = evaluate_identity(list(ckpts), data_dir, backbone=backbone, split=split, protocol=protocol, seed=seed,
                              device=device, cache_dir=cache_dir, run_name=run_name, backbone_options=options)
     stored = None
