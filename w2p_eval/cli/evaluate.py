@@ -39,7 +39,7 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, backbo
         list(run_dirs), data_dir, store=store, baselines=list(baselines), images=O.face_sources(images, names),
         suites=parse_suites(suites), backbone=backbone, backend=backend, split=split, protocol=protocol, seed=seed,
         force=force, final_only=final_only, device=device, workers=workers, cache_dir=cache_dir,
-        backbone_options=O.backbone_options(backbone, vgg_face_weights),
+        backbone_options=O.backbone_options(backbone, vgg_face_weights, workers),
     )
     for item in summary.failed:
         click.echo(f"w2p-eval: failed: {item}", err=True)

@@ -19,11 +19,12 @@ from w2p_eval.cli import options as O
 @O.store_options()
 @O.cache_dir_option
 @O.vgg_weights_option
+@O.workers_option
 @O.device_option
 @click.option("--run-name", default=None, metavar="NAME",
               help="Run name stored for --ckpt rows.  [default: the run folder, or a lone file's stem]")
 def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as_json, store, no_store, cache_dir,
-             vgg_face_weights, device, run_name):
+             vgg_face_weights, workers, device, run_name):
     """Identity accuracy (top-1/top-5, per identity, confusion) of generated vs real faces, judged by a face
     network fine-tuned on the dataset's real training faces, plus embedding metrics (centroid cosine,
     retrieval recall@1/@5, Fréchet distance, KID) in that network's face space. Faces come from checkpoints
@@ -37,7 +38,7 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     if not ckpts and not sources:
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR or --images DIR --name NAME")
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights))
+                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights, workers))
     SUITE.check(opts)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]

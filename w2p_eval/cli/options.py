@@ -61,12 +61,13 @@ images_options = _stack(
 )
 
 backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME",
-                               help="Identity backbone: dlib_resnet, facenet_vggface2, vgg_face, vgg_scratch.")
+                               help="Identity backbone: dlib_resnet (dlib's descriptor in torch), dlib_resnet_native (the same "
+                                    "in dlib-bin), facenet_vggface2, vgg_face, vgg_scratch.")
 vgg_weights_option = click.option(
     "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
     help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
 workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-                              help="Processes for per-image work (landmark detection).")
+                              help="Processes for per-image work (landmark detection, dlib face alignment).")
 
 
 def face_sources(images, names) -> list[tuple[str, str]]:
@@ -83,8 +84,13 @@ def face_sources(images, names) -> list[tuple[str, str]]:
     return list(zip(images, names))
 
 
-def backbone_options(backbone: str, vgg_face_weights) -> dict | None:
-    return {"weights": vgg_face_weights} if vgg_face_weights and backbone == "vgg_face" else None
+def backbone_options(backbone: str, vgg_face_weights=None, workers: int = 1) -> dict | None:
+    """Options for the identity backbone: vgg_face's weights file; worker processes for the dlib alignment."""
+    if vgg_face_weights and backbone == "vgg_face":
+        return {"weights": vgg_face_weights}
+    if backbone.startswith("dlib_resnet") and workers > 1:
+        return {"workers": int(workers)}
+    return None
 
 
 def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:

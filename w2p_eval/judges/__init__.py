@@ -17,6 +17,7 @@ IDENTITY_BACKBONES: dict[str, str] = {
     "facenet_vggface2": "w2p_eval.judges.facenet_face:FacenetBackbone",
     "vgg_face": "w2p_eval.judges.vgg_face:VggFaceBackbone",
     "vgg_scratch": "w2p_eval.judges.vgg_face:VggScratchBackbone",
+    "dlib_resnet_native": "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone",
 }
 
 
