@@ -16,6 +16,7 @@ seed, protocol and split (see :func:`identity_classifier`).
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import logging
 import os
@@ -304,7 +305,9 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
     key = f"{manifest_hash(data_dir)}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
     cache = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "identity"
     path = cache / f"{key}.pt" if cache else None
-    if path is not None and path.is_file():
+    def cached() -> IdentityJudge | None:
+        if path is None or not path.is_file():
+            return None
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             if blob.get("format") == CACHE_FORMAT and list(blob["identities"]) == names:
@@ -315,8 +318,40 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
                                      dict(blob["info"]), scored_ids)
         except Exception as exc:
             log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
+        return None
+
+    judge = cached()
+    if judge is not None:
+        return judge
+    with _training_lock(path):  # processes sharing a cache (torchrun ranks) train each judge once
+        judge = cached()
+        if judge is not None:
+            return judge
+        return _train_judge(bb, data_dir, rows, names, int(image_size), key, cache, path, scored_ids, seed, device)
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path | None):
+    """Blocking flock on ``<cache file>.lock`` while one process trains and writes a judge; others wait, then read
+    the cache it wrote. No lock without a cache. The kernel drops the lock if the holder dies."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _train_judge(bb, data_dir, rows, names, image_size, key, cache, path, scored_ids, seed, device) -> IdentityJudge:
+    """Fit the judge's head on the real training faces (seeded train/val split, early stopping) and cache it."""
     log.info("training identity judge %s on %d real faces", key, len(rows))
-    faces = real_faces_uint8(data_dir, rows, int(image_size))
+    faces = real_faces_uint8(data_dir, rows, image_size)
     labels = torch.tensor([names.index(n) for n in rows["identity"]], dtype=torch.long)
     feats = unique_trunk(bb, faces)
     tr, va = split_train_val(rows, seed)
@@ -328,4 +363,4 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
         with atomic_path(path) as tmp:
             torch.save({"format": CACHE_FORMAT, "version": JUDGE_VERSION, "head": state, "identities": names,
                         "info": info}, tmp)
-    return IdentityJudge(bb, head, names, int(image_size), key, cache, info, scored_ids)
+    return IdentityJudge(bb, head, names, image_size, key, cache, info, scored_ids)

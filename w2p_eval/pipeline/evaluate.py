@@ -57,9 +57,35 @@ def build_items(run_dirs: Sequence, images: Sequence[tuple[str, str]] = (), fina
     return items
 
 
+def rank_share(items: Sequence[SourceItem]) -> tuple[list[SourceItem], int, int]:
+    """This process's share of ``items`` under torchrun: items ``rank::world_size`` (all of them alone).
+
+    Every rank writes its rows straight into the one results store: SQLite in WAL mode, one ``BEGIN
+    IMMEDIATE`` transaction per source with a busy timeout and retries, so concurrent writers on one machine
+    lose no row (tested). That needs the store on a local filesystem that all ranks see; SQLite locking is
+    not safe over network filesystems, so ranks on several machines each need their own store. Judges are
+    trained once: the first rank to need one trains it under a lock on its cache file, the others wait and
+    read the cache.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if world <= 1:
+        return list(items), 0, 1
+    if not 0 <= rank < world:
+        raise InputError(f"expected RANK in [0, {world}) under torchrun, got {rank}")
+    mine = list(items)[rank::world]
+    log.info("rank %d of %d: %d of %d sources", rank, world, len(mine), len(items))
+    return mine, rank, world
+
+
 def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Sequence[str] = DEFAULT_SUITES,
                    store: str | os.PathLike | None = None, force: bool = False) -> EvalSummary:
-    """Score every item with every suite it still lacks in the store; faces are made once per item."""
+    """Score every item with every suite it still lacks in the store; faces are made once per item.
+
+    Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th item, so the
+    (source, checkpoint) work is split across processes; see :func:`rank_share` for where the rows go.
+    """
+    items, rank, world = rank_share(items)
     suite_objs = [get_suite(s) for s in suites]
     for suite in suite_objs:
         suite.check(opts)  # unknown judge names are bad input before anything is generated
@@ -69,7 +95,8 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
     store_path = Path(store) if store else default_store(opts.data_dir)
     results = ResultsStore(store_path)
     summary = EvalSummary()
-    bar = tqdm(total=len(items), desc="evaluate", unit="source", dynamic_ncols=True)
+    bar = tqdm(total=len(items), desc="evaluate" if world == 1 else f"evaluate (rank {rank}/{world})", unit="source",
+               dynamic_ncols=True)
     for item in items:
         tag = f"{item.run}/{Path(item.label).name}"
         pending = []
