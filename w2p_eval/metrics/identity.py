@@ -294,21 +294,26 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
 
 
 def format_rows(rows: list[dict]) -> str:
-    """A readable table (one line per checkpoint, one column per metric) plus the fairness note."""
+    """A readable table (one line per checkpoint, one column per metric: value [95 % CI]) plus the fairness note."""
     import pandas as pd
+
+    from w2p_eval.text import interval_text
 
     if not rows:
         return "no checkpoints evaluated"
+    rate = {m.name: m.is_rate for m in SUITE.metrics}
     df = pd.DataFrame(rows)
+    df["text"] = [interval_text(r["value"], r["extra"].get("ci"), rate.get(r["metric"], False)) for r in rows]
     index = ["run", "model", "epoch"]
     if df.duplicated(index + ["metric"]).any():
         index.append("checkpoint")
-    table = df.set_index(index + ["metric"])["value"].unstack("metric")
-    table = table[[m for m in METRICS if m in table.columns]]
+    table = df.set_index(index + ["metric"])["text"].unstack("metric")
+    table = table[[m for m in METRICS if m in table.columns]].T
     first = rows[0]
     head = (f"identity evaluation: {first['evaluator']} ({first['evaluator_version']}), split {first['split']}, "
             f"protocol {first['protocol']}, seed {first['seed']}, n = {first['n']} faces, "
             f"pipeline {first['extra'].get('pipeline')}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
         body = table.to_string()
-    return f"{head}\n{body}\nnote: {PIPELINE_NOTE}."
+    return (f"{head}\n{body}\nnote: {PIPELINE_NOTE}; brackets: 95 % intervals (seeded cluster bootstrap over test "
+            f"faces).")

@@ -49,14 +49,19 @@ def comparison_frame(result: dict):
     return pd.DataFrame(rows).set_index("metric")
 
 
+def describe(result: dict) -> str:
+    """One line naming A, B, the pairs, the seed and the test list of a comparison."""
+    return (f"compare A = {result['a']['name']} ({result['a']['source']}: {result['a']['path']}) vs "
+            f"B = {result['b']['name']} ({result['b']['source']}: {result['b']['path']}); {result['n_pairs']} "
+            f"{result['split']} pairs ({result['protocol']}), seed {result['seed']}"
+            + (f", test list {result['testlist']}" if result.get("testlist") else ""))
+
+
 def format_comparison(result: dict) -> str:
     """One table for stdout, with a header naming both sources and a footnote on the tests."""
     from w2p_eval.text import to_markdown
 
-    head = (f"compare A = {result['a']['name']} ({result['a']['source']}: {result['a']['path']}) vs "
-            f"B = {result['b']['name']} ({result['b']['source']}: {result['b']['path']}); {result['n_pairs']} "
-            f"{result['split']} pairs ({result['protocol']}), seed {result['seed']}"
-            + (f", test list {result['testlist']}" if result.get("testlist") else ""))
+    head = describe(result)
     foot = ("A − B: paired cluster-bootstrap 95 % interval (BCa, face ids resampled together; rates in percentage "
             "points). McNemar: exact two-sided test on discordant items, b = A right & B wrong, c = A wrong & B "
             "right (items treated as independent).")
