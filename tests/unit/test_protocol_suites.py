@@ -253,3 +253,16 @@ def test_resolve_source_kinds(tmp_path):
     assert resolve_source(imgs, "mine").kind == "images" and resolve_source(imgs).run == "imgs"
     with pytest.raises(InputError, match="missing path"):
         resolve_source(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name, n_pairs, n_ways", [("release_example", 615, [2]), ("grid_example", 70, [2, 5, 10])])
+def test_shipped_test_lists_belong_to_their_example_reports(name, n_pairs, n_ways):
+    import csv
+
+    from w2p_eval.metrics.testlist import load_testlist
+
+    root = Path(__file__).resolve().parents[2] / "reports"
+    tl = load_testlist(root / f"{name}.testlist.json")  # id matches the content: not edited
+    hashes = {r["data_hash"] for r in csv.DictReader(open(root / name / "tables" / "rows.csv"))}
+    assert hashes == {tl.manifest_hash}  # made from the same prepared dataset as the example report
+    assert len(tl.pair_ids) == n_pairs and sorted(tl.matching) == n_ways and (tl.split, tl.protocol) == ("test", "seen")
