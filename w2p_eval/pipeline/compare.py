@@ -66,6 +66,17 @@ def _score(item: SourceItem, suites, opts: EvalOptions) -> tuple[list[str], dict
         item.release()
 
 
+def _pairs_of(item: SourceItem, opts: EvalOptions) -> list[str]:
+    """The test pairs a source will have faces for, known without making them: a folder's images matched by
+    name; every pair of the split for a checkpoint (unreadable images are caught after reading)."""
+    from w2p_eval.models.sources import FolderItem, match_folder, split_rows
+
+    pairs = [str(p) for p in split_rows(opts.data_dir, opts.split, opts.protocol)["pair_id"]]
+    if isinstance(item, FolderItem):
+        return sorted(match_folder(item.folder, pairs))
+    return pairs
+
+
 def _check_same_pairs(a_name: str, a_pairs: list[str], b_name: str, b_pairs: list[str]) -> None:
     only_a, only_b = sorted(set(a_pairs) - set(b_pairs)), sorted(set(b_pairs) - set(a_pairs))
     if only_a or only_b:
@@ -141,6 +152,7 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
         raise InputError(f"expected two differently named sources, got {ia.run!r} for both (give --name-a/--name-b)")
     for item in (ia, ib):
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
+    _check_same_pairs(ia.run, _pairs_of(ia, opts), ib.run, _pairs_of(ib, opts))  # before any face is made
     pairs_a, res_a = _score(ia, suite_objs, opts)
     pairs_b, res_b = _score(ib, suite_objs, opts)
     _check_same_pairs(ia.run, pairs_a, ib.run, pairs_b)
