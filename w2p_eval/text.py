@@ -44,3 +44,15 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def interval_text(value, ci: dict | None = None, rate: bool = True) -> str:
+    """``0.86, {"low": .831, "high": .887} -> '86.0 % [83.1, 88.7]'`` (rates) or ``'0.4123 [0.4011, 0.4236]'``;
+    the bare value without an interval; '–' for a missing value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    lo, hi = (ci or {}).get("low"), (ci or {}).get("high")
+    has = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
+    if rate:
+        return f"{100 * value:.1f} %" + (f" [{100 * lo:.1f}, {100 * hi:.1f}]" if has else "")
+    return f"{value:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if has else "")

@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "landmarks": ("w2p_eval.cli.landmarks:landmarks", "68-point landmark detection rate and landmark error."),
     "evaluate": ("w2p_eval.cli.evaluate:evaluate", "Run every metric for every checkpoint into the results store."),
     "results": ("w2p_eval.cli.results:results", "Query the results store as a table."),
+    "compare": ("w2p_eval.cli.compare:compare", "Compare two runs/image folders on the same test pairs (paired CIs)."),
     "testlist": ("w2p_eval.cli.testlist:testlist", "Freeze a split's galleries and matching tuples (JSON)."),
     "report": ("w2p_eval.cli.report:report", "Tables, figures, report.md and report.html from results."),
     "ablate-audio": ("w2p_eval.cli.ablate:ablate_audio", "Train/evaluate over audio lengths (the paper's ablation)."),

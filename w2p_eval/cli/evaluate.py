@@ -14,8 +14,11 @@ from w2p_eval.cli import options as O
               help="Baseline run folders or checkpoints to evaluate too (repeatable).")
 @O.images_options
 @O.store_options(with_no_store=False)
-@click.option("--metrics", "suites", default="identity,landmarks,speaker", show_default=True, metavar="LIST",
-              help="Comma-separated metric suites: identity, landmarks, speaker.")
+@click.option("--metrics", "suites", default="identity,landmarks,speaker,retrieval,distances,matching",
+              show_default=True, metavar="LIST",
+              help="Comma-separated metric suites: identity, landmarks, speaker, retrieval, distances, matching.")
+@O.testlist_option
+@O.protocol_settings_options
 @O.backbone_option
 @O.vgg_weights_option
 @click.option("--backend", default="dlib", show_default=True, metavar="NAME",
@@ -27,8 +30,8 @@ from w2p_eval.cli import options as O
 @O.device_option
 @O.cache_dir_option
 @O.seed_option("the evaluation (judge training, generation, KID subsets, bootstrap intervals)")
-def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, backbone, vgg_face_weights, backend, split,
-             protocol, final_only, force, workers, device, cache_dir, seed):
+def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, gallery_size, n_galleries, matching,
+             backbone, vgg_face_weights, backend, split, protocol, final_only, force, workers, device, cache_dir, seed):
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.errors import InputError
@@ -39,7 +42,9 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, backbo
         list(run_dirs), data_dir, store=store, baselines=list(baselines), images=O.face_sources(images, names),
         suites=parse_suites(suites), backbone=backbone, backend=backend, split=split, protocol=protocol, seed=seed,
         force=force, final_only=final_only, device=device, workers=workers, cache_dir=cache_dir,
-        backbone_options=O.backbone_options(backbone, vgg_face_weights, workers),
+        backbone_options=O.backbone_options(backbone, vgg_face_weights, workers), testlist=testlist,
+        gallery_size=gallery_size, n_galleries=n_galleries, matching=O.int_list(matching, "--matching"),
+        given=O.given("split", "protocol", "backbone"),
     )
     for item in summary.failed:
         click.echo(f"w2p-eval: failed: {item}", err=True)

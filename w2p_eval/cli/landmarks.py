@@ -14,7 +14,8 @@ def _format(rows: list[dict]) -> str:
 
     table = pd.DataFrame([{
         "run": r["run"], "model": r["model"], "epoch": r["epoch"], "metric": r["metric"],
-        "value": r["value"], "ci_low": r["extra"].get("ci_low"), "ci_high": r["extra"].get("ci_high"),
+        "value": r["value"], "ci_low": (r["extra"].get("ci") or {}).get("low", r["extra"].get("ci_low")),
+        "ci_high": (r["extra"].get("ci") or {}).get("high", r["extra"].get("ci_high")),
         "n": r["n"], "evaluator": r["evaluator"],
     } for r in rows])
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):

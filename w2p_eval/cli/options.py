@@ -111,3 +111,40 @@ def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None
         click.echo(formatter(rows))
     if stored is not None:
         click.echo(f"wrote {len(rows)} rows to {stored}", err=True)
+
+
+testlist_option = click.option(
+    "--testlist", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+    help="Frozen test list (`w2p-eval testlist`): split, protocol, judge, retrieval galleries and matching tuples "
+         "come from it; a list made for another dataset is refused; its id is stored in every row.")
+
+protocol_settings_options = _stack(
+    click.option("--gallery-size", type=int, default=None, metavar="G", show_default="min(100, test identities)",
+                 help="Identities per retrieval gallery (retrieval suite; ignored with --testlist)."),
+    click.option("--n-galleries", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+                 help="Seeded retrieval galleries averaged over (one when G = test identities)."),
+    click.option("--matching", "matching", default=None, metavar="N,N", show_default="2,5,10 where possible",
+                 help="1:N matching sizes (matching suite). Asked-for sizes the split cannot hold are refused; "
+                      "defaults it cannot hold are skipped with a note."),
+)
+
+
+def int_list(value: str | None, what: str) -> list[int] | None:
+    """``"2,5,10"`` -> [2, 5, 10]; None -> None; anything else -> InputError."""
+    if value is None:
+        return None
+    try:
+        out = [int(x) for x in value.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise InputError(f"expected {what} as comma-separated integers (e.g. 2,5,10), got {value!r}") from None
+    if not out:
+        raise InputError(f"expected at least one {what} value, got {value!r}")
+    return out
+
+
+def given(*names: str) -> tuple[str, ...]:
+    """Which of the current command's options ``names`` the user set explicitly (not their defaults)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return tuple(n for n in names if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None))

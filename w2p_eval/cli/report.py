@@ -15,7 +15,10 @@ import click
 @click.option("--title", default=None, metavar="TEXT", help="Report title.")
 @click.option("--no-samples", is_flag=True, help="Skip the sample grid (it runs each checkpoint's generator).")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Seed for sample generation.")
-def report(run_dirs, out, data_dir, store, title, no_samples, seed):
+@click.option("--compare", "comparisons", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A comparison saved by `w2p-eval compare A B --out FILE`, shown as a 'Paired comparisons' "
+                   "section (repeatable).")
+def report(run_dirs, out, data_dir, store, title, no_samples, seed, comparisons):
     """Build a report of RUN_DIR... (all runs in the store when none given) from the results store."""
     import shlex
     import sys
@@ -31,5 +34,5 @@ def report(run_dirs, out, data_dir, store, title, no_samples, seed):
     ran_as_cli = Path(sys.argv[0]).name == "w2p-eval"
     command = "w2p-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if ran_as_cli else None
     html = build_report(list(run_dirs), store, out, data_dir=data_dir, seed=seed, title=title, command=command,
-                        samples=not no_samples)
+                        samples=not no_samples, comparisons=list(comparisons))
     click.echo(str(html))

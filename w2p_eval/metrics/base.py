@@ -18,6 +18,9 @@ import abc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from w2p_eval.models.generation import GeneratedSet
 
@@ -60,22 +63,79 @@ class EvalOptions:
     workers: int = 1
     overlay_dir: Path | None = None
     batch_size: int = 64
+    gallery_size: int | None = None
+    n_galleries: int = 10
+    matching: tuple[int, ...] | None = None
+    testlist: object | None = None
+    n_resamples: int = 2000
     memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)
         self.seed = int(self.seed)
 
+    @property
+    def testlist_id(self) -> str | None:
+        """The id of the frozen test list in use (``metrics.testlist.TestList``), else None."""
+        return getattr(self.testlist, "id", None)
+
+
+@dataclass
+class ItemValues:
+    """Per-item values behind one metric row, for paired comparisons (never written to the store).
+
+    ``keys`` [M]: what identifies an item across two sources scored on the same test pairs (a pair id, or
+    the probe pair id of a matching tuple); ``values`` float64 [M]; ``groups`` [M]: the face_id of each item
+    (resampled together); ``weights`` float64 [M] or None (the row's value = sum(w*v)/sum(w)); ``binary``:
+    0/1 outcomes (accuracies) that get an exact McNemar test in ``w2p-eval compare``.
+    """
+
+    keys: list[str]
+    values: np.ndarray
+    groups: list[str]
+    weights: np.ndarray | None = None
+    binary: bool = False
+
+
+def ci_dict(values: Sequence[float] | np.ndarray, groups: Sequence | None, *,
+            weights: Sequence[float] | np.ndarray | None = None, seed: int = 0, n_resamples: int = 2000,
+            rate: bool = True) -> dict | None:
+    """The one interval shape stored in a row's ``extra["ci"]`` (None when there are no finite items):
+
+    ``{"value", "low", "high", "confidence", "method", "n_items", "n_groups", "n_resamples", "seed"}`` from
+    :func:`w2p_eval.metrics.stats.bootstrap_ci` (BCa over groups = face ids; 0.95; seeded by the evaluation
+    seed). NaN items (e.g. no centroid) are left out. ``rate``: the values are hits in [0, 1] (an accuracy or
+    recall; when all are 0 or all 1 the interval is Wilson's with n = groups); ``False`` for means of
+    distances and cosines (all items equal -> the point itself, never a binomial interval).
+    """
+    from w2p_eval.metrics.stats import bootstrap_ci
+
+    v = np.asarray(values, dtype=np.float64)
+    w = np.ones(len(v)) if weights is None else np.asarray(weights, dtype=np.float64)
+    ok = np.isfinite(v) & (w > 0)
+    if not ok.any():
+        return None
+    g = None if groups is None or len(groups) == 0 else np.asarray(groups).astype(str)[ok]
+    if not rate and np.all(v[ok] == v[ok][0]):
+        n_groups = len(set(g.tolist())) if g is not None else int(ok.sum())
+        x = float(v[ok][0])
+        return {"value": x, "low": x, "high": x, "confidence": 0.95, "method": "point (fallback: every item equal)",
+                "n_items": int(ok.sum()), "n_groups": n_groups, "n_resamples": 0, "seed": None}
+    return bootstrap_ci(v[ok], g, weights=w[ok], seed=int(seed), n_resamples=int(n_resamples)).to_dict()
+
 
 @dataclass
 class SuiteResult:
     """What a suite returns for one GeneratedSet: its judge (``evaluator`` + version), the settings the
-    values depend on (``config``, hashed into every row) and ``values``: metric -> (value, n, extra)."""
+    values depend on (``config``, hashed into every row) and ``values``: metric -> (value, n, extra); every
+    accuracy, rate and mean has ``extra["ci"]`` (:func:`ci_dict`). ``items``: metric -> :class:`ItemValues`
+    (per-item values for paired comparisons; not written to the store)."""
 
     evaluator: str
     evaluator_version: str | None
     config: dict
     values: dict[str, tuple[float, int, dict]]
+    items: dict[str, ItemValues] = field(default_factory=dict, repr=False)  # for `compare`, not stored
 
 
 class MetricSuite(abc.ABC):
@@ -118,6 +178,8 @@ def result_rows(gs: GeneratedSet, result: SuiteResult, opts: EvalOptions, data_h
         "config_hash": sha256_json(result.config), "source": gs.source,
     }
     coverage = {"n_pairs_expected": gs.n_expected, "n_pairs_missing": len(gs.missing)}
+    if opts.testlist_id:
+        coverage["testlist"] = opts.testlist_id
     return [{**common, "metric": metric, "value": float(value), "n": int(n), "extra": {**extra, **coverage}}
             for metric, (value, n, extra) in result.values.items()]
 

@@ -10,8 +10,14 @@ faces and cached, scores both. Rows (results-store format) per checkpoint:
   per-identity accuracy, confusion matrix and labels are in ``extra`` of the top-1 rows;
 - cosine_own_centroid / cosine_other_centroids: mean cosine of each generated face's embedding to
   its identity's real-face centroid / to the other identities' centroids (centroids of the split);
-- retrieval_r1 / retrieval_r5: recall@k ranking all identity centroids of the split by cosine;
+- retrieval_r1 / retrieval_r5: recall@K ranking ALL test identities' centroids of the split by cosine (names
+  kept for store compatibility; the SF2F gallery protocol is the ``retrieval`` suite's ``gallery_r*``);
 - frechet_face / kid_face: Fréchet distance and KID between generated and real embeddings.
+
+Every row but Fréchet/KID has ``extra["ci"]`` (:func:`w2p_eval.metrics.base.ci_dict`: a seeded 95 % cluster
+bootstrap over face ids) and per-item values in ``SuiteResult.items`` for ``w2p-eval compare``.
+:func:`embeddings` gives the judge's embeddings of a GeneratedSet once per evaluation (the ``retrieval``,
+``distances`` and ``matching`` suites work in the same face space).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import numpy as np
 
 from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
 from w2p_eval.metrics import embedding as E
-from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult, score_items
+from w2p_eval.metrics.base import (EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict,
+                                   score_items)
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -66,19 +73,50 @@ def accuracy_extra(logits: np.ndarray, labels: np.ndarray, names: list[str], n_c
             "confusion_labels": [names[i] for i in present], "chance": 1.0 / max(n_choices, 1)}
 
 
-def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """float64 [N]: 1 where the true label is among the ``k`` largest logits (logits [N, C], labels [N])."""
+    logits = np.asarray(logits)
+    k = min(int(k), logits.shape[1])
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return (top == np.asarray(labels, np.int64)[:, None]).any(axis=1).astype(np.float64)
+
+
+def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0,
+               groups: list[str] | None = None, keys: list[str] | None = None,
+               items: dict[str, ItemValues] | None = None, n_resamples: int = 2000) -> dict:
     """All metric values for row-aligned generated and real faces (uint8 [N, S, S, 3]).
 
-    Returns {metric: (value, n, extra)}.
+    Returns {metric: (value, n, extra)}; every value but Fréchet/KID has ``extra["ci"]`` (a seeded cluster
+    bootstrap over ``groups`` [N], the face ids; None = every face its own group). With ``items`` (a dict),
+    the per-item values behind each row are put there as :class:`ItemValues` keyed by ``keys`` [N] (pair ids).
     """
-    names = judge.identities
-    labels = np.asarray(labels, np.int64)
     real_emb, real_logits = judge.real_scores(real)
     fake_emb, fake_logits = judge.score(fake)
-    n = len(labels)
     n_unique = len({hashlib.sha1(im.tobytes()).digest() for im in np.ascontiguousarray(real)})
+    return score_embeddings(judge, fake_emb, fake_logits, real_emb, real_logits, labels, n_distinct_faces=n_unique,
+                            seed=seed, groups=groups, keys=keys, items=items, n_resamples=n_resamples)
+
+
+def score_embeddings(judge: IdentityJudge, fake_emb: np.ndarray, fake_logits: np.ndarray, real_emb: np.ndarray,
+                     real_logits: np.ndarray, labels: np.ndarray, *, n_distinct_faces: int, seed: int = 0,
+                     groups: list[str] | None = None, keys: list[str] | None = None,
+                     items: dict[str, ItemValues] | None = None, n_resamples: int = 2000) -> dict:
+    """:func:`score_sets` from the judge's outputs: embeddings float [N, D] and logits float [N, C] of the
+    generated and real faces, labels int [N]."""
+    names = judge.identities
+    labels = np.asarray(labels, np.int64)
+    n = len(labels)
+    keys = [str(i) for i in range(n)] if keys is None else [str(k) for k in keys]
+    groups = list(keys) if not groups else [str(g) for g in groups]
+    n_unique = int(n_distinct_faces)
     n_choices = int(judge.info.get("n_identities_trained") or len(names))
     top5 = {"k": min(5, n_choices), "chance": min(5, n_choices) / n_choices}
+    per_item: dict[str, tuple[np.ndarray, bool]] = {
+        IDENTITY_TOP1_REAL: (topk_hits(real_logits, labels, 1), True),
+        IDENTITY_TOP5_REAL: (topk_hits(real_logits, labels, 5), True),
+        IDENTITY_TOP1_FAKE: (topk_hits(fake_logits, labels, 1), True),
+        IDENTITY_TOP5_FAKE: (topk_hits(fake_logits, labels, 5), True),
+    }
     out = {
         IDENTITY_TOP1_REAL: (topk_accuracy(real_logits, labels, 1), n,
                              {**accuracy_extra(real_logits, labels, names, n_choices), "n_distinct_faces": n_unique}),
@@ -92,17 +130,70 @@ def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels:
     per_id = {names[i]: float(np.nanmean(cos["own"][labels == i])) for i in ids}
     out[COSINE_OWN_CENTROID] = (float(np.nanmean(cos["own"])), n, {"std": float(np.nanstd(cos["own"])),
                                                                     "per_identity": per_id})
+    per_item[COSINE_OWN_CENTROID] = (cos["own"], False)
     other_ok = bool(np.isfinite(cos["other"]).any())
     out[COSINE_OTHER_CENTROIDS] = (float(np.nanmean(cos["other"])) if other_ok else float("nan"), n if other_ok else 0,
                                    {"n_identities": int(len(ids))})
-    rec = E.retrieval_recall(cos["sims"], labels, ids, ks=(1, 5))
-    out[RETRIEVAL_R1] = (rec[1], n, {"n_identities": int(len(ids)), "chance": 1.0 / len(ids)})
-    out[RETRIEVAL_R5] = (rec[5], n, {"n_identities": int(len(ids)), "chance": min(5, len(ids)) / len(ids)})
+    if other_ok:
+        per_item[COSINE_OTHER_CENTROIDS] = (cos["other"], False)
+    ranks = _centroid_ranks(cos["sims"], labels, ids)
+    what = "recall@K over all test identities' centroids"
+    for metric, k in ((RETRIEVAL_R1, 1), (RETRIEVAL_R5, 5)):
+        hits = (ranks < k).astype(np.float64)
+        out[metric] = (float(hits.mean()), n, {"n_identities": int(len(ids)), "chance": min(k, len(ids)) / len(ids),
+                                               "k": k, "protocol": what})
+        per_item[metric] = (hits, True)
+    for metric, (vals, binary) in per_item.items():
+        v, m, extra = out[metric]
+        out[metric] = (v, m, {**extra, "ci": ci_dict(vals, groups, seed=seed, n_resamples=n_resamples, rate=binary)})
+        if items is not None:
+            items[metric] = ItemValues(keys=keys, values=np.asarray(vals, np.float64), groups=groups, binary=binary)
     if n >= 2:
         out[FRECHET_FACE] = (E.frechet_distance(fake_emb, real_emb), n, {"dim": int(fake_emb.shape[1])})
         kid, kid_std = E.kernel_distance(fake_emb, real_emb, subsets=100, subset_size=1000, seed=seed)
         out[KID_FACE] = (kid, n, {"std": kid_std, "subset_size": min(1000, n), "dim": int(fake_emb.shape[1])})
     return out
+
+
+def _centroid_ranks(sims: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rank (0 = best) of each row's own centroid among all centroids, ties counted against it (as
+    :func:`w2p_eval.metrics.embedding.retrieval_recall`); inf when its identity has no centroid."""
+    col = {int(c): j for j, c in enumerate(ids)}
+    ranks = np.full(len(labels), np.inf)
+    for i, lab in enumerate(np.asarray(labels, np.int64).tolist()):
+        if lab in col:
+            own = sims[i, col[lab]]
+            ranks[i] = int((np.delete(sims[i], col[lab]) >= own).sum())
+    return ranks
+
+
+def embeddings(gs, opts: EvalOptions) -> dict:
+    """The identity judge's view of a GeneratedSet, computed once per (judge, faces) within an evaluation.
+
+    Returns {"judge", "keep" bool [N] (rows the judge never trained on), "fake_emb" / "real_emb" float32
+    [M, D], "fake_logits" / "real_logits" float32 [M, C], "labels" int64 [M], "pair_ids" [M], "face_ids" [M]}
+    for the M kept rows. The ``retrieval``, ``distances`` and ``matching`` suites all use it.
+    """
+    judge = SUITE.judge(opts, gs.image_size)
+    digest = hashlib.sha1(np.ascontiguousarray(gs.fake).tobytes())
+    digest.update("\0".join(gs.pair_ids).encode())
+    key = ("identity-embeddings", judge.key, digest.hexdigest())
+    if key not in opts.memo:
+        scored = set(judge.scored_pair_ids)
+        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
+        real_emb, real_logits = judge.real_scores(gs.real[keep])
+        fake_emb, fake_logits = judge.score(gs.fake[keep])
+        face_ids = gs.face_ids or gs.pair_ids
+        for old in [k for k in opts.memo if isinstance(k, tuple) and k[0] == key[0]]:
+            del opts.memo[old]  # one source's embeddings at a time: memory stays bounded
+        opts.memo[key] = {
+            "judge": judge, "keep": keep, "fake_emb": fake_emb, "real_emb": real_emb, "fake_logits": fake_logits,
+            "real_logits": real_logits, "labels": np.asarray(gs.labels, np.int64)[keep],
+            "pair_ids": [p for p, k in zip(gs.pair_ids, keep) if k],
+            "face_ids": [str(f) for f, k in zip(face_ids, keep) if k],
+            "n_distinct_faces": len({hashlib.sha1(im.tobytes()).digest()
+                                     for im in np.ascontiguousarray(gs.real[keep])})}
+    return opts.memo[key]
 
 
 class IdentitySuite(MetricSuite):
@@ -127,12 +218,12 @@ class IdentitySuite(MetricSuite):
         MetricSpec(COSINE_OTHER_CENTROIDS, "cosine to other centroids", False, "cosine",
                    "Mean cosine similarity between each generated face and the centroids of the other speakers' "
                    "real faces; a good generator keeps it below the own-centroid value."),
-        MetricSpec(RETRIEVAL_R1, "retrieval R@1 (all test identities)", True, "rate",
-                   "Share of generated faces whose nearest real identity centroid among all test identities "
-                   "(by cosine) is their own speaker's."),
-        MetricSpec(RETRIEVAL_R5, "retrieval R@5 (all test identities)", True, "rate",
-                   "Share of generated faces whose speaker's centroid is among the five nearest of all test "
-                   "identities' centroids."),
+        MetricSpec(RETRIEVAL_R1, "recall@1 over all test identities' centroids", True, "rate",
+                   "Share of generated faces whose nearest real identity centroid among ALL test identities "
+                   "(by cosine) is their own speaker's (not SF2F's gallery protocol: see gallery recall@K)."),
+        MetricSpec(RETRIEVAL_R5, "recall@5 over all test identities' centroids", True, "rate",
+                   "Share of generated faces whose speaker's centroid is among the five nearest of ALL test "
+                   "identities' centroids (chance min(5, identities) / identities)."),
         MetricSpec(FRECHET_FACE, "Fréchet face distance", False, "distance",
                    "Fréchet distance between Gaussians fitted to generated and real test-face embeddings (FID "
                    "computed in face-recognition space); 0 for identical distributions."),
@@ -162,10 +253,12 @@ class IdentitySuite(MetricSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         t0 = time.perf_counter()
-        judge = self.judge(opts, gs.image_size)
-        scored = set(judge.scored_pair_ids)
-        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
-        values = score_sets(judge, gs.fake[keep], gs.real[keep], gs.labels[keep], seed=opts.seed)
+        e = embeddings(gs, opts)
+        judge, keep = e["judge"], e["keep"]
+        items: dict[str, ItemValues] = {}
+        values = score_embeddings(judge, e["fake_emb"], e["fake_logits"], e["real_emb"], e["real_logits"], e["labels"],
+                                  n_distinct_faces=e["n_distinct_faces"], seed=opts.seed, groups=e["face_ids"],
+                                  keys=e["pair_ids"], items=items, n_resamples=opts.n_resamples)
         config = {"backbone": opts.backbone, "judge_key": judge.key, "split": opts.split, "protocol": opts.protocol,
                   "seed": opts.seed, "image_size": gs.image_size, "input_size": judge.backbone.input_size}
         judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}
@@ -175,7 +268,7 @@ class IdentitySuite(MetricSuite):
                  values[IDENTITY_TOP1_FAKE][0], values[IDENTITY_TOP1_REAL][0], int(keep.sum()),
                  time.perf_counter() - t0)
         return SuiteResult(judge.evaluator, judge.info.get("version"), config,
-                           {m: (v, n, {**extra, **common}) for m, (v, n, extra) in values.items()})
+                           {m: (v, n, {**extra, **common}) for m, (v, n, extra) in values.items()}, items)
 
 
 SUITE = IdentitySuite()
@@ -201,21 +294,26 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
 
 
 def format_rows(rows: list[dict]) -> str:
-    """A readable table (one line per checkpoint, one column per metric) plus the fairness note."""
+    """A readable table (one line per checkpoint, one column per metric: value [95 % CI]) plus the fairness note."""
     import pandas as pd
+
+    from w2p_eval.text import interval_text
 
     if not rows:
         return "no checkpoints evaluated"
+    rate = {m.name: m.is_rate for m in SUITE.metrics}
     df = pd.DataFrame(rows)
+    df["text"] = [interval_text(r["value"], r["extra"].get("ci"), rate.get(r["metric"], False)) for r in rows]
     index = ["run", "model", "epoch"]
     if df.duplicated(index + ["metric"]).any():
         index.append("checkpoint")
-    table = df.set_index(index + ["metric"])["value"].unstack("metric")
-    table = table[[m for m in METRICS if m in table.columns]]
+    table = df.set_index(index + ["metric"])["text"].unstack("metric")
+    table = table[[m for m in METRICS if m in table.columns]].T
     first = rows[0]
     head = (f"identity evaluation: {first['evaluator']} ({first['evaluator_version']}), split {first['split']}, "
             f"protocol {first['protocol']}, seed {first['seed']}, n = {first['n']} faces, "
             f"pipeline {first['extra'].get('pipeline')}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
         body = table.to_string()
-    return f"{head}\n{body}\nnote: {PIPELINE_NOTE}."
+    return (f"{head}\n{body}\nnote: {PIPELINE_NOTE}; brackets: 95 % intervals (seeded cluster bootstrap over test "
+            f"faces).")

@@ -3,7 +3,7 @@
 ``evaluate --metrics identity,landmarks`` picks suites from :data:`SUITES`; the report's legend, number
 formatting and better-direction come from :func:`metric_spec`; the "done" check from each suite's
 ``required()``. Adding a suite: write ``metrics/<name>.py`` with a :class:`~w2p_eval.metrics.base.MetricSuite`
-instance called ``SUITE`` and add one line here.
+instance (e.g. ``SUITE``) and add one line here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ SUITES: dict[str, str] = {
     "identity": "w2p_eval.metrics.identity:SUITE",
     "landmarks": "w2p_eval.metrics.landmarks:SUITE",
     "speaker": "w2p_eval.metrics.speaker:SUITE",
+    "retrieval": "w2p_eval.metrics.protocols_suite:RETRIEVAL",
+    "distances": "w2p_eval.metrics.protocols_suite:DISTANCES",
+    "matching": "w2p_eval.metrics.protocols_suite:MATCHING",
 }
-DEFAULT_SUITES = ("identity", "landmarks", "speaker")
+DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 
 
 def get_suite(name: str) -> MetricSuite:

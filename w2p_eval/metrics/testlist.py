@@ -221,3 +221,32 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
                     judge_settings=dict(judge.get("settings") or {}), seeds=dict(seeds), pair_ids=list(pairs),
                     gallery_size=g, ks=[int(k) for k in ks], galleries=[[str(x) for x in gal] for gal in galleries],
                     matching=tuples, content=content, path=path)
+
+
+def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, protocol_given: bool = False,
+                   backbone_given: bool = False) -> TestList:
+    """Load a test list for ``opts.data_dir`` (refusing another dataset's) and make ``opts`` (an
+    :class:`~w2p_eval.metrics.base.EvalOptions`) use it: its split, protocol, judge, galleries and tuples.
+
+    ``*_given``: the user set that option explicitly; a value that differs from the list's is then refused
+    (InputError, one line) rather than silently replaced. The evaluated split must hold exactly the list's
+    pairs (same manifest hash makes that so unless pairs became unreadable).
+    """
+    from w2p_eval.data.manifest import load_manifest, split_frame
+
+    tl = load_testlist(path, opts.data_dir)
+    for what, given, have, want in (("--split", split_given, opts.split, tl.split),
+                                    ("--protocol", protocol_given, opts.protocol, tl.protocol),
+                                    ("--backbone", backbone_given, opts.backbone, tl.judge)):
+        if given and have != want:
+            raise InputError(f"test list {tl.id} fixes {what} {want}, got {what} {have}; drop the option or make a "
+                             f"test list for it with `w2p-eval testlist`")
+    opts.split, opts.protocol, opts.backbone = tl.split, tl.protocol, tl.judge
+    pairs = set(split_frame(load_manifest(opts.data_dir), tl.split, tl.protocol)["pair_id"].astype(str))
+    if pairs != set(tl.pair_ids):
+        raise InputError(f"expected the {tl.split} split of {opts.data_dir} to hold test list {tl.id}'s "
+                         f"{len(tl.pair_ids)} pairs, got {len(pairs)} ({len(set(tl.pair_ids) - pairs)} of the list's "
+                         f"missing)")
+    opts.testlist = tl
+    opts.gallery_size = tl.gallery_size
+    return tl

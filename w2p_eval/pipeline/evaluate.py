@@ -103,9 +103,7 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
         for suite in suite_objs:
             if not suite.applies(item.model, item.kind):
                 continue
-            if not force and item.kind != "python" and results.has(
-                    data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split, protocol=opts.protocol,
-                    seed=opts.seed, evaluator=suite.evaluator(opts), metrics=suite.required(), run=item.run):
+            if not force and item.kind != "python" and _stored(results, item, suite, opts, data_hash):
                 summary.skipped.append(f"{tag} {suite.name}")
                 continue
             pending.append(suite)
@@ -126,6 +124,18 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
     bar.close()
     log.info(summary.line())
     return summary
+
+
+def _stored(results: ResultsStore, item: SourceItem, suite, opts: EvalOptions, data_hash: str) -> bool:
+    """Whether the store holds the suite's required metrics for this item under the same test list (or none)."""
+    if not results.has(data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split,
+                       protocol=opts.protocol, seed=opts.seed, evaluator=suite.evaluator(opts),
+                       metrics=suite.required(), run=item.run):
+        return False
+    rows = results.query(data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split,
+                         protocol=opts.protocol, seed=opts.seed, evaluator=suite.evaluator(opts), run=item.run,
+                         metric=list(suite.required()))
+    return all((extra or {}).get("testlist") == opts.testlist_id for extra in rows["extra"])
 
 
 def _score_and_keep_samples(item, suites, opts, data_hash, store_path) -> list[dict]:
@@ -160,6 +170,11 @@ def evaluate_runs(
     cache_dir: str | os.PathLike | None = None,
     overlay_root: str | os.PathLike | None = None,
     backbone_options: dict | None = None,
+    testlist: str | os.PathLike | None = None,
+    gallery_size: int | None = None,
+    n_galleries: int = 10,
+    matching: Sequence[int] | None = None,
+    given: Sequence[str] = (),
 ) -> EvalSummary:
     """Evaluate every checkpoint of ``run_dirs`` and ``baselines`` (run folders or checkpoint files) and every
     ``(folder, name)`` of ``images`` with the metric ``suites`` (names in ``metrics.registry.SUITES``).
@@ -167,6 +182,11 @@ def evaluate_runs(
     Landmark overlays go to ``overlay_root`` (default: ``overlays/`` beside the store). A source that fails with
     an InputError (e.g. a checkpoint trained on other identities) is counted in ``failed`` and the rest go on;
     bad options (unknown suite, backbone or backend) are refused before anything runs.
+
+    ``testlist``: a frozen test list (``w2p-eval testlist``) fixing split, protocol, judge, galleries and
+    matching tuples; every row stores its id (``extra["testlist"]``). ``given``: names of options the user set
+    explicitly (``split``, ``protocol``, ``backbone``), refused when they differ from the test list's.
+    ``gallery_size``/``n_galleries``/``matching``: the retrieval and matching settings without a test list.
     """
     for s in suites:
         get_suite(s)
@@ -175,7 +195,14 @@ def evaluate_runs(
     store_path = Path(store) if store else default_store(data_dir)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
                        backbone=backbone, backbone_options=backbone_options, backend=backend, workers=int(workers),
-                       overlay_dir=Path(overlay_root) if overlay_root else store_path.parent / "overlays")
+                       overlay_dir=Path(overlay_root) if overlay_root else store_path.parent / "overlays",
+                       gallery_size=gallery_size, n_galleries=int(n_galleries),
+                       matching=tuple(matching) if matching else None)
+    if testlist is not None:
+        from w2p_eval.metrics.testlist import apply_testlist
+
+        apply_testlist(opts, testlist, split_given="split" in given, protocol_given="protocol" in given,
+                       backbone_given="backbone" in given)
     for s in suites:
         get_suite(s).check(opts)
     items = build_items(list(run_dirs) + list(baselines), images, final_only)

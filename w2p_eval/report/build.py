@@ -20,6 +20,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.outdir import claim, clean_stale_partials, read_marker, sibling_lock, write_marker
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
+from w2p_eval.report.comparison import comparison_frame, describe
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import declared, info, sort_metrics
@@ -27,8 +28,9 @@ from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
 from w2p_eval.utils import atomic_write_text, csv_safe, git_commit, make_temp_dir
 
 log = logging.getLogger(__name__)
-EPOCH_FIGURE_METRICS = ("identity_top1_fake", "landmark_detection_rate", "retrieval_r1", "cosine_own_centroid",
-                        "frechet_face", "landmark_nme")
+EPOCH_FIGURE_METRICS = ("identity_top1_fake", "landmark_detection_rate", "gallery_r1", "matching_1to2",
+                        "retrieval_r1", "cosine_own_centroid", "frechet_face", "landmark_nme")
+PROTOCOL_FIGURE_METRICS = ("identity_top1_fake", "gallery_r1", "matching_1to2", "paired_cosine")
 MAX_GRID_IDENTITIES = 10
 MAX_GRID_CHECKPOINTS_PER_RUN = 4
 
@@ -194,14 +196,20 @@ def build_report(
     title: str | None = None,
     command: str | None = None,
     samples: bool = True,
+    comparisons: list[str | os.PathLike] = (),
 ) -> Path:
     """Write the report folder ``out`` (tables/, figures/, report.md, report.html); returns report.html.
 
     ``run_dirs`` empty -> every row of the store. Raises InputError when the store holds no rows for the runs.
+    ``comparisons``: JSON files written by ``w2p-eval compare --out FILE``, each rendered as a "Paired
+    comparisons" table (read before anything is written; a bad file is InputError).
     """
     from w2p_eval.results import ResultsStore
 
+    from w2p_eval.report.comparison import load_comparison
+
     claim(out, "report")  # a foreign --out is refused before anything is read
+    compared = [load_comparison(c) for c in comparisons]
     store = Path(store)
     if not store.is_file():
         raise InputError(f"expected a results store file, got missing path {store} (run `w2p-eval evaluate` first)")
@@ -226,7 +234,7 @@ def build_report(
         try:
             html_path = _write(tmp, runs, df, data_dir, seed,
                                title or f"w2p-eval report: {Path(os.path.abspath(out)).name}", command, samples,
-                               store)
+                               store, compared)
             _swap_into_place(tmp, out)
         finally:
             if tmp.exists():
@@ -234,7 +242,8 @@ def build_report(
     return out / html_path.name
 
 
-def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path) -> Path:
+def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path,
+           compared: list[dict] = ()) -> Path:
     tab_dir, fig_dir = root / "tables", root / "figures"
     blocks: list[R.Block] = []
     run_audio = {r.name: r.audio_seconds for r in runs if r.audio_seconds is not None}
@@ -255,9 +264,33 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, 
 
     num, txt = T.main_table(df)
     T.write_table(num, tab_dir, "main_numeric", "Models and baselines x metrics (means, fractions).")
-    T.write_table(txt, tab_dir, "main", "Models and baselines x metrics (final checkpoint; mean ± std over seeds).")
+    T.write_table(txt, tab_dir, "main", "Models and baselines x metrics (final checkpoint; value [95 % CI], or "
+                                         "mean ± std over seeds).")
     blocks += [R.h2("Models and baselines"),
-               R.table(txt, "Each run's final checkpoint; mean ± std over evaluation seeds. Rates in %.")]
+               R.table(txt, "Each run's final checkpoint. Rates in %. One evaluation seed: value [95 % interval] "
+                            "(seeded cluster bootstrap over test faces); several seeds: mean ± std over them.")]
+
+    proto = T.protocol_table(df)
+    if not proto.empty:
+        T.write_table(proto, tab_dir, "protocols", "Gallery retrieval, paired distances and 1:N matching, 95 % CIs.")
+        blocks += [R.h2("Retrieval, distances and matching"),
+                   R.p("The field's protocols in the identity judge's face space: SF2F gallery recall@K (galleries "
+                       "of G identities' mean real embeddings, chance K/G), paired cosine/L1/L2 between each "
+                       "generated face and its own real face, and 1:N matching (chance 1/N) beside its real-vs-real "
+                       "ceiling. Brackets: 95 % intervals (cluster bootstrap over faces)."), R.table(proto)]
+        bars = F.metric_bars(T.final_rows(df), list(PROTOCOL_FIGURE_METRICS), fig_dir, "protocols",
+                             "final checkpoints: value with 95 % interval (dotted: chance)")
+        if bars:
+            blocks.append(R.figure(bars, "Each run's final value with its 95 % interval as error bars."))
+
+    for k, result in enumerate(compared):
+        cmp = comparison_frame(result)
+        T.write_table(cmp, tab_dir, f"compare_{k + 1}", describe(result))
+        if k == 0:
+            blocks.append(R.h2("Paired comparisons"))
+        blocks += [R.p(describe(result)), R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in "
+                                                      "percentage points); McNemar: exact test on discordant items "
+                                                      "(b = A right & B wrong, c = A wrong & B right).")]
 
     ref = T.reference_table(df, run_audio, n_ids)
     T.write_table(ref, tab_dir, "paper_reference", f"Paper-reported numbers ({reference.CITATION}) beside ours.")
@@ -274,9 +307,9 @@ def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, 
 
     lmk = T.landmark_table(df)
     if not lmk.empty:
-        T.write_table(lmk, tab_dir, "landmarks", "Landmark detection rate with 95 % Wilson interval.")
+        T.write_table(lmk, tab_dir, "landmarks", "Landmark detection rate and NME with 95 % intervals.")
         blocks += [R.h2("Landmark detection"),
-                   R.p("Share of faces on which all 68 landmarks are found, with its 95 % Wilson interval, beside "
+                   R.p("Share of faces on which all 68 landmarks are found, with its 95 % interval, beside "
                        "the same rate on the real test faces at the generator's resolution."), R.table(lmk)]
 
     spk = T.speaker_table(df)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from w2p_eval.report.metrics_info import info
+from w2p_eval.report.metrics_info import info, row_ci
 from w2p_eval.utils import atomic_path
 
 
@@ -49,18 +49,22 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
     mi = info(metric)
     scale = 100.0 if mi.is_rate else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    means = sub.groupby(["run", "epoch"], dropna=False)["value"].mean().reset_index()
+    means = interval_frame(sub)
     external = set(sub.loc[sub["source"].fillna("checkpoint") != "checkpoint", "run"]) if "source" in sub else set()
     curves = [r for r, g in means.groupby("run") if g["epoch"].nunique() > 1]
     flats = [r for r in means["run"].unique() if r not in curves]
     for run in curves:
         g = means[means["run"] == run].sort_values("epoch")
-        ax.plot(g["epoch"], g["value"] * scale, marker="o", label=run)
+        err = np.vstack([(g["value"] - g["low"]).clip(lower=0), (g["high"] - g["value"]).clip(lower=0)]) * scale
+        ax.errorbar(g["epoch"], g["value"] * scale, yerr=np.nan_to_num(err), marker="o", capsize=3, label=run)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(flats):
-        val = float(means.loc[means["run"] == run, "value"].iloc[-1]) * scale
-        ax.axhline(val, linestyle="--" if run not in external else ":", linewidth=1.2,
-                   color=colors[(i + len(curves)) % len(colors)], label=run + (" (external)" if run in external else ""))
+        last = means[means["run"] == run].iloc[-1]
+        color = colors[(i + len(curves)) % len(colors)]
+        ax.axhline(float(last["value"]) * scale, linestyle="--" if run not in external else ":", linewidth=1.2,
+                   color=color, label=run + (" (external)" if run in external else ""))
+        if np.isfinite(last["low"]) and np.isfinite(last["high"]):
+            ax.axhspan(float(last["low"]) * scale, float(last["high"]) * scale, color=color, alpha=0.12, linewidth=0)
     if not curves:
         ax.set_xticks([])
     else:
@@ -69,10 +73,59 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(mi.label + (" (%)" if mi.is_rate else ""))
-    ax.set_title(f"{mi.label} vs epoch (dashed: single-checkpoint baselines; dotted: external models)", fontsize=10)
+    ax.set_title(f"{mi.label} vs epoch (bars/bands: 95 % CI; dashed: single-checkpoint baselines; dotted: "
+                 f"external models)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return save_figure(fig, out_dir, name or f"epochs_{metric}")
+
+
+def interval_frame(sub: pd.DataFrame) -> pd.DataFrame:
+    """(run, epoch) -> value (mean over seeds) with ``low``/``high``: the stored 95 % interval of a single-seed
+    point, or mean ± std's range over several seeds (NaN when neither exists)."""
+    rows = []
+    for (run, epoch), g in sub.groupby(["run", "epoch"], dropna=False):
+        value = float(g["value"].mean())
+        lo = hi = float("nan")
+        if len(g) == 1:
+            ci = row_ci(g["extra"].iloc[0]) if "extra" in g else None
+            if ci:
+                lo, hi = float(ci["low"]), float(ci["high"])
+        else:
+            sd = float(g["value"].std())
+            lo, hi = value - sd, value + sd
+        rows.append({"run": run, "epoch": epoch, "value": value, "low": lo, "high": hi})
+    return pd.DataFrame(rows, columns=["run", "epoch", "value", "low", "high"])
+
+
+def metric_bars(df: pd.DataFrame, metrics: list[str], out_dir, name: str, title: str) -> Path | None:
+    """One panel per metric: each run's final value as a bar with its 95 % interval as an error bar."""
+    sub = df[df["metric"].isin(metrics)]
+    metrics = [m for m in metrics if m in set(sub["metric"])]
+    if not metrics:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.2 * len(metrics), 4.5), 3.6), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        mi = info(metric)
+        scale = 100.0 if mi.is_rate else 1.0
+        pts = interval_frame(sub[sub["metric"] == metric]).drop_duplicates("run", keep="last")
+        x = np.arange(len(pts))
+        vals = pts["value"].to_numpy() * scale
+        err = np.vstack([(pts["value"] - pts["low"]).clip(lower=0), (pts["high"] - pts["value"]).clip(lower=0)])
+        ax.bar(x, vals, yerr=np.nan_to_num(err) * scale, capsize=3, color="#8aa9d6")
+        chance = [e.get("chance") for e in sub.loc[sub["metric"] == metric, "extra"] if isinstance(e, dict)]
+        chance = [c for c in chance if c is not None]
+        if chance:
+            ax.axhline(float(chance[0]) * scale, linestyle=":", color="grey", linewidth=1, label="chance")
+            ax.legend(fontsize=7)
+        ax.set_xticks(x, list(pts["run"]), rotation=45, ha="right", fontsize=7)
+        ax.set_title(mi.label, fontsize=8)
+        ax.set_ylabel("%" if mi.is_rate else mi.unit, fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out_dir, name)
 
 
 def _loss_terms(frame: pd.DataFrame) -> list[str]:

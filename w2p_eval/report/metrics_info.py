@@ -29,13 +29,35 @@ def sort_metrics(metrics) -> list[str]:
     return known + sorted(m for m in metrics if m not in order)
 
 
-def format_value(metric: str, value: float | None, std: float | None = None) -> str:
-    """``0.5008 -> '50.08 %'`` for rates, 4 significant digits otherwise; ``± std`` when given."""
+def format_value(metric: str, value: float | None, std: float | None = None, ci: dict | None = None) -> str:
+    """``0.5008 -> '50.08 %'`` for rates, 4 significant digits otherwise; ``± std`` when given (several seeds).
+
+    With ``ci`` (a row's ``extra["ci"]``: ``{"low", "high", ...}``): ``'86.0 % [83.1, 88.7]'`` for rates,
+    ``'0.4123 [0.4011, 0.4236]'`` otherwise — the interval form every table uses for single-seed rows.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     rate = info(metric).is_rate
+    lo, hi = (ci or {}).get("low"), (ci or {}).get("high")
+    if std is None and lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+        if rate:
+            return f"{100 * value:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
+        return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
     fmt = (lambda v: f"{100 * v:.2f}") if rate else (lambda v: f"{v:.4g}")
     text = fmt(value)
     if std is not None and not (isinstance(std, float) and math.isnan(std)):
         text += f" ± {fmt(std) if rate else f'{std:.2g}'}"
     return text + (" %" if rate else "")
+
+
+def row_ci(extra) -> dict | None:
+    """The interval stored in a row's ``extra`` (``extra["ci"]``), or for older landmark rows their Wilson
+    ``ci_low``/``ci_high``; None when the row has none."""
+    if not isinstance(extra, dict):
+        return None
+    ci = extra.get("ci")
+    if isinstance(ci, dict) and ci.get("low") is not None and ci.get("high") is not None:
+        return ci
+    if extra.get("ci_low") is not None and extra.get("ci_high") is not None:
+        return {"low": extra["ci_low"], "high": extra["ci_high"], "method": "wilson"}
+    return None

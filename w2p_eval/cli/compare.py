@@ -1,0 +1,65 @@
+"""`w2p-eval compare A B`: two runs, checkpoints or image folders on the same test pairs (parsing only)."""
+
+from __future__ import annotations
+
+import click
+
+from w2p_eval.cli import options as O
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path(exists=True), metavar="A")
+@click.argument("b", type=click.Path(exists=True), metavar="B")
+@O.data_option(help_extra=" Both A and B are scored on its test pairs.")
+@click.option("--name-a", default=None, metavar="NAME", help="Name shown for A.  [default: run or folder name]")
+@click.option("--name-b", default=None, metavar="NAME", help="Name shown for B.  [default: run or folder name]")
+@O.testlist_option
+@click.option("--suites", "suites", default="identity,retrieval,distances,matching", show_default=True,
+              metavar="LIST", help="Metric suites to compare on (landmarks too if wanted; it is slower).")
+@click.option("--metrics", "metrics", default=None, metavar="LIST",
+              help="Only these metrics (names as in the store, e.g. identity_top1_fake,matching_1to2).")
+@O.protocol_settings_options
+@O.backbone_option
+@O.vgg_weights_option
+@click.option("--backend", default="dlib", show_default=True, metavar="NAME",
+              help="Landmark backend (with --suites ...,landmarks).")
+@O.split_protocol_options
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout instead of a table.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also save the comparison as JSON (for `w2p-eval report --compare FILE`).")
+@O.workers_option
+@O.device_option
+@O.cache_dir_option
+@O.seed_option("the evaluation (judge training, generation, galleries, tuples, bootstrap intervals)")
+def compare(a, b, data_dir, name_a, name_b, testlist, suites, metrics, gallery_size, n_galleries, matching, backbone,
+            vgg_face_weights, backend, split, protocol, as_json, out, workers, device, cache_dir, seed):
+    """Compare A and B metric by metric on the same test pairs: each value with its 95 % interval, the
+    difference A − B with its paired cluster-bootstrap interval, and an exact McNemar test for paired
+    accuracies. A and B: a run folder (its final checkpoint), a checkpoint file, or a folder of face images
+    named <pair_id>.png (any other folder)."""
+    import json
+
+    from w2p_eval.metrics.base import EvalOptions
+    from w2p_eval.metrics.registry import parse_suites
+    from w2p_eval.pipeline.compare import compare_sources
+    from w2p_eval.report.comparison import format_comparison
+    from w2p_eval.text import json_safe
+    from w2p_eval.utils import atomic_write_text
+
+    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
+                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights),
+                       backend=backend, workers=workers, gallery_size=gallery_size, n_galleries=n_galleries,
+                       matching=tuple(O.int_list(matching, "--matching") or ()) or None)
+    if testlist is not None:
+        from w2p_eval.metrics.testlist import apply_testlist
+
+        g = O.given("split", "protocol", "backbone")
+        apply_testlist(opts, testlist, split_given="split" in g, protocol_given="protocol" in g,
+                       backbone_given="backbone" in g)
+    wanted = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    result = compare_sources(a, b, opts, suites=parse_suites(suites), name_a=name_a, name_b=name_b, metrics=wanted)
+    text = json.dumps(json_safe(result), indent=2, allow_nan=False)
+    if out:
+        atomic_write_text(out, text + "\n")
+        click.echo(f"wrote the comparison to {out}", err=True)
+    click.echo(text if as_json else format_comparison(result))

@@ -1,0 +1,84 @@
+"""A saved comparison (``w2p-eval compare``'s JSON) as a table: for stdout and for the report's section.
+
+The comparison itself is computed in :mod:`w2p_eval.pipeline.compare`; this module only reads and formats it
+(the report sits below the pipeline layer).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from w2p_eval.errors import InputError
+
+FORMAT = "w2p-eval-compare"
+
+
+def _fmt(unit: str, value, ci: dict | None = None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    rate = unit == "rate"
+    scale, digits = (100.0, 1) if rate else (1.0, 3)
+    sign = "+" if signed else ""
+    text = f"{value * scale:{sign}.{digits}f}" + ((" pp" if signed else " %") if rate else "")
+    if ci and ci.get("low") is not None and ci.get("high") is not None:
+        text += f" [{ci['low'] * scale:.{digits}f}, {ci['high'] * scale:.{digits}f}]"
+    return text
+
+
+def _p(m: dict | None) -> str:
+    if not m:
+        return "–"
+    return f"{m['p_value']:.3g} ({m['b']}/{m['c']})"
+
+
+def comparison_frame(result: dict):
+    """The comparison as a pandas DataFrame (index = metric label): A, B, A − B [95 % CI], McNemar p (b/c)."""
+    import pandas as pd
+
+    a, b = result["a"]["name"], result["b"]["name"]
+    rows = []
+    for e in result["metrics"]:
+        if e["a"] is None and e["b"] is None:
+            continue  # skipped for both (e.g. a default 1:N the split cannot hold)
+        better = "higher" if e["higher_is_better"] else "lower"
+        rows.append({"metric": e["label"], f"A: {a}": _fmt(e["unit"], e["a"], e["a_ci"]),
+                     f"B: {b}": _fmt(e["unit"], e["b"], e["b_ci"]),
+                     "A − B [95 % CI]": _fmt(e["unit"], e["difference"], e["diff_ci"], signed=True),
+                     "McNemar p (b/c)": _p(e["mcnemar"]), "better": better})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def describe(result: dict) -> str:
+    """One line naming A, B, the pairs, the seed and the test list of a comparison."""
+    return (f"compare A = {result['a']['name']} ({result['a']['source']}: {result['a']['path']}) vs "
+            f"B = {result['b']['name']} ({result['b']['source']}: {result['b']['path']}); {result['n_pairs']} "
+            f"{result['split']} pairs ({result['protocol']}), seed {result['seed']}"
+            + (f", test list {result['testlist']}" if result.get("testlist") else ""))
+
+
+def format_comparison(result: dict) -> str:
+    """One table for stdout, with a header naming both sources and a footnote on the tests."""
+    from w2p_eval.text import to_markdown
+
+    head = describe(result)
+    foot = ("A − B: paired cluster-bootstrap 95 % interval (BCa, face ids resampled together; rates in percentage "
+            "points). McNemar: exact two-sided test on discordant items, b = A right & B wrong, c = A wrong & B "
+            "right (items treated as independent).")
+    return f"{head}\n\n{to_markdown(comparison_frame(result))}\n\n{foot}"
+
+
+def load_comparison(path: str | os.PathLike) -> dict:
+    """Read a comparison saved by ``w2p-eval compare --out FILE`` (or ``--json > FILE``); InputError otherwise."""
+    import json
+
+    p = Path(path)
+    try:
+        result = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"expected a comparison file written by `w2p-eval compare --out`, got missing {p}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"expected a JSON comparison in {p}, got unreadable content ({exc})") from None
+    if not isinstance(result, dict) or result.get("format") != FORMAT or not isinstance(result.get("metrics"), list):
+        raise InputError(f"expected a comparison (format {FORMAT!r}) in {p}, got something else")
+    return result
