@@ -1,4 +1,7 @@
-"""Small shared helpers: atomic writes, seeding, devices, provenance, skip counting."""
+"""Small shared helpers: atomic writes, the cache folder, devices, provenance, skip counting, table cells.
+
+Kept light (no torch/numpy/pandas at import): the CLI's option checks use it before any work starts.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import subprocess
 import tempfile
@@ -88,18 +90,9 @@ def sha256_json(obj, n_chars: int = 16) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n_chars]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (if imported) global RNGs. Prefer local generators in new code."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+def default_cache_dir() -> Path:
+    """The cache root of trained judges, embeddings and landmarks: ``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
+    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def select_device(device: str | None = None) -> str:

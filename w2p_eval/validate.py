@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from w2p_eval.errors import InputError
+from w2p_eval.names import did_you_mean
 
 DATASET_VERSIONS = (1,)
 CHECKPOINT_VERSIONS = (1,)
@@ -292,11 +293,7 @@ def check_store(path, columns, *, write: bool) -> Path:
 
 def check_choice(name, choices, what: str) -> str:
     """``name`` exactly one of ``choices`` (names are case-sensitive), else a one-line hint."""
-    import difflib
-
     if name not in choices:
-        close = difflib.get_close_matches(str(name), list(choices), n=1) or difflib.get_close_matches(
-            str(name).lower(), list(choices), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(name, choices, fold_case=True)
         raise InputError(f"expected {what} one of {', '.join(choices)}, got {_short(name)}{hint}")
     return name

@@ -7,13 +7,13 @@ sorted identity list stored in dataset.json, so they never change between runs.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import clean_stale_partials, sibling_lock
 from w2p_eval.utils import atomic_path, atomic_write_json, make_temp_dir, sha256_file
@@ -22,7 +22,6 @@ from w2p_eval.validate import check_dataset_info, check_location, manifest_row_p
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"
 FORMAT = "w2p-eval-dataset"
-SAMPLE_RATE = 16000
 COLUMNS = [
     "pair_id", "identity", "split_seen", "split_unseen", "image_path", "audio_path",
     "audio_start", "audio_duration", "source", "source_time", "face_id", "segment_id",
@@ -282,7 +281,3 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-
-
-def is_nan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)

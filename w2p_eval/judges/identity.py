@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from w2p_eval.errors import InputError
-from w2p_eval.utils import atomic_path, sha256_json
+from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +268,6 @@ class IdentityJudge:
 def compute_real_scores(judge: IdentityJudge, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Uncached real-face scoring (module-level so tests can count how often it runs)."""
     return judge.score(real, remember=True)
-
-
-def default_cache_dir() -> Path:
-    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int = 64, seed: int = 0,

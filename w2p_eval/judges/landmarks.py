@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.names import lookup
 
 log = logging.getLogger(__name__)
 
@@ -186,21 +187,9 @@ class DlibCnnBackend(DlibBackend):
         return [d.rect for d in found], [float(d.confidence) for d in found]
 
 
-def available_backends() -> list[str]:
-    return list(BACKENDS)
-
-
 def load_backend(name: str = "dlib", **kwargs) -> LandmarkBackend:
     """Construct a backend by name (InputError with the valid names for an unknown one)."""
-    import difflib
-    import importlib
-
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(str(name), list(BACKENDS), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise InputError(f"unknown landmark backend {name!r}{hint}; available: {', '.join(BACKENDS)}")
-    module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)(**kwargs)
+    return lookup(BACKENDS, name, "landmark backend")(**kwargs)
 
 
 _BACKEND_CACHE: dict[tuple, LandmarkBackend] = {}

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.utils import default_cache_dir
 
 log = logging.getLogger(__name__)
 
 ENCODER_NAME = "resemblyzer-voiceencoder-v1"
 EMBED_DIM = 256
-SAMPLE_RATE = 16000
 N_MELS, WIN, HOP = 40, 400, 160  # resemblyzer hparams: 25 ms window, 10 ms step, 40 mel bands
 TARGET_DBFS = -30.0
 
@@ -134,11 +135,6 @@ def embed_waves(encoder, waves: list[np.ndarray] | np.ndarray, batch_size: int =
     return np.concatenate(out) if out else np.zeros((0, EMBED_DIM), np.float32)
 
 
-def cache_root() -> Path:
-    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
-
-
 def _stamp(path: Path, start: float) -> str:
     """What a cached clip embedding depends on besides the manifest: the audio file's size and mtime."""
     try:
@@ -155,7 +151,7 @@ def clip_embeddings(
     """Speaker embeddings float32 [len(df), 256] of the manifest rows ``df`` (raw clips, first ``audio_seconds``).
 
     Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights) under
-    ``<cache_dir or cache_root()>/speaker/``; only clips missing there, or whose audio file changed
+    ``<cache_dir or default_cache_dir()>/speaker/``; only clips missing there, or whose audio file changed
     (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
     """
     from w2p_eval.data.audio import load_audio
@@ -165,7 +161,7 @@ def clip_embeddings(
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"
-    cache = (Path(cache_dir) if cache_dir else cache_root()) / "speaker"
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) / "speaker"
     cache_file = cache / f"{manifest_hash(data_dir)}-{audio_seconds:g}s-{tag}.npz"
     known: dict[str, np.ndarray] = {}
     stamps: dict[str, str] = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError, RunFailed
 from w2p_eval.train import ddp
 from w2p_eval.train.steps import LOSS_KEYS, GanStep, WrongPool, make_optimizers, wrong_images
@@ -68,7 +69,7 @@ def check_config(cfg: dict) -> None:
     from w2p_eval.models.wav2pix import min_audio_samples, n_audio_samples
 
     if n_audio_samples(cfg["audio_seconds"]) < min_audio_samples():
-        raise InputError(f"expected audio_seconds >= {min_audio_samples() / 16000:.3f} (the speech encoder's "
+        raise InputError(f"expected audio_seconds >= {min_audio_samples() / SAMPLE_RATE:.3f} (the speech encoder's "
                          f"shortest input), got {cfg['audio_seconds']}")
 
 

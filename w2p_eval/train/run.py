@@ -6,7 +6,6 @@ to train a model without going through the CLI.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import math
@@ -14,6 +13,7 @@ import os
 from pathlib import Path
 
 from w2p_eval.errors import InputError
+from w2p_eval.names import unknown as unknown_name
 from w2p_eval.outdir import LOCK, FolderLock, claim, read_marker, write_marker
 from w2p_eval.validate import check_config_values
 
@@ -72,9 +72,7 @@ def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
     if defaults:
         unknown = [k for k in cfg if k not in defaults]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise InputError(f"unknown config key {unknown[0]!r}{hint}; available: {', '.join(sorted(defaults))}")
+            raise InputError(unknown_name("config key", unknown[0], sorted(defaults)))
         for key, default in defaults.items():
             value = cfg[key]
             if isinstance(default, bool) and not isinstance(value, bool):
