@@ -54,6 +54,23 @@ def test_save_load_round_trip_is_exact(run):
     assert _states_equal(gen.state_dict(), ckpt["state"]["generator"])
 
 
+def test_typed_fields_are_stored_once_and_old_checkpoints_still_load(run, tmp_path):
+    """image_size / audio_seconds live at the checkpoint's top level only; loading puts them back into
+    ``config``, so a checkpoint written before (both copies stored) reads exactly like a new one."""
+    path = list_checkpoints(run)[-1]
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["image_size"] == 64 and raw["audio_seconds"] == 0.3
+    assert "image_size" not in raw["config"] and "audio_seconds" not in raw["config"]
+    new = load_checkpoint(path)
+    assert new["config"]["image_size"] == 64 and new["config"]["audio_seconds"] == 0.3
+    old_path = tmp_path / "checkpoints" / "epoch_0001.pt"
+    old_path.parent.mkdir()
+    torch.save({**raw, "config": {**raw["config"], "image_size": 64, "audio_seconds": 0.3}}, old_path)
+    old = load_checkpoint(old_path)
+    assert old["config"] == new["config"]
+    assert _states_equal(load_generator(old).state_dict(), load_generator(new).state_dict())
+
+
 def test_pickled_callable_checkpoint_is_refused(tmp_path):
     bad = tmp_path / "evil.pt"
     torch.save({"format": "w2p-eval-checkpoint", "hook": os.system}, bad)
