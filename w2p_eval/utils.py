@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import json
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import tempfile
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +115,6 @@ PROVENANCE_PACKAGES = (
 
 
 def package_versions(names=PROVENANCE_PACKAGES) -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     for name in names:
         try:
@@ -197,8 +199,6 @@ def csv_safe(df):
 
 def md_cell(text) -> str:
     """One Markdown table cell: pipes escaped, line breaks -> spaces, HTML special characters as entities."""
-    import html
-
     text = " ".join(str(text).replace("\r", "\n").split("\n"))
     return html.escape(text, quote=False).replace("|", "\\|")
 
@@ -227,9 +227,6 @@ def topk_accuracy(logits, labels, k: int) -> float:
 def connect_readonly(path: str | os.PathLike, timeout_s: float = 60.0):
     """An SQLite connection that cannot change the file: ``mode=ro``; on a read-only mount, where a WAL
     database cannot create its -shm file, ``immutable=1``."""
-    import sqlite3
-    from urllib.parse import quote
-
     uri = f"file:{quote(os.path.abspath(path))}"
     con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s, isolation_level=None)
     try:

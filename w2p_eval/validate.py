@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from w2p_eval.errors import InputError
 from w2p_eval.names import did_you_mean
@@ -258,9 +260,6 @@ def check_store(path, columns, *, write: bool) -> Path:
     """A results store location: a usable place for the file and, when the file exists, an SQLite
     database whose ``results`` table has ``columns``. The schema is read with a read-only connection,
     so an unrelated database is refused without being changed (no table added, no WAL switch)."""
-    import sqlite3
-    from urllib.parse import quote
-
     path = check_location(path, "the results store", file=True)
     if not path.exists():
         if not write:

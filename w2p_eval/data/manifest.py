@@ -7,11 +7,18 @@ sorted identity list stored in dataset.json, so they never change between runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from PIL import Image
+from tqdm import tqdm
 
 from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError
@@ -68,8 +75,6 @@ _CHECKED: dict[tuple[str, str], tuple[frozenset, dict, list]] = {}
 
 
 def _image_problem(img: Path) -> tuple[str, str] | None:
-    from PIL import Image
-
     try:
         with Image.open(img) as im:
             im.verify()  # the structure (PNG chunks + CRCs)
@@ -83,10 +88,6 @@ def _image_problem(img: Path) -> tuple[str, str] | None:
 
 
 def _audio_seconds(wav: Path) -> float | tuple[str, str]:
-    import soundfile as sf
-
-    import numpy as np
-
     try:
         info = sf.info(str(wav))
         if info.frames > 0 and info.subtype in ("FLOAT", "DOUBLE"):  # only float samples can be NaN/inf
@@ -105,10 +106,6 @@ def _drop_unreadable(data_dir: Path, df):
     missing, corrupt (every pixel is decoded), non-finite, or holding less audio than
     ``audio_start + audio_duration``. (Rows with bad numbers or paths leaving the dataset were
     already dropped by :func:`_read_manifest`.)"""
-    import logging
-
-    from tqdm import tqdm
-
     key = (str(data_dir.resolve()), manifest_hash(data_dir))
     if key not in _CHECKED:
         keep, reasons, examples = [], {}, []
@@ -164,8 +161,6 @@ def skipped_report() -> list[str]:
 
 
 def _read_manifest(data_dir: str | os.PathLike):
-    import pandas as pd
-
     data_dir = _check_dir(data_dir)
     try:
         df = pd.read_csv(
@@ -195,8 +190,6 @@ _BAD_ROWS: dict[tuple[str, str], tuple[dict, list]] = {}
 def _drop_bad_rows(data_dir: Path, df):
     """Rows whose offsets are not finite non-negative numbers, or whose paths leave the dataset folder
     (absolute, ``..``, symlinks out), are dropped and counted; the numbers become floats."""
-    import logging
-
     problems = manifest_row_problems(df, data_dir, identities(data_dir))
     if problems:
         reasons: dict[str, int] = {}

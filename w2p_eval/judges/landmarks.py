@@ -21,13 +21,18 @@ import abc
 import importlib.util
 import logging
 import math
+import multiprocessing as mp
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.names import lookup
 
@@ -209,8 +214,6 @@ _WORKER: LandmarkBackend | None = None
 
 def _init_worker(name: str, kwargs: dict) -> None:
     """Pool initializer: load the backend once per worker process, one thread each."""
-    import sys
-
     global _WORKER
     os.environ["OMP_NUM_THREADS"] = "1"
     _WORKER = get_backend(name, **kwargs)  # a forked worker reuses the parent's loaded models
@@ -221,8 +224,6 @@ def _init_worker(name: str, kwargs: dict) -> None:
 
 def _score_one(backend: LandmarkBackend, item) -> LandmarkResult:
     if isinstance(item, (str, os.PathLike)):
-        from w2p_eval.data.images import load_image_rgb
-
         try:
             item = load_image_rgb(item)
         except InputError as exc:
@@ -260,12 +261,10 @@ def score_images(
     workers = max(1, int(workers))
     if not images:
         return []
-    from tqdm import tqdm
 
     if workers == 1 or len(images) < 2:
         model = get_backend(backend, **backend_kwargs)
         return [_score_one(model, item) for item in tqdm(images, disable=not progress, desc="landmarks", unit="img")]
-    import multiprocessing as mp
 
     workers = min(workers, len(images))
     # fork is cheap (the parent's imports are shared); torch-based backends need a fresh process
@@ -294,8 +293,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def draw_landmarks(img: np.ndarray, result: LandmarkResult, color=(0, 255, 0)) -> np.ndarray:
     """A copy of ``img`` (uint8 [H, W, 3]) with the 68 points drawn (red frame when not detected)."""
-    import cv2
-
     out = np.ascontiguousarray(img.copy())
     h, w = out.shape[:2]
     radius = max(1, round(min(h, w) / 96))

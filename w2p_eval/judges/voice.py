@@ -25,10 +25,12 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.audio import SAMPLE_RATE, load_audio
+from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError, MissingWeightsError
-from w2p_eval.utils import default_cache_dir
+from w2p_eval.utils import atomic_path, default_cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ TARGET_DBFS = -30.0
 
 
 def _voice_encoder_cls():
-    import torch
-
     class VoiceEncoder(torch.nn.Module):
         """resemblyzer's speaker encoder: mel frames [B, F, 40] -> L2-normalised embeddings [B, 256]."""
 
@@ -71,8 +71,6 @@ def load_voice_encoder(weights_path: str | os.PathLike | None = None, device: st
     Raises MissingWeightsError (one line) when the file is absent, InputError when it is not a
     resemblyzer checkpoint.
     """
-    import torch
-
     path = Path(weights_path) if weights_path else default_weights_path()
     if path is None or not path.is_file():
         packaged = "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)"
@@ -125,8 +123,6 @@ def wave_to_mel(wave: np.ndarray) -> np.ndarray:
 
 def embed_waves(encoder, waves: list[np.ndarray] | np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Raw clips (each float [T], same T) -> speaker embeddings float32 [N, 256], L2-normalised."""
-    import torch
-
     out = []
     for i in range(0, len(waves), batch_size):
         mels = np.stack([wave_to_mel(w) for w in waves[i:i + batch_size]])
@@ -154,10 +150,6 @@ def clip_embeddings(
     ``<cache_dir or default_cache_dir()>/speaker/``; only clips missing there, or whose audio file changed
     (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
     """
-    from w2p_eval.data.audio import load_audio
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.utils import atomic_path, sha256_file
-
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import load_checkpoint
 from w2p_eval.names import lookup
 
 # model name -> FaceGenerator subclass (has .from_checkpoint)
@@ -20,8 +21,6 @@ MODELS: dict[str, str] = {
 
 def load_generator(ckpt_or_path, device: str = "cpu"):
     """A checkpoint dict or path -> the FaceGenerator it holds, in eval mode on ``device``."""
-    from w2p_eval.models.checkpoint import load_checkpoint
-
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(os.fspath(ckpt_or_path))
     cls = lookup(MODELS, ckpt["model"], "model")
     try:
