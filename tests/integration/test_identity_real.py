@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, shared_path
+from tests.helpers import REPO, shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

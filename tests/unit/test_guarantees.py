@@ -18,8 +18,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from tests.conftest import REPO, make_tiny_dataset
-from tests.unit.test_hostile_inputs import run_cli, snapshot
+from tests.helpers import REPO, make_tiny_dataset, run_cli, snapshot
 from w2p_eval.results import ResultsStore
 
 MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")

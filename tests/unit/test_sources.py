@@ -15,7 +15,7 @@ from PIL import Image
 from w2p_eval.errors import InputError
 from w2p_eval.pipeline.evaluate import evaluate_runs
 from w2p_eval.results import ResultsStore
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SUITES = ("identity", "landmarks")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
