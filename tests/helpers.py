@@ -1,8 +1,8 @@
 """Helpers shared by the test modules (imported with ``from tests.helpers import ...``, never collected).
 
 - :func:`run_cli`: the real ``w2p-eval`` entry point run in this process -> (exit code, stdout, stderr);
-- :func:`make_tiny_dataset`, :func:`tiny_run` / :func:`tiny_data_of`: tiny real datasets and one tiny
-  WAV2PIX run trained once per session;
+- :func:`make_tiny_dataset`, :func:`mean_face_run`, :func:`tiny_run` / :func:`tiny_data_of`: tiny real
+  datasets, a fitted mean_face run, and one tiny WAV2PIX run trained once per session;
 - :func:`shared_path`, :func:`release_subset`: the real data in ../shared (skipped when absent);
 - :func:`snapshot`: every path of a folder with kind, size and mtime (to prove nothing changed);
 - :func:`astronaut`, :func:`face_crop`, :func:`grey`, :func:`noise`: pictures with and without a face.
@@ -34,6 +34,7 @@ from w2p_eval.data.manifest import write_dataset
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("W2P_SHARED_DATA", REPO.parent / "shared" / "data"))
 CONFIG_64 = REPO / "baselines" / "wav2pix_64.yaml"
+MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")
 # Small but real: the reference architecture at 64 px, 0.3 s of audio, 2 iterations per epoch.
 TINY = {"epochs": 1, "batch_size": 6, "audio_seconds": 0.3, "n_samples": 2, "checkpoint_every": 1}
 
@@ -133,6 +134,14 @@ def tiny_run(base: str) -> Path:
     run = base / "run"
     run_training(CONFIG_64, data, run, overrides=dict(TINY), device="cpu", seed=3)
     return run
+
+
+def mean_face_run(root: Path, run_name: str = "run") -> tuple[Path, Path]:
+    """A tiny dataset at ``root/data`` and a mean_face run fitted on it through the CLI -> (data, run folder)."""
+    data = make_tiny_dataset(root / "data")
+    rc, _, err = run_cli(["train", MEAN_FACE, "--data", data, "--out", root / run_name])
+    assert rc == 0, err
+    return data, root / run_name
 
 
 def tiny_data_of(run: Path) -> Path:

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO, make_tiny_dataset, run_cli, snapshot
+from tests.helpers import MEAN_FACE, REPO, mean_face_run, run_cli, snapshot
 
-MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")
 WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
 
 
@@ -28,11 +27,8 @@ WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A tiny dataset and one mean_face checkpoint trained on it (once per module)."""
-    root = tmp_path_factory.mktemp("hostile_base")
-    data = make_tiny_dataset(root / "data")
-    rc, _, err = run_cli(["train", MEAN_FACE, "--data", str(data), "--out", str(root / "run")])
-    assert rc == 0, err
-    return {"data": data, "ckpt": root / "run" / "checkpoints" / "epoch_0000.pt"}
+    data, run = mean_face_run(tmp_path_factory.mktemp("hostile_base"))
+    return {"data": data, "ckpt": run / "checkpoints" / "epoch_0000.pt"}
 
 
 def copy_data(base, case: Path) -> Path:
