@@ -72,18 +72,20 @@ def run_tree(tree: Path, args: list[str], threads: int) -> dict:
     return res
 
 
-def measure(tree: Path, ckpt: Path, data: Path, work: Path, repeat: int, threads: int) -> dict:
-    cache = work / f"cache-{tree.name}"
-    common = ["--data", str(data), "--metrics", "identity,landmarks", "--cache-dir", str(cache), "--seed", "0"]
-    run_tree(tree, ["evaluate", str(ckpt), *common, "--store", str(work / f"warm-{tree.name}.sqlite")], threads)
+def measure(tree: Path, ckpt: Path, data: Path, work: Path, repeat: int, threads: int, backbone: str) -> dict:
+    tag = f"{tree.name}-{backbone}"
+    cache = work / f"cache-{tag}"
+    common = ["--data", str(data), "--metrics", "identity,landmarks", "--cache-dir", str(cache), "--seed", "0",
+              "--backbone", backbone]
+    run_tree(tree, ["evaluate", str(ckpt), *common, "--store", str(work / f"warm-{tag}.sqlite")], threads)
     evals, reports = [], []
     for i in range(repeat):
-        store = work / f"{tree.name}-{i}.sqlite"
+        store = work / f"{tag}-{i}.sqlite"
         evals.append(run_tree(tree, ["evaluate", str(ckpt), *common, "--store", str(store)], threads))
         reports.append(run_tree(tree, ["report", "--store", str(store), "--data", str(data),
-                                       "--out", str(work / f"report-{tree.name}-{i}")], threads))
+                                       "--out", str(work / f"report-{tag}-{i}")], threads))
     best = min(evals, key=lambda r: r["seconds"])
-    return {"tree": str(tree), "evaluate_s_per_ckpt": best["seconds"],
+    return {"tree": f"{tree} ({backbone})", "evaluate_s_per_ckpt": best["seconds"],
             "evaluate_generator_passes": best["generator_passes"],
             "report_generator_passes": reports[0]["generator_passes"],
             "report_s": min(r["seconds"] for r in reports)}
@@ -95,21 +97,25 @@ def main() -> None:
     ap.add_argument("--old-tree", type=Path, default=None, help="an older w2p-eval checkout to compare with")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backbones", nargs="+", default=["dlib_resnet_native", "dlib_resnet"],
+                    help="identity backbones this tree is measured with (the old tree always uses dlib_resnet, "
+                         "which was dlib-bin's descriptor there: compare it with dlib_resnet_native here)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="w2p-bench-eval-") as tmp:
         work = Path(tmp)
         ckpt = make_checkpoint(args.data, work / "fresh" / "checkpoints" / "epoch_0000.pt")
-        trees = ([args.old_tree.resolve()] if args.old_tree else []) + [REPO]
-        rows = [measure(t, ckpt, args.data.resolve(), work, args.repeat, args.threads) for t in trees]
-    print(f"{'tree':<40} {'evaluate s/ckpt':>16} {'gen passes (eval)':>18} {'gen passes (report)':>20} {'report s':>9}")
+        plan = ([(args.old_tree.resolve(), "dlib_resnet")] if args.old_tree else []) + [(REPO, b) for b in args.backbones]
+        rows = [measure(t, ckpt, args.data.resolve(), work, args.repeat, args.threads, b) for t, b in plan]
+    print(f"{'tree (backbone)':<52} {'evaluate s/ckpt':>16} {'gen passes (eval)':>18} {'gen passes (report)':>20} "
+          f"{'report s':>9}")
     for r in rows:
-        print(f"{r['tree'][-40:]:<40} {r['evaluate_s_per_ckpt']:>16.1f} {r['evaluate_generator_passes']:>18d} "
+        print(f"{r['tree'][-52:]:<52} {r['evaluate_s_per_ckpt']:>16.1f} {r['evaluate_generator_passes']:>18d} "
               f"{r['report_generator_passes']:>20d} {r['report_s']:>9.1f}")
-    if len(rows) == 2:
-        print(f"evaluate speed-up: {rows[0]['evaluate_s_per_ckpt'] / rows[1]['evaluate_s_per_ckpt']:.2f}x; "
-              f"generator passes per checkpoint (evaluate + report): "
+    for r in rows[1:]:
+        print(f"vs the first row: evaluate {rows[0]['evaluate_s_per_ckpt'] / r['evaluate_s_per_ckpt']:.2f}x faster "
+              f"({r['tree'][-40:]}); generator passes per checkpoint (evaluate + report): "
               f"{rows[0]['evaluate_generator_passes'] + rows[0]['report_generator_passes']} -> "
-              f"{rows[1]['evaluate_generator_passes'] + rows[1]['report_generator_passes']}")
+              f"{r['evaluate_generator_passes'] + r['report_generator_passes']}")
     print(json.dumps(rows))
 
 

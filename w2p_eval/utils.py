@@ -1,19 +1,25 @@
-"""Small shared helpers: atomic writes, seeding, devices, provenance, skip counting."""
+"""Small shared helpers: atomic writes, the cache folder, devices, provenance, skip counting, table cells.
+
+Kept light (no torch/numpy/pandas at import): the CLI's option checks use it before any work starts.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import json
 import logging
 import os
-import random
 import re
+import sqlite3
 import subprocess
 import tempfile
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +94,9 @@ def sha256_json(obj, n_chars: int = 16) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n_chars]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (if imported) global RNGs. Prefer local generators in new code."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+def default_cache_dir() -> Path:
+    """The cache root of trained judges, embeddings and landmarks: ``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
+    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def select_device(device: str | None = None) -> str:
@@ -118,8 +115,6 @@ PROVENANCE_PACKAGES = (
 
 
 def package_versions(names=PROVENANCE_PACKAGES) -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     for name in names:
         try:
@@ -204,8 +199,6 @@ def csv_safe(df):
 
 def md_cell(text) -> str:
     """One Markdown table cell: pipes escaped, line breaks -> spaces, HTML special characters as entities."""
-    import html
-
     text = " ".join(str(text).replace("\r", "\n").split("\n"))
     return html.escape(text, quote=False).replace("|", "\\|")
 
@@ -234,9 +227,6 @@ def topk_accuracy(logits, labels, k: int) -> float:
 def connect_readonly(path: str | os.PathLike, timeout_s: float = 60.0):
     """An SQLite connection that cannot change the file: ``mode=ro``; on a read-only mount, where a WAL
     database cannot create its -shm file, ``immutable=1``."""
-    import sqlite3
-    from urllib.parse import quote
-
     uri = f"file:{quote(os.path.abspath(path))}"
     con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s, isolation_level=None)
     try:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from w2p_eval.errors import InputError
+from w2p_eval.names import did_you_mean
 
 DATASET_VERSIONS = (1,)
 CHECKPOINT_VERSIONS = (1,)
@@ -257,9 +260,6 @@ def check_store(path, columns, *, write: bool) -> Path:
     """A results store location: a usable place for the file and, when the file exists, an SQLite
     database whose ``results`` table has ``columns``. The schema is read with a read-only connection,
     so an unrelated database is refused without being changed (no table added, no WAL switch)."""
-    import sqlite3
-    from urllib.parse import quote
-
     path = check_location(path, "the results store", file=True)
     if not path.exists():
         if not write:
@@ -292,11 +292,7 @@ def check_store(path, columns, *, write: bool) -> Path:
 
 def check_choice(name, choices, what: str) -> str:
     """``name`` exactly one of ``choices`` (names are case-sensitive), else a one-line hint."""
-    import difflib
-
     if name not in choices:
-        close = difflib.get_close_matches(str(name), list(choices), n=1) or difflib.get_close_matches(
-            str(name).lower(), list(choices), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(name, choices, fold_case=True)
         raise InputError(f"expected {what} one of {', '.join(choices)}, got {_short(name)}{hint}")
     return name

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, shared_path
+from tests.helpers import REPO, release_subset, shared_path
 from w2p_eval.models.checkpoint import load_checkpoint
 from w2p_eval.models.generation import generate_split
 from w2p_eval.train.registry import get_trainer
@@ -21,20 +20,6 @@ BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("W2P_CACHE", str(tmp_path_factory.getbasetemp() / "w2p_cache_real"))
-
-
-def release_subset(src: Path, dst: Path, n_train: int = 60, n_test: int = 30) -> Path:
-    """Symlink the first frames (whole 5-copy face groups) of each identity: real files, fewer of them."""
-    for split, n in (("train", n_train), ("test", n_test)):
-        for person in sorted(p for p in (src / split).iterdir() if p.is_dir()):
-            frames = sorted(int(m.group(1)) for f in person.glob("cropped_face_frame_*.png")
-                            if (m := re.search(r"_(\d+)\.png$", f.name)))[:n]
-            out = dst / split / person.name
-            out.mkdir(parents=True)
-            for k in frames:
-                for name in (f"cropped_face_frame_{k}.png", f"preprocessed_frame_{k}.wav"):
-                    (out / name).symlink_to(person / name)
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

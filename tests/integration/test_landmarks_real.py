@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.data.manifest import load_info, load_manifest

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # prepare (~30 s) + 123 dlib descriptors
 

@@ -4,38 +4,22 @@ with the reference 64 px config, resume, and generate faces for the test pairs."
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, shared_path
+from tests.helpers import REPO, release_subset, shared_path
 from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint
 from w2p_eval.models.generation import generate_split
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _subset(src: Path, dst: Path, n_train: int, n_test: int) -> Path:
-    """Symlink the first frames of each identity in the release layout (real files, fewer of them)."""
-    for split, n in (("train", n_train), ("test", n_test)):
-        for person in sorted(p for p in (src / split).iterdir() if p.is_dir()):
-            frames = sorted(int(m.group(1)) for f in person.glob("cropped_face_frame_*.png")
-                            if (m := re.search(r"_(\d+)\.png$", f.name)))[:n]
-            out = dst / split / person.name
-            out.mkdir(parents=True)
-            for k in frames:
-                for name in (f"cropped_face_frame_{k}.png", f"preprocessed_frame_{k}.wav"):
-                    (out / name).symlink_to(person / name)
-    return dst
-
-
 def test_wav2pix_trains_and_generates_on_release(tmp_path):
     from w2p_eval.data.prepare_release import prepare_release
     from w2p_eval.train.run import run_training
 
-    src = _subset(shared_path("wav2pix_release"), tmp_path / "src", n_train=40, n_test=20)
+    src = release_subset(shared_path("wav2pix_release"), tmp_path / "src", n_train=40, n_test=20)
     data = tmp_path / "data"
     prepare_release(src, data, seed=0)
     overrides = {"epochs": 1, "batch_size": 16, "checkpoint_every": 1, "n_samples": 4, "threads": 2}

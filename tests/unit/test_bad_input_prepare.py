@@ -6,19 +6,16 @@ import pickle
 import subprocess
 import sys
 
-import pytest
 import soundfile as sf
 from PIL import Image
 
+from tests.helpers import run_cli
 from tests.unit.prepare_media import portrait, tone
-from w2p_eval.cli import main
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(["prepare", *map(str, argv)])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+def prepare(capsys, *argv: str) -> tuple[int, str, str]:
+    """``w2p-eval prepare ARGV`` in this process -> (exit code, stdout, stderr)."""
+    return run_cli(["prepare", *argv], capsys)
 
 
 def assert_one_line_error(code, err, *needles):
@@ -87,7 +84,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys):
     cases = _bad_cases(tmp_path)
     assert len(cases) >= 10
     for argv, needles in cases:
-        code, out, err = run_cli(capsys, *argv)
+        code, out, err = prepare(capsys, *argv)
         assert_one_line_error(code, err, *needles)
         assert "code ran" not in out
         assert not (tmp_path / "out").exists(), argv  # nothing half-written
@@ -105,7 +102,7 @@ def test_per_item_failures_are_counted_skips(tmp_path, capsys):
     sf.write(src / "corrupt.wav", tone(1.0), 16000)
     (src / "bad_audio.png").write_bytes((src / "ok0.png").read_bytes())
     (src / "bad_audio.wav").write_bytes(b"RIFF....WAVEjunk")
-    code, out, err = run_cli(capsys, "folder", tmp_path / "src", "--out", tmp_path / "data")
+    code, out, err = prepare(capsys, "folder", tmp_path / "src", "--out", tmp_path / "data")
     assert code == 0 and "Traceback" not in err
     assert "3 pairs" in out and "skipped 2 items" in out
     assert "1 unreadable image" in out and "1 unreadable audio" in out

@@ -144,7 +144,7 @@ def test_resume_keeps_the_fitted_checkpoint_and_bad_model_is_refused(tiny_data, 
 
 
 def test_unreadable_training_face_is_skipped_and_counted(tmp_path):
-    from tests.conftest import make_tiny_dataset
+    from tests.helpers import make_tiny_dataset
 
     data = make_tiny_dataset(tmp_path / "data")
     (data / "faces" / "id00-000.png").write_bytes(b"not an image")

@@ -108,7 +108,7 @@ def test_clip_embeddings_are_cached_per_manifest(tiny_data, tmp_path):
 
 
 def test_clip_embedding_cache_notices_changed_audio_under_an_identical_manifest(tmp_path):
-    from tests.conftest import make_tiny_dataset
+    from tests.helpers import make_tiny_dataset
     from w2p_eval.data.audio import write_wav
 
     data = make_tiny_dataset(tmp_path / "data")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 
@@ -104,7 +103,7 @@ def test_cli_help_imports_nothing_heavy():
 def test_unreadable_pairs_are_skipped_counted_and_reported(tmp_path):
     """A corrupt image, a missing wav and a too-short wav are dropped from every load, counted, and the
     command still succeeds and names them in one note at the end."""
-    from tests.conftest import make_tiny_dataset
+    from tests.helpers import make_tiny_dataset
     from w2p_eval.data.manifest import skipped_report
 
     data = make_tiny_dataset(tmp_path / "data")

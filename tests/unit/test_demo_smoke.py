@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,4 +35,4 @@ def test_demo_quick_end_to_end(tmp_path):
                            capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reusing demo data" in again.stderr
-    assert "evaluated 0 (checkpoint, judge) pairs" in again.stderr and "0 failed" in again.stderr
+    assert "evaluated 0 (source, judge) pairs" in again.stderr and "0 failed" in again.stderr

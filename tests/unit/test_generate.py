@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import make_tiny_dataset
-from tests.unit.test_train_support import tiny_data_of, tiny_run
+from tests.helpers import make_tiny_dataset, run_cli, tiny_data_of, tiny_run
 from w2p_eval.data.dataset import PairDataset
 from w2p_eval.errors import InputError
 from w2p_eval.models.generation import export_generated, generate_split
@@ -19,28 +18,10 @@ def run(tmp_path_factory):
     return tiny_run(str(tmp_path_factory.getbasetemp() / "tiny_wav2pix"))
 
 
-def _cli(*args):
-    """Run the real CLI entry point in-process -> (exit code, stdout, stderr)."""
-    import contextlib
-    import io
-    from types import SimpleNamespace
-
-    from w2p_eval.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
-
-
 def test_generate_cli_writes_one_png_per_test_pair(run, tmp_path):
     data = tiny_data_of(run)
-    res = _cli("generate", "--ckpt", run, "--data", data, "--split", "test", "--out", tmp_path / "gen",
-               "--device", "cpu")
+    res = run_cli(["generate", "--ckpt", run, "--data", data, "--split", "test", "--out", tmp_path / "gen",
+                   "--device", "cpu"])
     assert res.returncode == 0, res.stderr
     manifest = tmp_path / "gen" / "manifest.csv"
     assert res.stdout.strip() == str(manifest)
@@ -66,7 +47,7 @@ def test_generation_is_deterministic_unless_stochastic(run):
 
 def test_mismatched_image_size_and_audio_length_name_both_values(run, tmp_path):
     data = tiny_data_of(run)
-    res = _cli("generate", "--ckpt", run, "--data", data, "--out", tmp_path / "g", "--image-size", "128")
+    res = run_cli(["generate", "--ckpt", run, "--data", data, "--out", tmp_path / "g", "--image-size", "128"])
     assert res.returncode == 2 and res.stderr.count("\n") == 1
     assert "128" in res.stderr and "64" in res.stderr and "Traceback" not in res.stderr
     with pytest.raises(InputError, match=r"audio length \(s\) 1.0 .* has 0.3"):
@@ -80,5 +61,5 @@ def test_mismatched_identity_count_names_both_values(run, tmp_path):
 
 
 def test_missing_checkpoint_is_one_line_error(tiny_data, tmp_path):
-    res = _cli("generate", "--ckpt", tmp_path / "nope.pt", "--data", tiny_data, "--out", tmp_path / "g")
+    res = run_cli(["generate", "--ckpt", tmp_path / "nope.pt", "--data", tiny_data, "--out", tmp_path / "g"])
     assert res.returncode == 2 and "nope.pt" in res.stderr and "Traceback" not in res.stderr

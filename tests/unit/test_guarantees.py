@@ -18,20 +18,15 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from tests.conftest import REPO, make_tiny_dataset
-from tests.unit.test_hostile_inputs import run_cli, snapshot
+from tests.helpers import MEAN_FACE, REPO, make_tiny_dataset, mean_face_run, run_cli, snapshot
 from w2p_eval.results import ResultsStore
-
-MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A tiny dataset, a mean_face run on it and a results store with one row whose names are hostile."""
     root = tmp_path_factory.mktemp("guarantees")
-    data = make_tiny_dataset(root / "data")
-    rc, _, _ = run_cli(["train", MEAN_FACE, "--data", str(data), "--out", str(root / "mean_face")])
-    assert rc == 0
+    data, _ = mean_face_run(root, "mean_face")
     store = root / "store" / "results.sqlite"
     ResultsStore(store).write([{
         "data_hash": "d", "run": "mean_face", "model": "=cmd|' /C calc'!A0", "checkpoint": "c",

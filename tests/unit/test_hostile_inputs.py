@@ -9,7 +9,6 @@ this process and compares a snapshot (path, size, mtime) of the case folder befo
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil
@@ -19,9 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, make_tiny_dataset
+from tests.helpers import MEAN_FACE, REPO, mean_face_run, run_cli, snapshot
 
-MEAN_FACE = str(REPO / "baselines" / "mean_face.yaml")
 WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
 
 
@@ -29,43 +27,8 @@ WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A tiny dataset and one mean_face checkpoint trained on it (once per module)."""
-    root = tmp_path_factory.mktemp("hostile_base")
-    data = make_tiny_dataset(root / "data")
-    rc, _, err = run_cli(["train", MEAN_FACE, "--data", str(data), "--out", str(root / "run")])
-    assert rc == 0, err
-    return {"data": data, "ckpt": root / "run" / "checkpoints" / "epoch_0000.pt"}
-
-
-def run_cli(argv: list[str], capsys=None) -> tuple[int, str, str]:
-    """``w2p-eval ARGV`` in this process -> (exit code, stdout, stderr)."""
-    import _pytest.capture  # noqa: F401  (capsys is optional: the module fixture runs without it)
-
-    from w2p_eval.cli import main
-    from w2p_eval.data import manifest
-
-    manifest._CHECKED.clear()  # per-process caches: each case is a fresh command
-    manifest._BAD_ROWS.clear()
-    logging.getLogger().handlers.clear()  # basicConfig binds the current (captured) stderr
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    if capsys is None:
-        return code, "", ""
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under ``root`` with its kind, size and mtime."""
-    snap = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            snap[str(p.relative_to(root))] = (p.is_dir(), st.st_size if not p.is_dir() else 0, st.st_mtime_ns)
-    return snap
+    data, run = mean_face_run(tmp_path_factory.mktemp("hostile_base"))
+    return {"data": data, "ckpt": run / "checkpoints" / "epoch_0000.pt"}
 
 
 def copy_data(base, case: Path) -> Path:

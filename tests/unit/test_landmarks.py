@@ -10,34 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import astronaut, face_crop, grey, noise
 from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import LandmarkResult, list_images, load_backend, score_images
 from w2p_eval.judges.landmarks_validation import nme, read_pts
 from w2p_eval.metrics import landmarks as M
-
-
-def astronaut() -> np.ndarray:
-    """A real face photograph bundled with scikit-image (uint8 [512, 512, 3])."""
-    from skimage import data
-
-    return data.astronaut()
-
-
-def face_crop(size: int, dx: int = 0, dy: int = 0, flip: bool = False) -> np.ndarray:
-    """The astronaut's face, cropped (optionally shifted/mirrored) and resized to ``size`` px."""
-    from PIL import Image
-
-    img = astronaut()[10 + dy:250 + dy, 110 + dx:350 + dx]
-    img = img[:, ::-1] if flip else img
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BILINEAR))
-
-
-def grey(size: int = 64) -> np.ndarray:
-    return np.full((size, size, 3), 128, np.uint8)
-
-
-def noise(size: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
 
 
 # ---------------------------------------------------------------- metric arithmetic

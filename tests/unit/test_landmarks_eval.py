@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.unit.test_landmarks import face_crop, grey
+from tests.helpers import face_crop, grey
 from w2p_eval.metrics import landmarks as M
 from w2p_eval.models.base import FaceGenerator
 

@@ -67,11 +67,11 @@ def test_interrupted_prepare_leaves_no_dataset(tmp_path, monkeypatch):
     """A crash half-way (here: Ctrl-C on the 3rd image) leaves neither DATA nor a partial folder."""
     import pytest
 
-    import w2p_eval.data.images as images
+    import w2p_eval.data.prepare_common as common  # the pair writer every mode saves faces through
 
     src = tmp_path / "src"
     _make(src)
-    real_save, calls = images.save_png, []
+    real_save, calls = common.save_png, []
 
     def flaky(path, img):
         calls.append(path)
@@ -79,7 +79,7 @@ def test_interrupted_prepare_leaves_no_dataset(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real_save(path, img)
 
-    monkeypatch.setattr(images, "save_png", flaky)
+    monkeypatch.setattr(common, "save_png", flaky)
     with pytest.raises(KeyboardInterrupt):
         prepare_folder(src, tmp_path / "data", seed=0)
     assert not (tmp_path / "data").exists() and not list(tmp_path.glob(".data.partial-*"))

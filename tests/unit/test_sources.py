@@ -15,18 +15,10 @@ from PIL import Image
 from w2p_eval.errors import InputError
 from w2p_eval.pipeline.evaluate import evaluate_runs
 from w2p_eval.results import ResultsStore
-from tests.conftest import REPO
+from tests.helpers import REPO, run_cli
 
 SUITES = ("identity", "landmarks")
-
-
-def _cli(args, capsys):
-    from w2p_eval.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+_cli = run_cli  # (argv, capsys) -> (exit code, stdout, stderr): the shared in-process runner
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import make_tiny_dataset
+from tests.helpers import make_tiny_dataset
 from w2p_eval.cli import cli, main
 from w2p_eval.data.manifest import load_info, load_manifest, manifest_hash, split_frame, write_dataset
 from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist

@@ -13,8 +13,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import make_tiny_dataset
-from tests.unit.test_train_support import CONFIG_64, REPO, TINY, tiny_data_of, tiny_run
+from tests.helpers import CONFIG_64, REPO, TINY, make_tiny_dataset, run_cli, tiny_data_of, tiny_run
 from w2p_eval.errors import InputError
 from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint
 from w2p_eval.models.registry import load_generator
@@ -52,6 +51,23 @@ def test_save_load_round_trip_is_exact(run):
     gen = load_generator(ckpt)
     assert not gen.training and gen.image_size == 64 and gen.identities == ckpt["identities"]
     assert _states_equal(gen.state_dict(), ckpt["state"]["generator"])
+
+
+def test_typed_fields_are_stored_once_and_old_checkpoints_still_load(run, tmp_path):
+    """image_size / audio_seconds live at the checkpoint's top level only; loading puts them back into
+    ``config``, so a checkpoint written before (both copies stored) reads exactly like a new one."""
+    path = list_checkpoints(run)[-1]
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["image_size"] == 64 and raw["audio_seconds"] == 0.3
+    assert "image_size" not in raw["config"] and "audio_seconds" not in raw["config"]
+    new = load_checkpoint(path)
+    assert new["config"]["image_size"] == 64 and new["config"]["audio_seconds"] == 0.3
+    old_path = tmp_path / "checkpoints" / "epoch_0001.pt"
+    old_path.parent.mkdir()
+    torch.save({**raw, "config": {**raw["config"], "image_size": 64, "audio_seconds": 0.3}}, old_path)
+    old = load_checkpoint(old_path)
+    assert old["config"] == new["config"]
+    assert _states_equal(load_generator(old).state_dict(), load_generator(new).state_dict())
 
 
 def test_pickled_callable_checkpoint_is_refused(tmp_path):
@@ -99,36 +115,18 @@ def test_config_resolution_order_and_errors(tmp_path):
         load_config({"epochs": 1})
 
 
-def _main(*args):
-    """Run the real CLI entry point in-process -> (exit code, stdout, stderr)."""
-    import contextlib
-    import io
-    from types import SimpleNamespace
-
-    from w2p_eval.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
-
-
 def _cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "w2p_eval", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, **kw)
 
 
 def test_train_cli_bad_input_is_one_line(tiny_data, tmp_path):
-    res = _main("train", tmp_path / "missing.yaml", "--data", tiny_data, "--out", tmp_path / "r")
+    res = run_cli(["train", tmp_path / "missing.yaml", "--data", tiny_data, "--out", tmp_path / "r"])
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "missing.yaml" in res.stderr
-    res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "r", "--set", "lr_gg=1")
+    res = run_cli(["train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "r", "--set", "lr_gg=1"])
     assert res.returncode == 2 and "unknown config key 'lr_gg'" in res.stderr and "Traceback" not in res.stderr
     # audio too short for the encoder's six stride-4 blocks: refused before RUN/ is created
-    res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "short", "--audio-seconds", "0.05")
+    res = run_cli(["train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "short", "--audio-seconds", "0.05"])
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
     assert "expected audio_seconds >= 0.085" in res.stderr and not (tmp_path / "short").exists()
 
@@ -203,13 +201,13 @@ def test_diverged_training_stops_with_one_line_and_keeps_checkpoints(tiny_data, 
     run = tmp_path / "r"
     args = ["train", CONFIG_64, "--data", tiny_data, "--out", run, "--epochs", "2", "--batch-size", "6",
             "--audio-seconds", "0.3", "--checkpoint-every", "1", "--set", "n_samples=2"]
-    res = _main(*args)
+    res = run_cli([*args])
     assert res.returncode == 1, res.stderr
     line = [x for x in res.stderr.splitlines() if x.startswith("w2p-eval: failed:")]
     assert len(line) == 1 and "diverged at epoch 2" in line[0] and "epoch_0001.pt" in line[0]
     assert "Traceback" not in res.stderr
     assert [p.name for p in list_checkpoints(run)] == ["epoch_0001.pt"]
     load_checkpoint(run / "checkpoints" / "epoch_0001.pt")  # the last good one still loads
-    res = _main("train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "nan", "--set", "lr_g=.nan")
+    res = run_cli(["train", CONFIG_64, "--data", tiny_data, "--out", tmp_path / "nan", "--set", "lr_g=.nan"])
     assert res.returncode == 2 and "expected a finite number for lr_g" in res.stderr
     assert not (tmp_path / "nan").exists()

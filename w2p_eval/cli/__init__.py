@@ -6,7 +6,6 @@ work happens in the library. Add a verb by adding one line to ``VERBS``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
@@ -30,8 +29,9 @@ VERBS: dict[str, tuple[str, str]] = {
 
 
 def _load(spec: str) -> click.Command:
-    module, attr = spec.split(":")
-    return _harden(getattr(importlib.import_module(module), attr))
+    from w2p_eval.names import resolve
+
+    return _harden(resolve(spec))
 
 
 def _check_seed(ctx, param, value):
@@ -90,14 +90,10 @@ class LazyGroup(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:
-            import difflib
+            from w2p_eval.names import unknown
 
             if args and args[0] not in VERBS:
-                close = difflib.get_close_matches(args[0], list(VERBS), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise click.UsageError(
-                    f"unknown command {args[0]!r}{hint}; available: {', '.join(VERBS)}"
-                ) from exc
+                raise click.UsageError(unknown("command", args[0], VERBS)) from exc
             raise
 
 
@@ -174,10 +170,3 @@ def _report_skips() -> None:
     if sources is not None:
         for line in sources.notes():
             click.echo(f"w2p-eval: note: {line}", err=True)
-
-
-def fail(message: str) -> None:
-    """Raise the one-line usage error (exit code 2) from inside a verb."""
-    from w2p_eval.errors import InputError
-
-    raise InputError(message)

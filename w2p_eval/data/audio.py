@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from w2p_eval.errors import InputError
 
@@ -16,7 +18,6 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray
     """Resample a mono float signal (soxr, high quality)."""
     if sr_in == sr_out:
         return x.astype(np.float32, copy=False)
-    import soxr
 
     return soxr.resample(x.astype(np.float32, copy=False), sr_in, sr_out).astype(np.float32)
 
@@ -34,8 +35,6 @@ def load_audio(
     Other sample rates are resampled and stereo is mixed down. Raises InputError when the file
     cannot be read or holds less audio than asked for.
     """
-    import soundfile as sf
-
     try:
         info = sf.info(str(path))
         first = int(round(start * info.samplerate))
@@ -80,6 +79,4 @@ def preprocess_wave(x: np.ndarray, n_samples: int) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write float audio in [-1, 1] as PCM16 WAV."""
-    import soundfile as sf
-
     sf.write(str(path), np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16")

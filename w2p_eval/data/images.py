@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from w2p_eval.errors import InputError
 
 
 def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read any image PIL knows (the content decides, not the suffix) -> uint8 [H, W, 3] RGB."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey: scale, don't clip to white
@@ -25,8 +24,6 @@ def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
     """Square resize (bilinear with antialiasing) -> uint8 [size, size, 3]."""
-    from PIL import Image
-
     if img.shape[0] == size and img.shape[1] == size:
         return img
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR, reducing_gap=None))
@@ -34,7 +31,7 @@ def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
 
 def image_to_tensor(img: np.ndarray, size: int):
     """uint8 [H, W, 3] -> float32 torch tensor [3, size, size] in [-1, 1]."""
-    import torch
+    import torch  # lazy: landmark worker processes read images through this module without torch
 
     arr = resize_rgb(img, size).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
@@ -47,6 +44,4 @@ def tensor_to_uint8(x) -> np.ndarray:
 
 
 def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
-    from PIL import Image
-
     Image.fromarray(img).save(str(path), format="PNG")

@@ -7,13 +7,20 @@ sorted identity list stored in dataset.json, so they never change between runs.
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from PIL import Image
+from tqdm import tqdm
+
+from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import clean_stale_partials, sibling_lock
 from w2p_eval.utils import atomic_path, atomic_write_json, make_temp_dir, sha256_file
@@ -22,7 +29,6 @@ from w2p_eval.validate import check_dataset_info, check_location, manifest_row_p
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"
 FORMAT = "w2p-eval-dataset"
-SAMPLE_RATE = 16000
 COLUMNS = [
     "pair_id", "identity", "split_seen", "split_unseen", "image_path", "audio_path",
     "audio_start", "audio_duration", "source", "source_time", "face_id", "segment_id",
@@ -69,8 +75,6 @@ _CHECKED: dict[tuple[str, str], tuple[frozenset, dict, list]] = {}
 
 
 def _image_problem(img: Path) -> tuple[str, str] | None:
-    from PIL import Image
-
     try:
         with Image.open(img) as im:
             im.verify()  # the structure (PNG chunks + CRCs)
@@ -84,10 +88,6 @@ def _image_problem(img: Path) -> tuple[str, str] | None:
 
 
 def _audio_seconds(wav: Path) -> float | tuple[str, str]:
-    import soundfile as sf
-
-    import numpy as np
-
     try:
         info = sf.info(str(wav))
         if info.frames > 0 and info.subtype in ("FLOAT", "DOUBLE"):  # only float samples can be NaN/inf
@@ -106,10 +106,6 @@ def _drop_unreadable(data_dir: Path, df):
     missing, corrupt (every pixel is decoded), non-finite, or holding less audio than
     ``audio_start + audio_duration``. (Rows with bad numbers or paths leaving the dataset were
     already dropped by :func:`_read_manifest`.)"""
-    import logging
-
-    from tqdm import tqdm
-
     key = (str(data_dir.resolve()), manifest_hash(data_dir))
     if key not in _CHECKED:
         keep, reasons, examples = [], {}, []
@@ -165,8 +161,6 @@ def skipped_report() -> list[str]:
 
 
 def _read_manifest(data_dir: str | os.PathLike):
-    import pandas as pd
-
     data_dir = _check_dir(data_dir)
     try:
         df = pd.read_csv(
@@ -196,8 +190,6 @@ _BAD_ROWS: dict[tuple[str, str], tuple[dict, list]] = {}
 def _drop_bad_rows(data_dir: Path, df):
     """Rows whose offsets are not finite non-negative numbers, or whose paths leave the dataset folder
     (absolute, ``..``, symlinks out), are dropped and counted; the numbers become floats."""
-    import logging
-
     problems = manifest_row_problems(df, data_dir, identities(data_dir))
     if problems:
         reasons: dict[str, int] = {}
@@ -282,7 +274,3 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-
-
-def is_nan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)

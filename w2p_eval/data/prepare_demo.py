@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.signal import lfilter
+from skimage import data as skimage_data
 
-from w2p_eval.data.audio import SAMPLE_RATE, write_wav
-from w2p_eval.data.images import save_png
+from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.prepare_common import PairWriter
 from w2p_eval.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -62,9 +65,7 @@ def _skin_tone(rng: np.random.Generator) -> np.ndarray:
 
 def _base_face() -> np.ndarray:
     """The astronaut's face, cropped square around dlib's box -> float32 [S, S, 3] in [0, 255]."""
-    from skimage import data
-
-    img = data.astronaut().astype(np.float32)
+    img = skimage_data.astronaut().astype(np.float32)
     left, top, right, bottom = _FACE_BOX
     cx, cy, side = (left + right) / 2, (top + bottom) / 2 + 4, (right - left) * _CROP_SCALE
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
@@ -74,8 +75,6 @@ def _base_face() -> np.ndarray:
 
 def _masks(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Soft skin and hair masks (float32 [S, S]) from colour rules on the base face."""
-    from scipy.ndimage import gaussian_filter
-
     r, g, b = face[..., 0], face[..., 1], face[..., 2]
     skin = ((r > 95) & (g > 40) & (b > 20) & (r > g) & (r > b) & (r - np.minimum(g, b) > 15)).astype(np.float32)
     luma = 0.299 * r + 0.587 * g + 0.114 * b
@@ -87,8 +86,6 @@ def _masks(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _render_face(base: np.ndarray, skin: np.ndarray, hair: np.ndarray, p: dict,
                  rng: np.random.Generator, size: int = FACE_PX) -> np.ndarray:
     """Warp + recolour the base face for identity ``p`` with per-pair jitter -> uint8 [size, size, 3]."""
-    from scipy.ndimage import map_coordinates
-
     s = base.shape[0]
     # output grid in normalised coords centred on the face (u right, v down), in [-1, 1]
     lin = np.linspace(-1.0, 1.0, size, dtype=np.float32)
@@ -120,8 +117,6 @@ def _render_face(base: np.ndarray, skin: np.ndarray, hair: np.ndarray, p: dict,
 
 def _formant_filter(x: np.ndarray, freqs: np.ndarray, sr: int) -> np.ndarray:
     """Cascade of 2-pole resonators at ``freqs`` (Hz) with fixed bandwidths."""
-    from scipy.signal import lfilter
-
     y = x
     for f, bw in zip(freqs, _BANDWIDTHS):
         r = np.exp(-np.pi * bw / sr)
@@ -167,13 +162,6 @@ def build_demo(out_dir: str | os.PathLike, seed: int = 0, n_identities: int = 8,
     Every face is its own face_id; pairs are grouped 4 per segment (a "recording session") for the
     seen protocol. Same ``seed`` -> byte-identical files.
     """
-    import pandas as pd
-
-    from w2p_eval.data.prepare_common import finish_dataset
-    from w2p_eval.data.manifest import staging_dir
-    from w2p_eval.data.splits import assign_splits
-    from w2p_eval.utils import Skips
-
     if n_identities < 2 or pairs_per_identity < 2:
         raise InputError(f"expected >= 2 identities and >= 2 pairs each, got {n_identities} x {pairs_per_identity}")
     started = time.perf_counter()
@@ -182,29 +170,26 @@ def build_demo(out_dir: str | os.PathLike, seed: int = 0, n_identities: int = 8,
     root = np.random.default_rng(seed)
     params = [_identity_params(np.random.default_rng([seed, i, 1]), i, n_identities) for i in range(n_identities)]
     order = root.permutation(n_identities)  # which f0 rank each named identity gets
-    rows = []
-    with staging_dir(out_dir) as tmp:
-        (tmp / "faces").mkdir()
-        (tmp / "audio").mkdir()
+    writer = PairWriter(out_dir, what="pairs")
+    with writer.staging():
         for i in range(n_identities):
             name = f"demo{i:02d}"
             p = params[int(order[i])]
             for k in range(pairs_per_identity):
                 rng = np.random.default_rng([seed, i, k, 2])
                 pid = f"{name}-{k:03d}"
-                save_png(tmp / "faces" / f"{pid}.png", _render_face(base, skin, hair, p, rng))
-                write_wav(tmp / "audio" / f"{pid}.wav", synth_voice(p, rng))
-                rows.append(dict(
-                    pair_id=pid, identity=name, image_path=f"faces/{pid}.png", audio_path=f"audio/{pid}.wav",
-                    audio_start=0.0, audio_duration=AUDIO_SECONDS, source=f"synthetic:{name}",
-                    source_time=float(k), face_id=pid, segment_id=f"{name}-s{k // 4}",
-                ))
-        df = assign_splits(pd.DataFrame(rows), seed=seed, test_fraction=test_fraction)
+                face = writer.save_face(pid, _render_face(base, skin, hair, p, rng))  # the face draws from rng
+                voice = writer.save_audio(pid, synth_voice(p, rng))  # first, then the voice
+                writer.add(
+                    pair_id=pid, identity=name, image_path=face, audio_path=voice, audio_start=0.0,
+                    audio_duration=AUDIO_SECONDS, source=f"synthetic:{name}", source_time=float(k), face_id=pid,
+                    segment_id=f"{name}-s{k // 4}",
+                )
         voices = {f"demo{i:02d}": {k: round(float(params[int(order[i])][k]), 4) for k in ("f0", "tract")}
                   for i in range(n_identities)}
         info = {"kind": "demo", "seed": seed, "synthetic": True, "voices": voices,
                 "params": dict(n_identities=n_identities, pairs_per_identity=pairs_per_identity,
                                test_fraction=test_fraction)}
-        finish_dataset(tmp, df, info, Skips("pairs"))
+        writer.finish(info, test_fraction)
     log.info("demo dataset built in %.1f s", time.perf_counter() - started)
     return Path(out_dir)

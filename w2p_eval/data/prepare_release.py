@@ -33,8 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, finish_dataset
+from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, PairWriter
+from w2p_eval.data.splits import _n_test
 from w2p_eval.errors import InputError
 from w2p_eval.utils import Skips
 
@@ -181,90 +184,79 @@ def find_items(src: str | os.PathLike) -> list[ReleaseItem]:
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
+    """uint8 [H, W, 3] -> float32 [16, 16] grey thumbnail (0-255), to compare faces cheaply."""
     return np.asarray(Image.fromarray(img).convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32)
+
+
+class _Faces:
+    """Which face each release image is: near-identical to the previous image of the same split and
+    identity (the 5 copies of one face), or an exact duplicate of any earlier one there, or new."""
+
+    def __init__(self):
+        self.prev: tuple | None = None  # (split, identity, thumb, face_id, image_path)
+        self.exact: dict[tuple, tuple[str, str]] = {}
+
+    def known(self, it: ReleaseItem, thumb: np.ndarray) -> tuple[str, str] | None:
+        """(face_id, image_path) of an earlier copy of this face, or None."""
+        if self.prev and self.prev[:2] == (it.split, it.identity) and \
+                float(np.abs(self.prev[2] - thumb).mean()) < NEAR_IDENTICAL:
+            return self.prev[3], self.prev[4]
+        return self.exact.get(self._key(it, thumb))
+
+    def remember(self, it: ReleaseItem, thumb: np.ndarray, face_id: str, image_path: str) -> None:
+        self.exact.setdefault(self._key(it, thumb), (face_id, image_path))
+        self.prev = (it.split, it.identity, thumb, face_id, image_path)
+
+    @staticmethod
+    def _key(it: ReleaseItem, thumb: np.ndarray) -> tuple:
+        return it.split, it.identity, hashlib.sha1(np.round(thumb).astype(np.uint8).tobytes()).hexdigest()
 
 
 def prepare_release(src, out, *, seed: int = 0, test_fraction: float = 0.2, guard: int = 4,
                     min_seconds: float = 1.0) -> str:
     """Import the release at ``src`` into a dataset at ``out``; returns the summary line."""
-    import pandas as pd
-    from tqdm import tqdm
-
-    from w2p_eval.data.audio import load_audio, write_wav
-    from w2p_eval.data.images import load_image_rgb, save_png
-    from w2p_eval.data.manifest import staging_dir
-    from w2p_eval.data.splits import assign_splits
-
     if guard < 0:
         raise InputError(f"expected --guard >= 0, got {guard}")
     items = sorted(find_items(src), key=lambda it: (it.split, it.identity, it.number))
-    skips = Skips("items")
-    rows = []
-    with staging_dir(out) as tmp:
-        (tmp / "faces").mkdir()
-        (tmp / "audio").mkdir()
-        prev: tuple | None = None  # (split, identity, thumb, face_id, image_path)
-        exact: dict[tuple, tuple[str, str]] = {}
-        n_faces = 0
+    writer = PairWriter(out)
+    with writer.staging():
+        faces = _Faces()
         for it in tqdm(items, desc="release", unit="pair", disable=None):
-            label = f"{it.split}/{it.identity}/{it.image.name}"
-            if it.audio is None or not it.audio.is_file():
-                skips.add(label, "no audio file for the image")
-                continue
-            try:
-                rgb = load_image_rgb(it.image)[..., ::-1].copy()  # stored BGR -> RGB
-            except InputError:
-                skips.add(label, "unreadable image")
-                continue
-            try:
-                wave = load_audio(it.audio)
-            except InputError:
-                skips.add(label, "unreadable audio")
-                continue
-            seconds = len(wave) / 16000
-            if seconds + 1e-3 < min_seconds:
-                skips.add(label, f"wav shorter than {min_seconds:g} s")
-                continue
-            thumb = _thumb(rgb)
-            key = (it.split, it.identity, hashlib.sha1(np.round(thumb).astype(np.uint8).tobytes()).hexdigest())
-            if prev and prev[:2] == (it.split, it.identity) and float(np.abs(prev[2] - thumb).mean()) < NEAR_IDENTICAL:
-                face_id, image_path = prev[3], prev[4]
-            elif key in exact:
-                face_id, image_path = exact[key]
-            else:
-                n_faces += 1
-                face_id = f"{it.split}-{it.identity}-f{it.number:06d}"
-                image_path = f"faces/{face_id}.png"
-                save_png(tmp / image_path, rgb)
-            exact.setdefault(key, (face_id, image_path))
-            prev = (it.split, it.identity, thumb, face_id, image_path)
-            pid = f"{it.split}-{it.identity}-{it.number:06d}"
-            write_wav(tmp / "audio" / f"{pid}.wav", wave)
-            rows.append(dict(
-                pair_id=pid, identity=it.identity, image_path=image_path, audio_path=f"audio/{pid}.wav",
-                audio_start=0.0, audio_duration=round(seconds, 4), source=label,
-                source_time=math.nan, face_id=face_id, authors_split=it.split, frame=it.number,
-            ))
-        df = pd.DataFrame(rows)
-        if len(df):
-            df = _seen_split(df, test_fraction, guard, skips)
-            df = assign_splits(df, seed=seed, test_fraction=test_fraction, keep_seen=True)
-            _remove_unreferenced(tmp, df)
+            _add_item(writer, it, faces, min_seconds)
         info = {"kind": "wav2pix-release", "seed": seed, "bgr_to_rgb": True,
                 "authors_splits": sorted(set(it.split for it in items)),
                 "params": dict(test_fraction=test_fraction, guard=guard, min_seconds=min_seconds)}
-        return finish_dataset(tmp, df, info, skips)
+        return writer.finish(info, test_fraction, keep_seen=True,
+                             regroup=lambda df: _seen_split(df, test_fraction, guard, writer.skips))
 
 
-def _remove_unreferenced(root: Path, df) -> None:
-    """Delete written files of dropped pairs (so the folder holds only what the manifest names)."""
-    used = set(df["image_path"]) | set(df["audio_path"])
-    for sub in ("faces", "audio"):
-        for f in (root / sub).iterdir():
-            if f"{sub}/{f.name}" not in used:
-                f.unlink()
+def _add_item(writer: PairWriter, it: ReleaseItem, faces: _Faces, min_seconds: float) -> None:
+    """One release image + wav -> one pair; the face image is written once per face."""
+    label = f"{it.split}/{it.identity}/{it.image.name}"
+    if it.audio is None or not it.audio.is_file():
+        writer.skip(label, "no audio file for the image")
+        return
+    bgr = writer.read_image(it.image, label)
+    if bgr is None:
+        return
+    rgb = bgr[..., ::-1].copy()  # stored BGR -> RGB
+    audio = writer.read_audio(it.audio, label, min_seconds)
+    if audio is None:
+        return
+    wave, seconds = audio
+    thumb = _thumb(rgb)
+    known = faces.known(it, thumb)
+    if known is None:
+        face_id = f"{it.split}-{it.identity}-f{it.number:06d}"
+        known = face_id, writer.save_face(face_id, rgb)
+    face_id, image_path = known
+    faces.remember(it, thumb, face_id, image_path)
+    pid = f"{it.split}-{it.identity}-{it.number:06d}"
+    writer.add(
+        pair_id=pid, identity=it.identity, image_path=image_path, audio_path=writer.save_audio(pid, wave),
+        audio_start=0.0, audio_duration=round(seconds, 4), source=label,
+        source_time=math.nan, face_id=face_id, authors_split=it.split, frame=it.number,
+    )
 
 
 def _seen_split(df, test_fraction: float, guard: int, skips: Skips):
@@ -273,8 +265,6 @@ def _seen_split(df, test_fraction: float, guard: int, skips: Skips):
         df["split_seen"] = df["authors_split"]
         df["segment_id"] = df["authors_split"] + "-" + df["identity"]
         return df
-    from w2p_eval.data.splits import _n_test
-
     keep = np.ones(len(df), bool)
     seen = np.array(["train"] * len(df), dtype=object)
     for _, rows in df.groupby("identity", sort=True):

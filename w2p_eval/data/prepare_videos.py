@@ -20,26 +20,25 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 import subprocess
 import zlib
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
+import imageio_ffmpeg
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-from w2p_eval.data.audio import SAMPLE_RATE, write_wav
-from w2p_eval.data.prepare_common import VIDEO_SUFFIXES, finish_dataset, require_dir
+from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.prepare_common import VIDEO_SUFFIXES, PairWriter, require_dir, safe_name
 from w2p_eval.errors import InputError
 from w2p_eval.utils import Skips
 
 log = logging.getLogger(__name__)
 
 HAAR_PARAMS = dict(scaleFactor=1.1, minNeighbors=5, minSize=(40, 40), outputRejectLevels=True)
-
-
-def safe_name(text: str) -> str:
-    """File-name-safe version of an identity or stem."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
 def read_mapping(path: str | os.PathLike) -> dict[str, str]:
@@ -98,8 +97,6 @@ def extract_audio(path: Path, ffmpeg: str) -> np.ndarray:
 
 def sample_frames(path: Path, every: float) -> tuple[list[tuple[float, np.ndarray]], float]:
     """Frames at every/2 + i*every s -> ([(time s, uint8 [H, W, 3] RGB)], duration s)."""
-    import imageio_ffmpeg
-
     gen = imageio_ffmpeg.read_frames(
         str(path), pix_fmt="rgb24", input_params=["-ss", f"{every / 2:.3f}"],
         output_params=["-vf", f"fps=1/{every}"],
@@ -118,8 +115,6 @@ def sample_frames(path: Path, every: float) -> tuple[list[tuple[float, np.ndarra
 
 def best_face(cascade, img: np.ndarray) -> tuple[tuple[int, int, int, int], float] | None:
     """Highest-confidence Haar box (x, y, w, h) and its level weight, or None."""
-    import cv2
-
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     rects, _, weights = cascade.detectMultiScale3(gray, **HAAR_PARAMS)
     if len(rects) == 0:
@@ -130,8 +125,6 @@ def best_face(cascade, img: np.ndarray) -> tuple[tuple[int, int, int, int], floa
 
 def crop_square(img: np.ndarray, box, margin: float, size: int) -> np.ndarray:
     """Square crop of side max(w, h) * (1 + 2 margin) centred on ``box``, kept inside the frame."""
-    from PIL import Image
-
     H, W = img.shape[:2]
     x, y, w, h = box
     side = int(round(min(max(w, h) * (1 + 2 * margin), H, W)))
@@ -152,86 +145,120 @@ def segment_bounds(duration: float, segment: float, crop_seconds: float) -> list
     return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+@dataclass(frozen=True)
+class VideoParams:
+    """The `prepare videos` settings (see the module docstring); stored in dataset.json's ``params``."""
+
+    k: int = 5
+    min_confidence: float = 4.0
+    margin: float = 0.2
+    window: float = 2.0
+    every: float = 1.0
+    crop_seconds: float = 1.0
+    segment: float = 10.0
+    image_size: int = 128
+
+    def check(self) -> None:
+        """One-line InputError for the first value out of range."""
+        for name, value, ok in [("--k", self.k, self.k >= 1), ("--every", self.every, self.every > 0),
+                                ("--window", self.window, self.window > 0),
+                                ("--crop-seconds", self.crop_seconds, self.crop_seconds > 0),
+                                ("--margin", self.margin, self.margin >= 0),
+                                ("--image-size", self.image_size, self.image_size >= 16),
+                                ("--segment", self.segment, self.segment > 0)]:
+            if not ok:
+                raise InputError(f"expected a positive {name}, got {value}")
+
+
+@dataclass
+class _Video:
+    """One decoded video: where it came from, its frames and its whole audio track."""
+
+    rel: str  # path relative to SRC
+    identity: str
+    frames: list[tuple[float, np.ndarray]]  # (time s, uint8 [H, W, 3] RGB)
+    audio: np.ndarray  # float32 [T] mono 16 kHz
+    duration: float  # seconds, the shorter of the container's and the audio's
+    bounds: list[tuple[float, float]] = field(default_factory=list)  # its source segments
+    stem: str = ""  # file-name prefix of its faces
+
+
 def prepare_videos(src, out, *, seed: int = 0, mapping=None, k: int = 5, min_confidence: float = 4.0,
                    margin: float = 0.2, window: float = 2.0, every: float = 1.0, crop_seconds: float = 1.0,
                    segment: float = 10.0, image_size: int = 128, test_fraction: float = 0.2) -> str:
     """Build a dataset at ``out`` from the videos under ``src``; returns the summary line."""
-    import cv2
-    import imageio_ffmpeg
-    import pandas as pd
-    from tqdm import tqdm
-
-    from w2p_eval.data.images import save_png
-    from w2p_eval.data.manifest import staging_dir
-    from w2p_eval.data.splits import assign_splits
-
-    for name, value, ok in [("--k", k, k >= 1), ("--every", every, every > 0), ("--window", window, window > 0),
-                            ("--crop-seconds", crop_seconds, crop_seconds > 0), ("--margin", margin, margin >= 0),
-                            ("--image-size", image_size, image_size >= 16), ("--segment", segment, segment > 0)]:
-        if not ok:
-            raise InputError(f"expected a positive {name}, got {value}")
+    params = VideoParams(k, min_confidence, margin, window, every, crop_seconds, segment, image_size)
+    params.check()
     src = require_dir(src, "a folder of videos")
-    skips = Skips("items")
-    videos = find_videos(src, read_mapping(mapping) if mapping else None, skips)
+    writer = PairWriter(out)
+    videos = find_videos(src, read_mapping(mapping) if mapping else None, writer.skips)
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
-    rows, seconds_of_video = [], 0.0
-    with staging_dir(out) as tmp:
-        (tmp / "faces").mkdir()
-        (tmp / "audio").mkdir()
+    seconds_of_video = 0.0
+    with writer.staging():
         for path, ident in tqdm(videos, desc="videos", unit="video", disable=None):
-            rel = path.relative_to(src).as_posix()
-            try:
-                frames, duration = sample_frames(path, every)
-                audio = extract_audio(path, ffmpeg)
-            except ValueError as exc:
-                skips.add(rel, str(exc))
+            video = _decode(writer, path, path.relative_to(src).as_posix(), ident, params, ffmpeg)
+            if video is None:
                 continue
-            except (RuntimeError, OSError, StopIteration, subprocess.SubprocessError):
-                skips.add(rel, "unreadable video")
-                continue
-            if not frames:
-                skips.add(rel, "no video frames decoded")
-                continue
-            duration = min(duration or len(audio) / SAMPLE_RATE, len(audio) / SAMPLE_RATE)
-            seconds_of_video += duration
-            bounds = segment_bounds(duration, segment, crop_seconds)
-            stem = safe_name(f"{ident}-{Path(rel).with_suffix('').as_posix()}")
-            for fi, (t, img) in enumerate(frames):
-                item = f"{rel}@{t:.2f}s"
-                if t >= duration:
-                    continue
-                found = best_face(cascade, img)
-                if found is None:
-                    skips.add(item, "no face found")
-                    continue
-                box, conf = found
-                if conf < min_confidence:
-                    skips.add(item, f"face confidence below {min_confidence:g}")
-                    continue
-                si = next(i for i, (a, b) in enumerate(bounds) if t < b or i == len(bounds) - 1)
-                w0 = max(bounds[si][0], t - window)
-                w1 = min(bounds[si][1], t + window)
-                if w1 - w0 + 1e-6 < crop_seconds:
-                    skips.add(item, f"audio window shorter than {crop_seconds:g} s")
-                    continue
-                clip = audio[int(round(w0 * SAMPLE_RATE)): int(round(w1 * SAMPLE_RATE))]
-                fid = f"{stem}-t{int(round(t * 1000)):06d}"
-                save_png(tmp / "faces" / f"{fid}.png", crop_square(img, box, margin, image_size))
-                write_wav(tmp / "audio" / f"{fid}.wav", clip)
-                span = len(clip) / SAMPLE_RATE
-                rng = np.random.default_rng([seed, zlib.crc32(rel.encode()), fi])
-                for c, start in enumerate(rng.uniform(0.0, max(span - crop_seconds, 0.0), size=k)):
-                    rows.append(dict(
-                        pair_id=f"{fid}-c{c}", identity=ident, image_path=f"faces/{fid}.png",
-                        audio_path=f"audio/{fid}.wav", audio_start=round(float(start), 4),
-                        audio_duration=crop_seconds, source=rel, source_time=t, face_id=fid,
-                        segment_id=f"{stem}-seg{si}", source_audio_start=round(w0 + float(start), 4),
-                        confidence=round(conf, 3),
-                    ))
-        df = assign_splits(pd.DataFrame(rows), seed=seed, test_fraction=test_fraction) if rows else pd.DataFrame(rows)
+            seconds_of_video += video.duration
+            for fi, (t, img) in enumerate(video.frames):
+                _add_face(writer, video, fi, t, img, cascade, params, seed)
         info = {"kind": "videos", "seed": seed, "seconds_of_video": round(seconds_of_video, 3),
-                "params": dict(k=k, min_confidence=min_confidence, margin=margin, window=window, every=every,
-                               crop_seconds=crop_seconds, segment=segment, image_size=image_size,
-                               test_fraction=test_fraction)}
-        return finish_dataset(tmp, df, info, skips)
+                "params": {**asdict(params), "test_fraction": test_fraction}}
+        return writer.finish(info, test_fraction)
+
+
+def _decode(writer: PairWriter, path: Path, rel: str, ident: str, params: VideoParams, ffmpeg: str) -> _Video | None:
+    """Frames every ``params.every`` s and the audio track, or None with the skip counted."""
+    try:
+        frames, duration = sample_frames(path, params.every)
+        audio = extract_audio(path, ffmpeg)
+    except ValueError as exc:
+        writer.skip(rel, str(exc))
+        return None
+    except (RuntimeError, OSError, StopIteration, subprocess.SubprocessError):
+        writer.skip(rel, "unreadable video")
+        return None
+    if not frames:
+        writer.skip(rel, "no video frames decoded")
+        return None
+    duration = min(duration or len(audio) / SAMPLE_RATE, len(audio) / SAMPLE_RATE)
+    return _Video(rel, ident, frames, audio, duration,
+                  bounds=segment_bounds(duration, params.segment, params.crop_seconds),
+                  stem=safe_name(f"{ident}-{Path(rel).with_suffix('').as_posix()}"))
+
+
+def _add_face(writer: PairWriter, video: _Video, fi: int, t: float, img: np.ndarray, cascade,
+              params: VideoParams, seed: int) -> None:
+    """Frame ``fi`` (at ``t`` s) -> its best face crop + the audio window around it -> ``params.k`` pairs,
+    or a counted skip (no face, low confidence, window too short)."""
+    item = f"{video.rel}@{t:.2f}s"
+    if t >= video.duration:
+        return
+    found = best_face(cascade, img)
+    if found is None:
+        writer.skip(item, "no face found")
+        return
+    box, conf = found
+    if conf < params.min_confidence:
+        writer.skip(item, f"face confidence below {params.min_confidence:g}")
+        return
+    bounds = video.bounds
+    si = next(i for i, (a, b) in enumerate(bounds) if t < b or i == len(bounds) - 1)
+    w0, w1 = max(bounds[si][0], t - params.window), min(bounds[si][1], t + params.window)
+    if w1 - w0 + 1e-6 < params.crop_seconds:
+        writer.skip(item, f"audio window shorter than {params.crop_seconds:g} s")
+        return
+    clip = video.audio[int(round(w0 * SAMPLE_RATE)): int(round(w1 * SAMPLE_RATE))]
+    fid = f"{video.stem}-t{int(round(t * 1000)):06d}"
+    image_path = writer.save_face(fid, crop_square(img, box, params.margin, params.image_size))
+    audio_path = writer.save_audio(fid, clip)
+    span = len(clip) / SAMPLE_RATE
+    rng = np.random.default_rng([seed, zlib.crc32(video.rel.encode()), fi])
+    for c, start in enumerate(rng.uniform(0.0, max(span - params.crop_seconds, 0.0), size=params.k)):
+        writer.add(
+            pair_id=f"{fid}-c{c}", identity=video.identity, image_path=image_path, audio_path=audio_path,
+            audio_start=round(float(start), 4), audio_duration=params.crop_seconds, source=video.rel,
+            source_time=t, face_id=fid, segment_id=f"{video.stem}-seg{si}",
+            source_audio_start=round(w0 + float(start), 4), confidence=round(conf, 3),
+        )

@@ -7,10 +7,7 @@ answers an unknown name with "did you mean ...; available: ...".
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
-from w2p_eval.errors import InputError
+from w2p_eval.names import lookup
 
 IDENTITY_BACKBONES: dict[str, str] = {
     "dlib_resnet": "w2p_eval.judges.dlib_face:DlibResnetBackbone",
@@ -21,16 +18,11 @@ IDENTITY_BACKBONES: dict[str, str] = {
 }
 
 
-def resolve_name(table: dict[str, str], name: str, what: str):
-    """``table[name]`` imported from its "module:attr" string; unknown names -> InputError with a hint."""
-    if name not in table:
-        close = difflib.get_close_matches(str(name), list(table), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise InputError(f"unknown {what} {name!r}{hint}; available: {', '.join(table)}")
-    module, attr = table[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+# ``table[name]`` imported from its "module:attr" string, unknown names -> InputError with a hint
+# (the one implementation is :func:`w2p_eval.names.lookup`; this name is kept for its callers).
+resolve_name = lookup
 
 
 def load_identity_backbone(name: str, device: str = "cpu", **options):
     """The identity backbone called ``name`` on ``device`` (weights loaded from disk, never downloaded)."""
-    return resolve_name(IDENTITY_BACKBONES, name, "identity backbone")(device=device, **options)
+    return lookup(IDENTITY_BACKBONES, name, "identity backbone")(device=device, **options)

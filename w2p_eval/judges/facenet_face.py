@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,6 @@ class FacenetBackbone(IdentityBackbone):
         self.net = net.to(device).eval()
 
     def version(self) -> str:
-        from importlib.metadata import version
-
         return f"facenet-pytorch {version('facenet-pytorch')}; torch {torch.__version__}"
 
     def trunk(self, images: np.ndarray) -> torch.Tensor:

@@ -19,15 +19,17 @@ import abc
 import contextlib
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from w2p_eval.data.images import image_to_tensor, load_image_rgb, resize_rgb, tensor_to_uint8
+from w2p_eval.data.manifest import identities, load_manifest, manifest_hash, split_frame
 from w2p_eval.errors import InputError
-from w2p_eval.utils import atomic_path, sha256_json
+from w2p_eval.judges import load_identity_backbone
+from w2p_eval.utils import atomic_path, default_cache_dir, select_device, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,6 @@ class IdentityBackbone(abc.ABC):
 
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 [N, S, S, 3] -> uint8 [N, size, size, 3] (bilinear, PIL)."""
-    from w2p_eval.data.images import resize_rgb
-
     check_images(images)
     if images.shape[1] == size and images.shape[2] == size:
         return images
@@ -110,8 +110,6 @@ def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64
 
 def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
     """Real faces of manifest ``rows`` through generate_split's pipeline -> uint8 [N, S, S, 3]."""
-    from w2p_eval.data.images import image_to_tensor, load_image_rgb, tensor_to_uint8
-
     out = np.empty((len(rows), image_size, image_size, 3), np.uint8)
     for i, rel in enumerate(rows["image_path"]):
         out[i] = tensor_to_uint8((image_to_tensor(load_image_rgb(data_dir / rel), image_size) + 1) / 2)
@@ -126,8 +124,6 @@ def judge_training_rows(df, split: str, protocol: str):
     while the judge knows them from their seen-protocol training segments; unseen-test pairs from
     those segments are left out and the rest (the seen-test segments of those speakers) are scored.
     """
-    from w2p_eval.data.manifest import split_frame
-
     evaluated = split_frame(df, split, protocol)
     pool = split_frame(df, "train", "seen")
     overlap = evaluated["face_id"].isin(set(pool["face_id"])) | evaluated["segment_id"].isin(set(pool["segment_id"]))
@@ -271,11 +267,6 @@ def compute_real_scores(judge: IdentityJudge, real: np.ndarray) -> tuple[np.ndar
     return judge.score(real, remember=True)
 
 
-def default_cache_dir() -> Path:
-    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
-
-
 def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int = 64, seed: int = 0,
                         protocol: str = "seen", cache_dir=None, split: str = "test", device: str | None = None,
                         backbone_options: dict | None = None) -> IdentityJudge:
@@ -286,10 +277,6 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
     selection. Cache key: (manifest hash, backbone, image size, seed, protocol, split, judge config).
     ``cache_dir=False`` disables caching.
     """
-    from w2p_eval.data.manifest import identities, load_manifest, manifest_hash
-    from w2p_eval.judges import load_identity_backbone
-    from w2p_eval.utils import select_device
-
     data_dir = Path(data_dir)
     device = select_device(device)
     bb = load_identity_backbone(backbone, device=device, **(backbone_options or {}))

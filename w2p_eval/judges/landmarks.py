@@ -21,14 +21,20 @@ import abc
 import importlib.util
 import logging
 import math
+import multiprocessing as mp
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.names import lookup
 
 log = logging.getLogger(__name__)
 
@@ -186,21 +192,9 @@ class DlibCnnBackend(DlibBackend):
         return [d.rect for d in found], [float(d.confidence) for d in found]
 
 
-def available_backends() -> list[str]:
-    return list(BACKENDS)
-
-
 def load_backend(name: str = "dlib", **kwargs) -> LandmarkBackend:
     """Construct a backend by name (InputError with the valid names for an unknown one)."""
-    import difflib
-    import importlib
-
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(str(name), list(BACKENDS), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise InputError(f"unknown landmark backend {name!r}{hint}; available: {', '.join(BACKENDS)}")
-    module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)(**kwargs)
+    return lookup(BACKENDS, name, "landmark backend")(**kwargs)
 
 
 _BACKEND_CACHE: dict[tuple, LandmarkBackend] = {}
@@ -220,8 +214,6 @@ _WORKER: LandmarkBackend | None = None
 
 def _init_worker(name: str, kwargs: dict) -> None:
     """Pool initializer: load the backend once per worker process, one thread each."""
-    import sys
-
     global _WORKER
     os.environ["OMP_NUM_THREADS"] = "1"
     _WORKER = get_backend(name, **kwargs)  # a forked worker reuses the parent's loaded models
@@ -232,8 +224,6 @@ def _init_worker(name: str, kwargs: dict) -> None:
 
 def _score_one(backend: LandmarkBackend, item) -> LandmarkResult:
     if isinstance(item, (str, os.PathLike)):
-        from w2p_eval.data.images import load_image_rgb
-
         try:
             item = load_image_rgb(item)
         except InputError as exc:
@@ -271,12 +261,10 @@ def score_images(
     workers = max(1, int(workers))
     if not images:
         return []
-    from tqdm import tqdm
 
     if workers == 1 or len(images) < 2:
         model = get_backend(backend, **backend_kwargs)
         return [_score_one(model, item) for item in tqdm(images, disable=not progress, desc="landmarks", unit="img")]
-    import multiprocessing as mp
 
     workers = min(workers, len(images))
     # fork is cheap (the parent's imports are shared); torch-based backends need a fresh process
@@ -305,8 +293,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def draw_landmarks(img: np.ndarray, result: LandmarkResult, color=(0, 255, 0)) -> np.ndarray:
     """A copy of ``img`` (uint8 [H, W, 3]) with the 68 points drawn (red frame when not detected)."""
-    import cv2
-
     out = np.ascontiguousarray(img.copy())
     h, w = out.shape[:2]
     radius = max(1, round(min(h, w) / 96))

@@ -11,15 +11,20 @@ version is part of ``version`` (it goes into every result row).
 from __future__ import annotations
 
 import os
+import warnings
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlparse
 
+import cv2
 import numpy as np
+import torch
 
 from w2p_eval.errors import MissingWeightsError
 from w2p_eval.judges.landmarks import (
     AUTO_TARGET_PX, DEFAULT_MARGIN, LandmarkBackend, LandmarkResult, as_rgb_uint8, finish_result,
 )
+from w2p_eval.utils import select_device
 
 DOWNLOAD_HINT = "the face-alignment project (https://www.adrianbulat.com/downloads/python-fan/)"
 
@@ -37,8 +42,6 @@ def fan_weight_files() -> dict[str, str]:
 
 def fan_checkpoint_dir() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` (torch.hub's own rule, which face-alignment uses)."""
-    import torch
-
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -61,10 +64,6 @@ class FanBackend(LandmarkBackend):
 
     def __init__(self, device: str | None = None, flip_input: bool = False, min_side: int = AUTO_TARGET_PX,
                  margin: float = DEFAULT_MARGIN):
-        from importlib import metadata
-
-        from w2p_eval.utils import select_device
-
         paths = check_fan_weights()  # before constructing anything: never a silent download
         import face_alignment
 
@@ -88,14 +87,10 @@ class FanBackend(LandmarkBackend):
                 "margin": self.margin, "network": "2DFAN-4"}
 
     def __call__(self, img: np.ndarray) -> LandmarkResult:
-        import warnings
-
         img = as_rgb_uint8(img)
         scale = 1.0
         work = img
         if min(img.shape[:2]) < self.min_side:
-            import cv2
-
             scale = self.min_side / min(img.shape[:2])
             size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
             work = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)

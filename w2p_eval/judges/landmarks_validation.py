@@ -13,8 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError
+from w2p_eval.judges.landmarks import IMAGE_SUFFIXES, get_backend, score_images
 
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45  # 0-based indexes of iBUG points 37 and 46
 CROP_CONTEXT = 2.0  # validation crop side / annotated face extent
@@ -67,8 +70,6 @@ def nme(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def annotated_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(image, .pts) pairs in ``folder`` sorted by name (images without a .pts are ignored)."""
-    from w2p_eval.judges.landmarks import IMAGE_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"expected a folder of images with iBUG .pts annotations, got missing path {folder}")
@@ -82,8 +83,6 @@ def annotated_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
 def face_crop(img: np.ndarray, ref: np.ndarray, max_side: int = 400,
               context: float = CROP_CONTEXT) -> tuple[np.ndarray, np.ndarray, float]:
     """Square crop around annotated points (``context`` x their extent) -> (crop uint8, offset [2], scale)."""
-    from PIL import Image
-
     lo, hi = ref.min(0), ref.max(0)
     centre, half = (lo + hi) / 2, context * float((hi - lo).max()) / 2
     a = np.maximum(0, np.floor(centre - half)).astype(int)
@@ -103,9 +102,6 @@ def validate_backend(folder: str | os.PathLike, backend: str = "dlib", workers: 
     Returns {"backend", "version", "n", "n_detected", "nme_mean", "nme_median", "per_image":
     {name: nme or None (not detected)}}; ``nme_mean`` is over detected images only.
     """
-    from w2p_eval.data.images import load_image_rgb
-    from w2p_eval.judges.landmarks import get_backend, score_images
-
     crops, refs, offsets, names = [], [], [], []
     for image_path, pts_path in annotated_pairs(folder):
         ref = read_pts(pts_path)

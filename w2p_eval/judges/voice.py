@@ -25,21 +25,22 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from w2p_eval.data.audio import SAMPLE_RATE, load_audio
+from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.utils import atomic_path, default_cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
 ENCODER_NAME = "resemblyzer-voiceencoder-v1"
 EMBED_DIM = 256
-SAMPLE_RATE = 16000
 N_MELS, WIN, HOP = 40, 400, 160  # resemblyzer hparams: 25 ms window, 10 ms step, 40 mel bands
 TARGET_DBFS = -30.0
 
 
 def _voice_encoder_cls():
-    import torch
-
     class VoiceEncoder(torch.nn.Module):
         """resemblyzer's speaker encoder: mel frames [B, F, 40] -> L2-normalised embeddings [B, 256]."""
 
@@ -70,8 +71,6 @@ def load_voice_encoder(weights_path: str | os.PathLike | None = None, device: st
     Raises MissingWeightsError (one line) when the file is absent, InputError when it is not a
     resemblyzer checkpoint.
     """
-    import torch
-
     path = Path(weights_path) if weights_path else default_weights_path()
     if path is None or not path.is_file():
         packaged = "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)"
@@ -124,19 +123,12 @@ def wave_to_mel(wave: np.ndarray) -> np.ndarray:
 
 def embed_waves(encoder, waves: list[np.ndarray] | np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Raw clips (each float [T], same T) -> speaker embeddings float32 [N, 256], L2-normalised."""
-    import torch
-
     out = []
     for i in range(0, len(waves), batch_size):
         mels = np.stack([wave_to_mel(w) for w in waves[i:i + batch_size]])
         with torch.no_grad():
             out.append(encoder(torch.from_numpy(mels).to(device)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, EMBED_DIM), np.float32)
-
-
-def cache_root() -> Path:
-    """``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def _stamp(path: Path, start: float) -> str:
@@ -155,17 +147,13 @@ def clip_embeddings(
     """Speaker embeddings float32 [len(df), 256] of the manifest rows ``df`` (raw clips, first ``audio_seconds``).
 
     Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights) under
-    ``<cache_dir or cache_root()>/speaker/``; only clips missing there, or whose audio file changed
+    ``<cache_dir or default_cache_dir()>/speaker/``; only clips missing there, or whose audio file changed
     (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
     """
-    from w2p_eval.data.audio import load_audio
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.utils import atomic_path, sha256_file
-
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"
-    cache = (Path(cache_dir) if cache_dir else cache_root()) / "speaker"
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) / "speaker"
     cache_file = cache / f"{manifest_hash(data_dir)}-{audio_seconds:g}s-{tag}.npz"
     known: dict[str, np.ndarray] = {}
     stamps: dict[str, str] = {}

@@ -24,9 +24,6 @@ import numpy as np
 
 from w2p_eval.models.generation import GeneratedSet
 
-UNITS = ("rate", "cosine", "distance", "nme")
-
-
 @dataclass(frozen=True)
 class MetricSpec:
     """One metric, declared once. ``unit``: ``rate`` (a fraction in [0, 1], printed as a percentage),

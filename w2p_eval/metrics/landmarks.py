@@ -18,7 +18,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
-from w2p_eval.utils import atomic_path, sha256_json
+from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ def nme_summary(fake: Sequence[LandmarkResult], real: Sequence[LandmarkResult], 
 
 
 # ---------------------------------------------------------------- real faces and their cache
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
-
-
 def real_faces(data_dir, split: str = "test", protocol: str = "seen", image_size: int = 64):
     """The split's real faces through the generation pipeline -> (pair_ids, uint8 [N, S, S, 3]).
 

@@ -8,12 +8,11 @@ instance (e.g. ``SUITE``) and add one line here.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import importlib
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import MetricSpec, MetricSuite
+from w2p_eval.names import did_you_mean, resolve
 
 SUITES: dict[str, str] = {
     "identity": "w2p_eval.metrics.identity:SUITE",
@@ -29,11 +28,8 @@ DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", 
 def get_suite(name: str) -> MetricSuite:
     """The suite called ``name``; an unknown name -> InputError with "did you mean" and the list."""
     if name not in SUITES:
-        close = difflib.get_close_matches(str(name), list(SUITES), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise InputError(f"expected metric suites among {', '.join(SUITES)}, got {name!r}{hint}")
-    module, attr = SUITES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+        raise InputError(f"expected metric suites among {', '.join(SUITES)}, got {name!r}{did_you_mean(name, SUITES)}")
+    return resolve(SUITES[name])
 
 
 def parse_suites(text: str | None) -> tuple[str, ...]:
@@ -60,9 +56,3 @@ def metric_spec(metric: str) -> MetricSpec:
     """The declaration of ``metric`` (an undeclared name gets a neutral one, so old rows still print)."""
     return metric_specs().get(metric) or MetricSpec(metric, metric, True, "value", f"{metric} (no description).")
 
-
-def suite_of(metric: str) -> str | None:
-    for name in SUITES:
-        if any(s.name == metric for s in get_suite(name).metrics):
-            return name
-    return None

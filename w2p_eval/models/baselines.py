@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from w2p_eval.errors import InputError
+from w2p_eval.judges.voice import embed_waves, load_voice_encoder, undo_pre_emphasis
 from w2p_eval.models.base import FaceGenerator
 
 
@@ -133,15 +134,11 @@ class SpeakerRetrieval(FaceGenerator):
 
     def encoder(self):
         if self._encoder is None:
-            from w2p_eval.judges.voice import load_voice_encoder
-
             self._encoder = load_voice_encoder(self.speaker_weights, device=str(self.weight.device))
         return self._encoder
 
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         """PairDataset audio float [B, 1, T] (peak-normalised, pre-emphasised) -> embeddings [B, 256]."""
-        from w2p_eval.judges.voice import embed_waves, undo_pre_emphasis
-
         waves = undo_pre_emphasis(audio.reshape(audio.shape[0], -1)).astype("float32")
         emb = embed_waves(self.encoder(), list(waves), device=str(self.weight.device))
         return torch.from_numpy(emb).to(self.weight.device)

@@ -1,4 +1,12 @@
-"""Checkpoints: one .pt file of tensors and builtins, written atomically, read with weights_only=True."""
+"""Checkpoints: one .pt file of tensors and builtins, written atomically, read with weights_only=True.
+
+Layout (version 1): ``format``, ``version``, ``model``, ``epoch``, ``identities``, ``image_size`` (int),
+``audio_seconds`` (float), ``config`` (the training config), ``state`` / ``optim`` (state dicts),
+``extra``, ``meta`` (versions, git commit, time, data hash). The typed fields of :data:`TOP_LEVEL`
+are stored once, at the top level: :func:`save_checkpoint` leaves them out of ``config`` when they
+agree, and :func:`load_checkpoint` puts them back, so readers see a complete ``config`` from old
+checkpoints (which stored them twice) and new ones alike.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from w2p_eval.validate import check_checkpoint
 FORMAT = "w2p-eval-checkpoint"
 CKPT_DIR = "checkpoints"
 _EPOCH_RE = re.compile(r"epoch_(\d+)\.pt$")
+TOP_LEVEL = ("image_size", "audio_seconds")  # config keys stored once, as typed top-level fields
 
 
 def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
@@ -41,6 +50,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically (temp file + fsync + os.replace): a kill at any moment leaves
     either the previous file or the complete new one, never a file that fails to load."""
+    typed = {"image_size": int(image_size), "audio_seconds": float(audio_seconds)}
+    config = {k: v for k, v in config.items() if not (k in TOP_LEVEL and v == typed[k])}
     ckpt = {
         "format": FORMAT,
         "version": 1,
@@ -48,8 +59,7 @@ def save_checkpoint(
         "epoch": int(epoch),
         "config": config,
         "identities": list(identities),
-        "image_size": int(image_size),
-        "audio_seconds": float(audio_seconds),
+        **typed,
         "state": state,
         "optim": optim or {},
         "extra": extra or {},
@@ -96,6 +106,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise InputError(f"expected a w2p-eval checkpoint (format {FORMAT!r}), got {got!r} in {path}")
     check_checkpoint(ckpt, path)
+    for key in TOP_LEVEL:
+        ckpt["config"].setdefault(key, ckpt[key])
     ckpt["path"] = str(path)
     return ckpt
 

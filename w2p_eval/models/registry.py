@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import os
 
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import load_checkpoint
+from w2p_eval.names import lookup
 
 # model name -> FaceGenerator subclass (has .from_checkpoint)
 MODELS: dict[str, str] = {
@@ -19,26 +19,10 @@ MODELS: dict[str, str] = {
 }
 
 
-
-def resolve(spec: str):
-    module, attr = spec.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def lookup(table: dict[str, str], name: str, what: str = "model"):
-    if name not in table:
-        close = difflib.get_close_matches(str(name), list(table), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise InputError(f"unknown {what} {name!r}{hint}; available: {', '.join(table)}")
-    return resolve(table[name])
-
-
 def load_generator(ckpt_or_path, device: str = "cpu"):
     """A checkpoint dict or path -> the FaceGenerator it holds, in eval mode on ``device``."""
-    from w2p_eval.models.checkpoint import load_checkpoint
-
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(os.fspath(ckpt_or_path))
-    cls = lookup(MODELS, ckpt["model"])
+    cls = lookup(MODELS, ckpt["model"], "model")
     try:
         gen = cls.from_checkpoint(ckpt, device=device)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError
 from w2p_eval.models.base import FaceGenerator
 
-SAMPLE_RATE = 16000
 EMBED_DIM = 128
 ENCODER_CHANNELS = (16, 32, 128, 256, 512, 1024)
 GENERATOR_CHANNELS = {64: (512, 256, 128, 64, 3), 128: (1024, 512, 256, 128, 64, 3)}

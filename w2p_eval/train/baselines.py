@@ -20,8 +20,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
+from w2p_eval.data.dataset import PairDataset
+from w2p_eval.data.images import load_image_rgb, resize_rgb
+from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
+from w2p_eval.judges.voice import clip_embeddings, fit_linear_head
+from w2p_eval.models.checkpoint import checkpoint_path, save_checkpoint
+from w2p_eval.utils import Skips, atomic_path, atomic_write_text, select_device, topk_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +43,6 @@ def load_faces(ds, image_size: int):
     face_id (copies of one face count once for pools and medoids), skips). Unreadable images are
     skipped and counted; none readable raises InputError.
     """
-    from w2p_eval.data.images import load_image_rgb, resize_rgb
-    from w2p_eval.utils import Skips
-
     skips = Skips("training faces")
     faces, labels, face_ids = [], [], []
     for row in ds.df.itertuples():
@@ -59,16 +64,12 @@ def load_faces(ds, image_size: int):
 
 def mean_face(faces: np.ndarray):
     """uint8 [N, S, S, 3] -> their per-pixel mean as float32 tensor [3, S, S] in [0, 1]."""
-    import torch
-
     mean = faces.astype(np.float64).mean(0) / 255.0
     return torch.from_numpy(mean.transpose(2, 0, 1).astype(np.float32))
 
 
 def face_pool(faces: np.ndarray, labels: np.ndarray, per_identity: int, seed: int):
     """At most ``per_identity`` faces of each identity, drawn with a seeded RNG -> (uint8 [N,S,S,3], int64 [N])."""
-    import torch
-
     rng = np.random.default_rng(seed)
     keep = []
     for k in np.unique(labels):
@@ -80,8 +81,6 @@ def face_pool(faces: np.ndarray, labels: np.ndarray, per_identity: int, seed: in
 
 def medoid_index(faces: np.ndarray) -> int:
     """Row of uint8 [F, S, S, 3] with the smallest summed Euclidean pixel distance to all others."""
-    import torch
-
     x = torch.from_numpy(faces.reshape(len(faces), -1)).double() / 255.0
     sq = (x * x).sum(1)
     d = (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0).sqrt()
@@ -90,8 +89,6 @@ def medoid_index(faces: np.ndarray) -> int:
 
 def medoid_faces(faces: np.ndarray, labels: np.ndarray, n_identities: int, candidates: int, seed: int):
     """One medoid face per identity -> uint8 tensor [K, S, S, 3] (zeros where an identity has no face)."""
-    import torch
-
     rng = np.random.default_rng(seed)
     out = np.zeros((n_identities,) + faces.shape[1:], np.uint8)
     for k in np.unique(labels):
@@ -104,11 +101,6 @@ def medoid_faces(faces: np.ndarray, labels: np.ndarray, n_identities: int, candi
 
 def fit_speaker_head(ds, config: dict, device: str) -> tuple[dict, dict]:
     """Speaker classifier on the training clips -> ({"weight", "bias"} tensors, fit statistics)."""
-    import torch
-
-    from w2p_eval.judges.voice import clip_embeddings, fit_linear_head
-    from w2p_eval.utils import topk_accuracy
-
     t0 = time.time()
     emb = clip_embeddings(ds.data_dir, ds.df, ds.audio_seconds, cache_dir=config.get("cache_dir"),
                           weights_path=config.get("speaker_weights"), device=device)
@@ -126,10 +118,6 @@ def fit_speaker_head(ds, config: dict, device: str) -> tuple[dict, dict]:
 
 
 def _write_side_files(config: dict, out_dir: Path, stats: dict) -> None:
-    import yaml
-
-    from w2p_eval.utils import atomic_path, atomic_write_text
-
     if not (out_dir / "config.yaml").exists():
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
     losses = out_dir / "losses.jsonl"
@@ -141,11 +129,6 @@ def _write_side_files(config: dict, out_dir: Path, stats: dict) -> None:
 def train(config: dict, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
           device: str | None = None) -> list[Path]:
     """Fit the baseline named by ``config["model"]`` on the training split; return [the checkpoint]."""
-    from w2p_eval.data.dataset import PairDataset
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.checkpoint import checkpoint_path, save_checkpoint
-    from w2p_eval.utils import select_device
-
     model = config.get("model")
     if model not in BASELINES:
         raise InputError(f"expected model one of {list(BASELINES)} for the baseline trainer, got {model!r}")

@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as tdist
+from torch.nn.parallel import DistributedDataParallel
+
+from w2p_eval.utils import select_device
 
 
 @dataclass
@@ -32,8 +36,6 @@ class Dist:
         """DistributedDataParallel around ``module`` when running data-parallel, else ``module``."""
         if not self.active:
             return module
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.local_rank] if self.device.startswith("cuda") else None
         return DistributedDataParallel(module, device_ids=ids)
 
@@ -51,8 +53,6 @@ class Dist:
         return int(self._all_reduce(torch.tensor([float(n)], dtype=torch.float64))[0])
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as tdist
-
         dev = self.device if self.device.startswith("cuda") else "cpu"
         t = t.to(dev)
         tdist.all_reduce(t)
@@ -60,8 +60,6 @@ class Dist:
 
     def barrier(self) -> None:
         if self.active:
-            import torch.distributed as tdist
-
             if self.device.startswith("cuda"):
                 tdist.barrier(device_ids=[self.local_rank])
             else:
@@ -69,22 +67,16 @@ class Dist:
 
     def teardown(self) -> None:
         if self.owns_group:
-            import torch.distributed as tdist
-
             tdist.destroy_process_group()
             self.owns_group = False
 
 
 def setup(device: str | None = None) -> Dist:
     """Join the torchrun process group if there is one; pick this process's device."""
-    from w2p_eval.utils import select_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = select_device(device)
     if world <= 1:
         return Dist(device=device)
-    import torch.distributed as tdist
-
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     if device.startswith("cuda"):

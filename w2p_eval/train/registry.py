@@ -6,7 +6,7 @@ Trainer signature: ``train(config: dict, data_dir, out_dir, *, resume: bool, dev
 
 from __future__ import annotations
 
-from w2p_eval.models.registry import lookup
+from w2p_eval.names import lookup
 
 TRAINERS: dict[str, str] = {
     "wav2pix": "w2p_eval.train.gan:train",

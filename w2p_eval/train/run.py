@@ -6,15 +6,22 @@ to train a model without going through the CLI.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import math
 import os
 from pathlib import Path
 
+import yaml
+
+from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import CKPT_DIR
+from w2p_eval.names import unknown as unknown_name
 from w2p_eval.outdir import LOCK, FolderLock, claim, read_marker, write_marker
+from w2p_eval.train import ddp
+from w2p_eval.train.registry import get_trainer
+from w2p_eval.utils import atomic_write_text
 from w2p_eval.validate import check_config_values
 
 log = logging.getLogger(__name__)
@@ -24,8 +31,6 @@ CONFIG_NAME = "config.yaml"
 
 def load_config(config: dict | str | os.PathLike) -> dict:
     """A dict (copied) or a YAML file (yaml.safe_load) -> a flat dict with a ``model`` key."""
-    import yaml
-
     if isinstance(config, dict):
         cfg = dict(config)
     else:
@@ -45,8 +50,6 @@ def load_config(config: dict | str | os.PathLike) -> dict:
 
 def parse_set(items: list[str] | tuple[str, ...]) -> dict:
     """``["lr_g=2e-4", "adversarial=false"]`` -> {"lr_g": 0.0002, "adversarial": False} (YAML scalars)."""
-    import yaml
-
     out = {}
     for item in items or ():
         key, sep, value = str(item).partition("=")
@@ -60,8 +63,6 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict:
 
 
 def _trainer_module(model: str):
-    from w2p_eval.train.registry import get_trainer
-
     train_fn = get_trainer(model)
     return train_fn, importlib.import_module(train_fn.__module__)
 
@@ -72,9 +73,7 @@ def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
     if defaults:
         unknown = [k for k in cfg if k not in defaults]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise InputError(f"unknown config key {unknown[0]!r}{hint}; available: {', '.join(sorted(defaults))}")
+            raise InputError(unknown_name("config key", unknown[0], sorted(defaults)))
         for key, default in defaults.items():
             value = cfg[key]
             if isinstance(default, bool) and not isinstance(value, bool):
@@ -111,28 +110,11 @@ def run_training(
     and training restarts after the last complete checkpoint. A RUN that already holds checkpoints
     is refused without ``resume``.
     """
-    import yaml
-
-    from w2p_eval.data.manifest import load_info
-    from w2p_eval.models.checkpoint import CKPT_DIR
-    from w2p_eval.train import ddp
-    from w2p_eval.utils import atomic_write_text
-
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     load_info(data_dir)  # a clear error for a folder that is not a dataset
     base = load_config(config)
     claim(out_dir, "train", own=_looks_like_run)
-    saved = out_dir / CONFIG_NAME
-    has_ckpts = any((out_dir / CKPT_DIR).glob("epoch_*.pt")) if (out_dir / CKPT_DIR).is_dir() else False
-    if has_ckpts and not resume:
-        raise InputError(f"expected a new run folder, got {out_dir} which already holds checkpoints "
-                         f"(pass --resume to continue it, or choose another --out)")
-    if resume and saved.is_file():
-        previous = load_config(saved)
-        if previous.get("model") != base.get("model"):
-            raise InputError(f"cannot resume {out_dir}: it trains {previous.get('model')!r}, "
-                             f"the config asks for {base.get('model')!r}")
-        base = previous
+    base = _run_base(base, out_dir, resume)
     overrides = dict(overrides or {})
     if "model" in overrides and overrides["model"] != base.get("model"):
         raise InputError(f"expected the model to come from the config's `model:` key ({base.get('model')!r}), "
@@ -150,13 +132,28 @@ def run_training(
     with FolderLock(out_dir / LOCK, f"run folder {out_dir}"):  # one writer per run folder
         if read_marker(out_dir) is None:
             write_marker(out_dir, "train")
-        atomic_write_text(saved, yaml.safe_dump(cfg, sort_keys=True))
+        atomic_write_text(out_dir / CONFIG_NAME, yaml.safe_dump(cfg, sort_keys=True))
         log.info("training %s into %s: %s", cfg["model"], out_dir, cfg)
         return list(train_fn(cfg, data_dir, out_dir, resume=resume, device=device))
 
 
+def _run_base(base: dict, out_dir: Path, resume: bool) -> dict:
+    """The config a run starts from: ``base``, or with ``resume`` the run's saved RUN/config.yaml (same model).
+    A run folder that holds checkpoints is refused without ``resume``."""
+    ckpt_dir = out_dir / CKPT_DIR
+    if not resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("epoch_*.pt")):
+        raise InputError(f"expected a new run folder, got {out_dir} which already holds checkpoints "
+                         f"(pass --resume to continue it, or choose another --out)")
+    saved = out_dir / CONFIG_NAME
+    if not (resume and saved.is_file()):
+        return base
+    previous = load_config(saved)
+    if previous.get("model") != base.get("model"):
+        raise InputError(f"cannot resume {out_dir}: it trains {previous.get('model')!r}, "
+                         f"the config asks for {base.get('model')!r}")
+    return previous
+
+
 def _looks_like_run(folder: Path) -> bool:
     """A run folder written before run folders carried a marker: config.yaml beside checkpoints/."""
-    from w2p_eval.models.checkpoint import CKPT_DIR
-
     return (folder / CONFIG_NAME).is_file() and (folder / CKPT_DIR).is_dir()

@@ -15,6 +15,7 @@ With ``adversarial=False`` (the ``l1_regression`` baseline) there is no D: G = 5
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,8 +55,6 @@ class WrongPool:
     """Faces of the training set by identity, to draw "wrong" faces when a batch has one identity."""
 
     def __init__(self, dataset):
-        import numpy as np
-
         self.dataset = dataset
         labels = np.asarray(dataset.labels)
         self.by_label = {int(k): np.flatnonzero(labels == k) for k in np.unique(labels)}
@@ -64,8 +63,6 @@ class WrongPool:
         return all(any(k != int(lab) for k in self.by_label) for lab in labels.tolist())
 
     def draw(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        import numpy as np
-
         faces = []
         for lab in labels.tolist():
             others = np.concatenate([v for k, v in self.by_label.items() if k != int(lab)])
