@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -204,3 +205,24 @@ def grey(size: int = 64) -> np.ndarray:
 
 def noise(size: int = 64, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def fewer_training_faces(src: Path, out: Path, per_identity: int) -> Path:
+    """The same dataset with only the first ``per_identity`` training faces (all their pairs) per
+    identity and every test pair: keeps the slow test short (the full release is in the note)."""
+    from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
+
+    df = load_manifest(src)
+    train = df[df["split_seen"] == "train"]
+    keep = set()
+    for _, faces in train.groupby("identity")["face_id"]:
+        keep |= set(sorted(set(faces))[:per_identity])
+    df = df[(df["split_seen"] == "test") | df["face_id"].isin(keep)]
+    for rel in sorted(set(df["image_path"]) | set(df["audio_path"])):  # hard links: a symlinked folder
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)            # leads out of the dataset (refused)
+        try:
+            os.link(src / rel, out / rel)
+        except OSError:
+            shutil.copy2(src / rel, out / rel)
+    write_dataset(out, df, {k: v for k, v in load_info(src).items() if k not in ("identities", "n_pairs")})
+    return out

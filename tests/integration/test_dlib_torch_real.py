@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,10 +55,10 @@ def test_torch_descriptors_equal_dlib_bin_on_every_release_face(release):
 
 def test_identity_rows_agree_between_the_two_paths(release, tmp_path):
     """The same checkpoints scored end to end with each backbone (each trains its own seeded judge)."""
-    from tests.integration.test_identity_real import _fewer_training_faces
+    from tests.helpers import fewer_training_faces
     from w2p_eval.metrics import identity as M
 
-    data = _fewer_training_faces(release, tmp_path / "rel_small", per_identity=25)
+    data = fewer_training_faces(release, tmp_path / "rel_small", per_identity=25)
     ckpts = _baseline_ckpts(data, tmp_path / "runs")
     got = {}
     for backbone in ("dlib_resnet_native", "dlib_resnet"):
@@ -76,7 +76,7 @@ def _baseline_ckpts(data, out):
     """random_real (real faces of other pairs: a non-trivial score) and mean_face (one constant face)."""
     import yaml
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
     from w2p_eval.models.registry import TRAINERS, lookup
 
     ckpts = {}

@@ -6,14 +6,12 @@ Measured with dlib_resnet at 64 px, seed 0 (see the issue-5 note): release real-
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, shared_path
+from tests.helpers import REPO, fewer_training_faces, shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,32 +49,11 @@ def test_release_dlib_real_accuracy_high_mean_face_at_chance(tmp_path):
     src = shared_path("wav2pix_release")
     res = CliRunner().invoke(cli, ["prepare", "wav2pix-release", str(src), "--out", str(tmp_path / "rel")])
     assert res.exit_code == 0, res.output
-    data = _fewer_training_faces(tmp_path / "rel", tmp_path / "rel_small", per_identity=25)
+    data = fewer_training_faces(tmp_path / "rel", tmp_path / "rel_small", per_identity=25)
     ckpts = _baseline_ckpts(data, tmp_path / "runs")
     rows = evaluate_identity(list(ckpts.values()), data, cache_dir=tmp_path / "cache")
     real, mean_acc = _check(rows, ckpts, chance=0.5, min_real=0.95)
     assert real == 1.0  # measured: 1.000 on the 615 test pairs (123 distinct faces), 2 identities
-
-
-def _fewer_training_faces(src: Path, out: Path, per_identity: int) -> Path:
-    """The same dataset with only the first ``per_identity`` training faces (all their pairs) per
-    identity and every test pair: keeps the slow test short (the full release is in the note)."""
-    from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
-
-    df = load_manifest(src)
-    train = df[df["split_seen"] == "train"]
-    keep = set()
-    for _, faces in train.groupby("identity")["face_id"]:
-        keep |= set(sorted(set(faces))[:per_identity])
-    df = df[(df["split_seen"] == "test") | df["face_id"].isin(keep)]
-    for rel in sorted(set(df["image_path"]) | set(df["audio_path"])):  # hard links: a symlinked folder
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)            # leads out of the dataset (refused)
-        try:
-            os.link(src / rel, out / rel)
-        except OSError:
-            shutil.copy2(src / rel, out / rel)
-    write_dataset(out, df, {k: v for k, v in load_info(src).items() if k not in ("identities", "n_pairs")})
-    return out
 
 
 def test_grid_dlib_real_accuracy_high_mean_face_at_chance(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, shared_path
+from tests.helpers import REPO, shared_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -144,22 +144,18 @@ def test_wrong_or_truncated_file_is_one_line_input_error(tmp_path):
 
 
 def test_wrong_descriptor_file_exits_2_from_the_cli(tiny_data, tmp_path, monkeypatch, capsys):
-    from tests.unit.test_identity import write_ckpts
+    from tests.helpers import mean_face_run
     from w2p_eval.cli import main
     from w2p_eval.judges import dlib_face
-    from w2p_eval.models import registry
-
-    monkeypatch.setitem(registry.MODELS, "test_passthrough", "tests.unit.test_identity:PassThrough")
 
     folder = tmp_path / "models"
     folder.mkdir()
     (folder / DAT).write_bytes((_models() / DAT).read_bytes()[:-1000])
     (folder / dlib_face.PREDICTOR_FILE).symlink_to(_models() / dlib_face.PREDICTOR_FILE)
     monkeypatch.setattr(dlib_face, "model_dir", lambda: folder)
-    passthrough, _ = write_ckpts(tmp_path, tiny_data)
+    data, run = mean_face_run(tmp_path / "mf")
     with pytest.raises(SystemExit) as exc:
-        main(["identity", "--ckpt", str(passthrough), "--data", str(tiny_data), "--cache-dir", str(tmp_path / "c"),
-              "--no-store"])
+        main(["identity", "--ckpt", str(run), "--data", str(data), "--cache-dir", str(tmp_path / "c"), "--no-store"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("w2p-eval: error: ") and err.strip().count("\n") == 0
     assert "truncated" in err and str(folder / DAT) in err

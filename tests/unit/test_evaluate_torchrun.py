@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from w2p_eval.pipeline.evaluate import rank_share
 from w2p_eval.results import ResultsStore
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import make_tiny_dataset
+from tests.helpers import make_tiny_dataset
 from w2p_eval.cli import main
 from w2p_eval.data.images import save_png
 from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
