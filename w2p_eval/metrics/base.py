@@ -135,6 +135,17 @@ class SuiteResult:
     items: dict[str, ItemValues] = field(default_factory=dict, repr=False)  # for `compare`, not stored
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """A section a suite contributes to ``w2p-eval report``: its ``metrics`` as a table (tables/NAME.*) under
+    ``title``, after one paragraph ``intro``."""
+
+    name: str
+    title: str
+    intro: str
+    metrics: tuple[str, ...]
+
+
 class MetricSuite(abc.ABC):
     """A group of metrics computed together by one judge. Subclasses set ``name``, ``metrics`` and
     ``done_when`` (metrics that must all be stored for the suite to count as done; default: all)."""
@@ -156,6 +167,10 @@ class MetricSuite(abc.ABC):
     def applies(self, model: str, source: str) -> bool:
         """Whether the suite scores faces of ``model`` from a ``source`` of that kind (default: always)."""
         return True
+
+    def report_section(self) -> ReportSection | None:
+        """A report section of the suite's own (None: its metrics appear in the main table only)."""
+        return None
 
     @abc.abstractmethod
     def score(self, gs: GeneratedSet, opts: EvalOptions) -> SuiteResult:

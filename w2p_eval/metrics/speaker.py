@@ -14,7 +14,7 @@ import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
-from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult, result_rows
+from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, ReportSection, SuiteResult, result_rows
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.utils import topk_accuracy
 
@@ -82,6 +82,11 @@ class SpeakerSuite(MetricSuite):
 
     def evaluator(self, opts: EvalOptions) -> str:
         return EVALUATOR
+
+    def report_section(self) -> ReportSection:
+        return ReportSection("speaker_id", "Speech-only speaker-ID ceiling",
+                             "How well the speaker can be identified from the test speech alone; no face generator "
+                             "can carry more identity than this.", (METRIC_TOP1, METRIC_TOP5))
 
     def applies(self, model: str, source: str) -> bool:
         return source == "checkpoint" and model == "speaker_retrieval"

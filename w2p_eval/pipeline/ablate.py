@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from w2p_eval.errors import InputError
+from w2p_eval.pipeline.evaluate import evaluate_runs
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,26 @@ def ablate_audio(
     there), evaluate each run's final checkpoint (identity + landmarks), write ``out/ablation_audio.{csv,md,tex}``
     and, with ``report``, the report ``out/report``. Returns {"table": DataFrame, "runs": [...], "paths": [...]}.
     """
+    from w2p_eval.report.build import build_report
+    from w2p_eval.results import default_store
+
+    seconds = _check_seconds(data_dir, seconds)
+    base = _wav2pix_config(config)
+    store_path = Path(store) if store else default_store(data_dir)
+    run_dirs = [_train_one(base, data_dir, Path(out), sec, overrides, epochs, seed, device) for sec in seconds]
+    evaluate_runs(run_dirs, data_dir, store=store_path, suites=("identity", "landmarks"), backbone=backbone,
+                  backend=backend, protocol=protocol, seed=seed, final_only=True, device=device, workers=workers,
+                  cache_dir=cache_dir)
+    table, paths = _write_table(run_dirs, store_path, Path(out), protocol, seed, backbone, backend)
+    if report:
+        paths.append(build_report(run_dirs, store_path, Path(out) / "report", data_dir=data_dir, seed=seed,
+                                  title="w2p-eval: audio-length ablation"))
+    return {"table": table, "runs": run_dirs, "paths": paths}
+
+
+def _check_seconds(data_dir, seconds) -> list[float]:
+    """Positive lengths no longer than the data's shortest pair (InputError otherwise)."""
     from w2p_eval.data.manifest import load_manifest
-    from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.pipeline.configs import config_for
-    from w2p_eval.pipeline.evaluate import evaluate_runs
-    from w2p_eval.report import tables as T
-    from w2p_eval.report.runs import load_run, rows_of_runs
-    from w2p_eval.results import ResultsStore, default_store
-    from w2p_eval.train.run import load_config, run_training
 
     seconds = [float(s) for s in seconds]
     if not seconds or any(s <= 0 for s in seconds):
@@ -53,33 +66,44 @@ def ablate_audio(
     shortest = float(load_manifest(data_dir)["audio_duration"].min())
     if max(seconds) > shortest + 1e-3:
         raise InputError(f"expected audio lengths <= the data's shortest pair ({shortest:.2f} s), got {max(seconds)} s")
+    return seconds
+
+
+def _wav2pix_config(config) -> dict:
+    from w2p_eval.pipeline.configs import config_for
+    from w2p_eval.train.run import load_config
+
     base = load_config(config if config is not None else config_for("wav2pix_64"))
     if base.get("model") != "wav2pix":
         raise InputError(f"expected a wav2pix config for the audio ablation, got model {base.get('model')!r}")
-    out = Path(out)
-    store_path = Path(store) if store else default_store(data_dir)
-    run_dirs = []
-    for sec in seconds:
-        ov = {**(overrides or {}), "audio_seconds": sec}
-        if epochs is not None:
-            ov["epochs"] = int(epochs)
-        run_dir = out / run_name(sec, int(ov.get("image_size", base.get("image_size", 64))))
-        log.info("ablation: training %s (%g s of audio)", run_dir, sec)
-        run_training(base, data_dir, run_dir, overrides=ov, resume=run_dir.exists(), device=device, seed=seed)
-        list_checkpoints(run_dir)  # an InputError when training wrote nothing
-        run_dirs.append(run_dir)
-    evaluate_runs(run_dirs, data_dir, store=store_path, suites=("identity", "landmarks"), backbone=backbone,
-                  backend=backend, protocol=protocol, seed=seed, final_only=True, device=device, workers=workers,
-                  cache_dir=cache_dir)
+    return base
+
+
+def _train_one(base: dict, data_dir, out: Path, sec: float, overrides, epochs, seed, device) -> Path:
+    """Train (or continue) the run of one audio length -> its folder."""
+    from w2p_eval.models.checkpoint import list_checkpoints
+    from w2p_eval.train.run import run_training
+
+    ov = {**(overrides or {}), "audio_seconds": sec}
+    if epochs is not None:
+        ov["epochs"] = int(epochs)
+    run_dir = out / run_name(sec, int(ov.get("image_size", base.get("image_size", 64))))
+    log.info("ablation: training %s (%g s of audio)", run_dir, sec)
+    run_training(base, data_dir, run_dir, overrides=ov, resume=run_dir.exists(), device=device, seed=seed)
+    list_checkpoints(run_dir)  # an InputError when training wrote nothing
+    return run_dir
+
+
+def _write_table(run_dirs, store_path: Path, out: Path, protocol: str, seed: int, backbone: str, backend: str):
+    """The paper's ablation table from the store -> (table, written paths)."""
+    from w2p_eval.report import tables as T
+    from w2p_eval.report.runs import load_run, rows_of_runs
+    from w2p_eval.results import ResultsStore
+
     runs = [load_run(r) for r in run_dirs]
     df = rows_of_runs(ResultsStore(store_path).query(protocol=protocol, seed=seed), runs)
     df = df[df["evaluator"].isin([f"identity/{backbone}", f"landmarks/{backend}"])]
     table = T.ablation_table(df, {r.name: r.audio_seconds for r in runs})
     paths = T.write_table(table, out, "ablation_audio", "Audio-length ablation of WAV2PIX; the paper's landmark "
                                                          "detection rates beside ours.")
-    if report:
-        from w2p_eval.report.build import build_report
-
-        paths.append(build_report(run_dirs, store_path, out / "report", data_dir=data_dir, seed=seed,
-                                  title="w2p-eval: audio-length ablation"))
-    return {"table": table, "runs": run_dirs, "paths": paths}
+    return table, paths

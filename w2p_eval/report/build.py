@@ -7,6 +7,7 @@ so an interrupted report never leaves a half-written folder that looks complete.
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 import json
 import logging
 import os
@@ -242,154 +243,239 @@ def build_report(
     return out / html_path.name
 
 
-def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path,
-           compared: list[dict] = ()) -> Path:
-    tab_dir, fig_dir = root / "tables", root / "figures"
-    blocks: list[R.Block] = []
-    run_audio = {r.name: r.audio_seconds for r in runs if r.audio_seconds is not None}
-    n_ids = None
-    if data_dir is not None:
-        from w2p_eval.data.manifest import identities
+@dataclass
+class ReportContext:
+    """What every report section reads: the rows, the runs, where tables and figures go, the options."""
 
-        try:
-            n_ids = len(identities(data_dir))
-        except InputError:
-            n_ids = None
+    df: pd.DataFrame
+    runs: list
+    data_dir: object
+    seed: int
+    command: str | None
+    samples: bool
+    store: Path
+    compared: list
+    tab_dir: Path
+    fig_dir: Path
 
-    blocks += [R.h2("Setup"), R.ul(_data_statement(data_dir, df))]
-    if command:
-        blocks += [R.p("Command line:"), R.code(command)]
-    blocks.append(R.p(f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by w2p-eval "
-                      f"(git commit `{git_commit() or 'unknown'}`)."))
+    @property
+    def fin(self) -> pd.DataFrame:
+        return T.final_rows(self.df)
 
-    num, txt = T.main_table(df)
-    T.write_table(num, tab_dir, "main_numeric", "Models and baselines x metrics (means, fractions).")
-    T.write_table(txt, tab_dir, "main", "Models and baselines x metrics (final checkpoint; value [95 % CI], or "
-                                         "mean ± std over seeds).")
-    blocks += [R.h2("Models and baselines"),
-               R.table(txt, "Each run's final checkpoint. Rates in %. One evaluation seed: value [95 % interval] "
-                            "(seeded cluster bootstrap over test faces); several seeds: mean ± std over them.")]
+    @property
+    def run_audio(self) -> dict:
+        return {r.name: r.audio_seconds for r in self.runs if r.audio_seconds is not None}
 
-    proto = T.protocol_table(df)
-    if not proto.empty:
-        T.write_table(proto, tab_dir, "protocols", "Gallery retrieval, paired distances and 1:N matching, 95 % CIs.")
-        blocks += [R.h2("Retrieval, distances and matching"),
-                   R.p("The field's protocols in the identity judge's face space: SF2F gallery recall@K (galleries "
-                       "of G identities' mean real embeddings, chance K/G), paired cosine/L1/L2 between each "
-                       "generated face and its own real face, and 1:N matching (chance 1/N) beside its real-vs-real "
-                       "ceiling. Brackets: 95 % intervals (cluster bootstrap over faces)."), R.table(proto)]
-        bars = F.metric_bars(T.final_rows(df), list(PROTOCOL_FIGURE_METRICS), fig_dir, "protocols",
-                             "final checkpoints: value with 95 % interval (dotted: chance)")
-        if bars:
-            blocks.append(R.figure(bars, "Each run's final value with its 95 % interval as error bars."))
+    def table(self, frame: pd.DataFrame, name: str, caption: str) -> None:
+        """Write ``frame`` as tables/NAME.{csv,md,tex}."""
+        T.write_table(frame, self.tab_dir, name, caption)
 
-    for k, result in enumerate(compared):
+
+def _n_identities(data_dir) -> int | None:
+    if data_dir is None:
+        return None
+    from w2p_eval.data.manifest import identities
+
+    try:
+        return len(identities(data_dir))
+    except InputError:
+        return None
+
+
+def setup_section(ctx: ReportContext) -> list:
+    blocks = [R.h2("Setup"), R.ul(_data_statement(ctx.data_dir, ctx.df))]
+    if ctx.command:
+        blocks += [R.p("Command line:"), R.code(ctx.command)]
+    return blocks + [R.p(f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by w2p-eval "
+                         f"(git commit `{git_commit() or 'unknown'}`).")]
+
+
+def main_section(ctx: ReportContext) -> list:
+    num, txt = T.main_table(ctx.df)
+    ctx.table(num, "main_numeric", "Models and baselines x metrics (means, fractions).")
+    ctx.table(txt, "main", "Models and baselines x metrics (final checkpoint; value [95 % CI], or mean ± std over "
+                           "seeds).")
+    return [R.h2("Models and baselines"),
+            R.table(txt, "Each run's final checkpoint. Rates in %. One evaluation seed: value [95 % interval] "
+                         "(seeded cluster bootstrap over test faces); several seeds: mean ± std over them.")]
+
+
+def protocols_section(ctx: ReportContext) -> list:
+    proto = T.protocol_table(ctx.df)
+    if proto.empty:
+        return []
+    ctx.table(proto, "protocols", "Gallery retrieval, paired distances and 1:N matching, 95 % CIs.")
+    blocks = [R.h2("Retrieval, distances and matching"),
+              R.p("The field's protocols in the identity judge's face space: SF2F gallery recall@K (galleries "
+                  "of G identities' mean real embeddings, chance K/G), paired cosine/L1/L2 between each "
+                  "generated face and its own real face, and 1:N matching (chance 1/N) beside its real-vs-real "
+                  "ceiling. Brackets: 95 % intervals (cluster bootstrap over faces)."), R.table(proto)]
+    bars = F.metric_bars(ctx.fin, list(PROTOCOL_FIGURE_METRICS), ctx.fig_dir, "protocols",
+                         "final checkpoints: value with 95 % interval (dotted: chance)")
+    if bars:
+        blocks.append(R.figure(bars, "Each run's final value with its 95 % interval as error bars."))
+    return blocks
+
+
+def comparison_section(ctx: ReportContext) -> list:
+    blocks = []
+    for k, result in enumerate(ctx.compared):
         cmp = comparison_frame(result)
-        T.write_table(cmp, tab_dir, f"compare_{k + 1}", describe(result))
+        ctx.table(cmp, f"compare_{k + 1}", describe(result))
         if k == 0:
             blocks.append(R.h2("Paired comparisons"))
         blocks += [R.p(describe(result)), R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in "
                                                       "percentage points); McNemar: exact test on discordant items "
                                                       "(b = A right & B wrong, c = A wrong & B right).")]
+    return blocks
 
-    ref = T.reference_table(df, run_audio, n_ids)
-    T.write_table(ref, tab_dir, "paper_reference", f"Paper-reported numbers ({reference.CITATION}) beside ours.")
-    blocks += [R.h2("Paper reference numbers (reported, not reproduced)"),
-               R.p(f"Numbers reported by {reference.CITATION} on their 10-identity Youtubers data with a fine-tuned "
-                   "VGG-Face judge, shown beside ours; the data, identity count and judges differ, so compare "
-                   "each against its own chance level and ceiling, not against each other."),
-               R.table(ref)]
 
-    if len({round(s, 6) for r, s in run_audio.items() if r in set(df.loc[df.model == "wav2pix", "run"])}) > 1:
-        abl = T.ablation_table(df, run_audio)
-        T.write_table(abl, tab_dir, "ablation_audio", "Audio-length ablation (WAV2PIX).")
-        blocks += [R.h2("Audio-length ablation"), R.table(abl, "Paper column: reported landmark detection rate.")]
+def reference_section(ctx: ReportContext) -> list:
+    ref = T.reference_table(ctx.df, ctx.run_audio, _n_identities(ctx.data_dir))
+    ctx.table(ref, "paper_reference", f"Paper-reported numbers ({reference.CITATION}) beside ours.")
+    return [R.h2("Paper reference numbers (reported, not reproduced)"),
+            R.p(f"Numbers reported by {reference.CITATION} on their 10-identity Youtubers data with a fine-tuned "
+                "VGG-Face judge, shown beside ours; the data, identity count and judges differ, so compare "
+                "each against its own chance level and ceiling, not against each other."),
+            R.table(ref)]
 
-    lmk = T.landmark_table(df)
-    if not lmk.empty:
-        T.write_table(lmk, tab_dir, "landmarks", "Landmark detection rate and NME with 95 % intervals.")
-        blocks += [R.h2("Landmark detection"),
-                   R.p("Share of faces on which all 68 landmarks are found, with its 95 % interval, beside "
-                       "the same rate on the real test faces at the generator's resolution."), R.table(lmk)]
 
-    spk = T.speaker_table(df)
-    if not spk.empty:
-        T.write_table(spk, tab_dir, "speaker_id", "Speech-only speaker identification (ceiling).")
-        blocks += [R.h2("Speech-only speaker-ID ceiling"),
-                   R.p("How well the speaker can be identified from the test speech alone; no face generator can "
-                       "carry more identity than this."), R.table(spk)]
+def ablation_section(ctx: ReportContext) -> list:
+    df, run_audio = ctx.df, ctx.run_audio
+    if len({round(s, 6) for r, s in run_audio.items() if r in set(df.loc[df.model == "wav2pix", "run"])}) <= 1:
+        return []
+    abl = T.ablation_table(df, run_audio)
+    ctx.table(abl, "ablation_audio", "Audio-length ablation (WAV2PIX).")
+    return [R.h2("Audio-length ablation"), R.table(abl, "Paper column: reported landmark detection rate.")]
 
-    per_id = T.per_identity_table(df)
-    if not per_id.empty:
-        T.write_table(per_id, tab_dir, "per_identity", "Per-identity top-1 accuracy on generated faces.")
-        blocks += [R.h2("Per-identity accuracy"), R.table(per_id, "Top-1 identity accuracy per speaker.")]
 
-    blocks.append(R.h2("Metrics vs epoch"))
+def landmark_section(ctx: ReportContext) -> list:
+    lmk = T.landmark_table(ctx.df)
+    if lmk.empty:
+        return []
+    ctx.table(lmk, "landmarks", "Landmark detection rate and NME with 95 % intervals.")
+    return [R.h2("Landmark detection"),
+            R.p("Share of faces on which all 68 landmarks are found, with its 95 % interval, beside "
+                "the same rate on the real test faces at the generator's resolution."), R.table(lmk)]
+
+
+def suite_sections(ctx: ReportContext) -> list:
+    """Sections the metric suites contribute (``MetricSuite.report_section``): their metrics as a table."""
+    from w2p_eval.metrics.registry import SUITES, get_suite
+
+    blocks = []
+    for name in SUITES:
+        section = get_suite(name).report_section()
+        if section is None:
+            continue
+        sub = ctx.df[ctx.df["metric"].isin(section.metrics)]
+        if sub.empty:
+            continue
+        _, txt = T.main_table(sub)
+        ctx.table(txt, section.name, section.title)
+        blocks += [R.h2(section.title), R.p(section.intro), R.table(txt)]
+    return blocks
+
+
+def per_identity_section(ctx: ReportContext) -> list:
+    per_id = T.per_identity_table(ctx.df)
+    if per_id.empty:
+        return []
+    ctx.table(per_id, "per_identity", "Per-identity top-1 accuracy on generated faces.")
+    return [R.h2("Per-identity accuracy"), R.table(per_id, "Top-1 identity accuracy per speaker.")]
+
+
+def epochs_section(ctx: ReportContext) -> list:
+    df = ctx.df
+    blocks = [R.h2("Metrics vs epoch")]
     for run in sorted(df["run"].unique()):
         if df.loc[df["run"] == run, "epoch"].nunique() > 1:
             et = T.epoch_table(df, run)
-            T.write_table(et, tab_dir, f"epochs_{_slug(run)}", f"{run}: metrics per checkpoint.")
+            ctx.table(et, f"epochs_{_slug(run)}", f"{run}: metrics per checkpoint.")
             blocks.append(R.table(et, f"{run}: every metric per checkpoint."))
     for metric in EPOCH_FIGURE_METRICS:
-        path = F.metric_vs_epoch(df, metric, fig_dir)
+        path = F.metric_vs_epoch(df, metric, ctx.fig_dir)
         if path:
             blocks.append(R.figure(path, f"{info(metric).label} per checkpoint; dashed lines: baselines."))
+    return blocks
 
-    fin = T.final_rows(df)
-    if samples:
-        protocol = df["protocol"].mode().iloc[0]
-        grid, notes = sample_grid_figure(df, store, data_dir, fig_dir, protocol, seed)
-        blocks.append(R.h2("Samples"))
-        if grid:
-            blocks.append(R.figure(grid, "Rows: test speakers (first test pair each). Columns: the real face, then "
-                                         "each model/checkpoint's face generated from that speech."))
-        blocks += [R.p(f"Not drawn: {n}") for n in notes]
 
+def samples_section(ctx: ReportContext) -> list:
+    if not ctx.samples:
+        return []
+    protocol = ctx.df["protocol"].mode().iloc[0]
+    grid, notes = sample_grid_figure(ctx.df, ctx.store, ctx.data_dir, ctx.fig_dir, protocol, ctx.seed)
+    blocks = [R.h2("Samples")]
+    if grid:
+        blocks.append(R.figure(grid, "Rows: test speakers (first test pair each). Columns: the real face, then "
+                                     "each model/checkpoint's face generated from that speech."))
+    return blocks + [R.p(f"Not drawn: {n}") for n in notes]
+
+
+def overlays_section(ctx: ReportContext) -> list:
+    fin = ctx.fin
     overlays = fin[fin["metric"] == "landmark_detection_rate"].sort_values("seed").drop_duplicates("run")
-    overlay_blocks = []
+    blocks = []
     for _, row in overlays.iterrows():
         src = row["extra"].get("overlay") if isinstance(row["extra"], dict) else None
         for k, path in enumerate(src if isinstance(src, list) else [src] if src else []):
             fig = F.image_figure(path, f"{row['run']} (epoch {T.epoch_text(row['epoch'])}): detected landmarks",
-                                 fig_dir, f"landmarks_{_slug(row['run'])}_{k}")
+                                 ctx.fig_dir, f"landmarks_{_slug(row['run'])}_{k}")
             if fig:
-                overlay_blocks.append(R.figure(fig, f"{row['run']}: 68-point landmarks found on generated faces."))
-    if overlay_blocks:
-        blocks += [R.h2("Landmark overlays")] + overlay_blocks
+                blocks.append(R.figure(fig, f"{row['run']}: 68-point landmarks found on generated faces."))
+    return [R.h2("Landmark overlays")] + blocks if blocks else []
 
+
+def confusion_section(ctx: ReportContext) -> list:
+    fin = ctx.fin
     conf_rows = fin[fin["metric"].isin(["identity_top1_fake", "identity_top1_real"])].sort_values("seed")
-    conf_blocks = []
+    blocks = []
     real_drawn = False
     for _, row in conf_rows.drop_duplicates(["run", "metric"]).iterrows():
         extra = row["extra"] if isinstance(row["extra"], dict) else {}
         mat, labels = extra.get("confusion"), extra.get("confusion_labels") or []
-        kind = "generated" if row["metric"].endswith("fake") else "real"
-        if kind == "real":
+        generated = row["metric"].endswith("fake")
+        if not generated:
             if real_drawn:
                 continue  # one real-face matrix is enough: the judge and the real faces are the same for every run
             real_drawn = True
-        fig_title = f"{row['run']} ({kind} faces)" if kind == "generated" else "real test faces (judge ceiling)"
-        fig_name = f"confusion_{_slug(row['run'])}_generated" if kind == "generated" else "confusion_real_test_faces"
-        fig = F.confusion_matrix(mat, labels, fig_title, fig_dir, fig_name) if mat is not None else None
+        fig_title = f"{row['run']} (generated faces)" if generated else "real test faces (judge ceiling)"
+        fig_name = f"confusion_{_slug(row['run'])}_generated" if generated else "confusion_real_test_faces"
+        fig = F.confusion_matrix(mat, labels, fig_title, ctx.fig_dir, fig_name) if mat is not None else None
         if fig:
-            conf_blocks.append(R.figure(fig, f"{row['run']}: identity confusion on generated faces." if kind ==
-                                        "generated" else "The judge's confusion on the real test faces (ceiling)."))
-    if conf_blocks:
-        blocks += [R.h2("Confusion matrices")] + conf_blocks
+            blocks.append(R.figure(fig, f"{row['run']}: identity confusion on generated faces." if generated else
+                                   "The judge's confusion on the real test faces (ceiling)."))
+    return [R.h2("Confusion matrices")] + blocks if blocks else []
 
-    loss_fig = F.loss_curves({r.name: r.losses for r in runs}, fig_dir)
-    if loss_fig:
-        blocks += [R.h2("Training losses"), R.figure(loss_fig, "Per-epoch training loss terms (RUN/losses.jsonl).")]
 
-    present = sort_metrics(df["metric"].unique())
-    blocks += [R.h2("What each metric means"),
-               R.ul([f"**{info(m).label}** (`{m}`, {'higher' if info(m).higher_is_better else 'lower'} is better): "
-                     f"{info(m).meaning}" for m in present if declared(m)] +
-                    [f"`{m}`: see the module that produced it." for m in present if not declared(m)])]
+def losses_section(ctx: ReportContext) -> list:
+    loss_fig = F.loss_curves({r.name: r.losses for r in ctx.runs}, ctx.fig_dir)
+    if not loss_fig:
+        return []
+    return [R.h2("Training losses"), R.figure(loss_fig, "Per-epoch training loss terms (RUN/losses.jsonl).")]
 
-    rows_path = tab_dir / "rows.csv"
-    atomic_write_text(rows_path, csv_safe(df.assign(extra=[json.dumps(e, sort_keys=True) for e in df["extra"]])).to_csv(
-        index=False))
+
+def legend_section(ctx: ReportContext) -> list:
+    present = sort_metrics(ctx.df["metric"].unique())
+    return [R.h2("What each metric means"),
+            R.ul([f"**{info(m).label}** (`{m}`, {'higher' if info(m).higher_is_better else 'lower'} is better): "
+                  f"{info(m).meaning}" for m in present if declared(m)] +
+                 [f"`{m}`: see the module that produced it." for m in present if not declared(m)])]
+
+
+# The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
+SECTIONS = [setup_section, main_section, protocols_section, comparison_section, reference_section, ablation_section,
+            landmark_section, suite_sections, per_identity_section, epochs_section, samples_section,
+            overlays_section, confusion_section, losses_section, legend_section]
+
+
+def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path,
+           compared: list[dict] = ()) -> Path:
+    ctx = ReportContext(df=df, runs=runs, data_dir=data_dir, seed=seed, command=command, samples=samples, store=store,
+                        compared=list(compared), tab_dir=root / "tables", fig_dir=root / "figures")
+    blocks = [block for section in SECTIONS for block in section(ctx)]
+    atomic_write_text(ctx.tab_dir / "rows.csv", csv_safe(df.assign(
+        extra=[json.dumps(e, sort_keys=True) for e in df["extra"]])).to_csv(index=False))
     atomic_write_text(root / "report.md", R.render_markdown(title, blocks, root))
     html_path = root / "report.html"
     atomic_write_text(html_path, R.render_html(title, blocks))

@@ -141,15 +141,6 @@ def per_identity_table(df: pd.DataFrame, metric: str = "identity_top1_fake") -> 
     return table.sort_index().map(lambda v: format_value(metric, v))
 
 
-def speaker_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Speech-only speaker-ID ceiling (speaker_id_top1/top5) per run that reports it."""
-    sub = df[df["metric"].isin(["speaker_id_top1", "speaker_id_top5"])]
-    if sub.empty:
-        return pd.DataFrame()
-    _, txt = main_table(sub)
-    return txt
-
-
 def landmark_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per run (final epoch, first seed): detection rate, real-face rate and NME, each with its 95 % interval
     (cluster bootstrap over faces; older rows: the Wilson interval they stored), n."""
