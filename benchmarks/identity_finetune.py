@@ -31,7 +31,8 @@ def degraded(real: np.ndarray) -> dict[str, np.ndarray]:
     s = real.shape[1]
     return {"real, blur 1.5": each(lambda im: im.filter(ImageFilter.GaussianBlur(1.5))),
             "real, blur 3": each(lambda im: im.filter(ImageFilter.GaussianBlur(3.0))),
-            "real, 16 px round trip": each(lambda im: im.resize((16, 16), Image.BILINEAR).resize((s, s), Image.BILINEAR))}
+            "real, 16 px round trip": each(lambda im: im.resize((16, 16), Image.BILINEAR).resize((s, s),
+                                                                                              Image.BILINEAR))}
 
 
 def main() -> None:
