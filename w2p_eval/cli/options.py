@@ -61,8 +61,10 @@ images_options = _stack(
 )
 
 backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME",
-                               help="Identity backbone: dlib_resnet (dlib's descriptor in torch), dlib_resnet_native (the same "
-                                    "in dlib-bin), facenet_vggface2, vgg_face, vgg_scratch.")
+                               help="Identity backbone: dlib_resnet (dlib's descriptor in torch + a linear head), dlib_resnet_ft "
+                                    "(the same with its last residual stage fine-tuned on the real training faces), "
+                                    "dlib_resnet_native (dlib_resnet in dlib-bin), facenet_vggface2, vgg_face, "
+                                    "vgg_scratch.")
 vgg_weights_option = click.option(
     "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
     help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")

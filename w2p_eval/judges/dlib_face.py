@@ -173,7 +173,7 @@ class _DlibAligned(IdentityBackbone):
         check_images(images)
         out = [self.describe_chips(self.chips(images[i:i + self.batch_size]))
                for i in range(0, len(images), self.batch_size)]
-        return torch.cat(out) if out else torch.zeros((0, 128))
+        return torch.cat(out) if out else self.describe_chips(np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8))
 
     def make_head(self, n_classes: int) -> torch.nn.Module:
         return LinearHead(128, n_classes)

@@ -394,16 +394,33 @@ class DlibFaceNet(torch.nn.Module):
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """``chips``: uint8 (or float 0..255) [N, H, W, 3] RGB -> [N, D]."""
-        x = chips.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
-        x = (x - self.mean_rgb) / 256.0  # dlib's input_rgb_image divides by 256
-        with _exact_cudnn(x.is_cuda):
-            x = self.stem(x)
-            for unit in self.units:
-                x = unit(x)
+        x = self.activations(chips, len(self.units))
+        with exact_cudnn(x.is_cuda):
             return self.fc(self.pool(x))
 
+    def activations(self, chips: torch.Tensor, upto: int) -> torch.Tensor:
+        """``chips`` (as :meth:`forward`) -> the activations entering residual unit ``upto`` [N, C, H, W]
+        (``upto`` = len(units): the last unit's output, before the global pool)."""
+        x = chips.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
+        x = (x - self.mean_rgb) / 256.0  # dlib's input_rgb_image divides by 256
+        with exact_cudnn(x.is_cuda):
+            x = self.stem(x)
+            for unit in self.units[:upto]:
+                x = unit(x)
+        return x
 
-def _exact_cudnn(on_cuda: bool):
+    def stages(self) -> list[list[int]]:
+        """The residual units grouped into stages, bottom-up: a stage starts at the first unit and at each
+        down-sampling unit (dlib's level4 ... level0: units [0-2], [3-6], [7-9], [10-12], [13])."""
+        out: list[list[int]] = []
+        for i, unit in enumerate(self.units):
+            if not out or unit.pool is not None:
+                out.append([])
+            out[-1].append(i)
+        return out
+
+
+def exact_cudnn(on_cuda: bool):
     """On CUDA, convolutions in full float32 (no TF32), so descriptors match dlib's; a no-op on CPU."""
     import contextlib
 

@@ -68,6 +68,12 @@ class IdentityBackbone(abc.ABC):
     def describe(self) -> dict:
         return {"backbone": self.name, "input_size": self.input_size, "train": dict(self.train_config)}
 
+    def fit_head(self, feats: torch.Tensor, labels: torch.Tensor, val_feats: torch.Tensor, val_labels: torch.Tensor,
+                 n_classes: int, seed: int, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+        """Train a fresh head on trunk features (default: :func:`train_head`); a backbone whose head holds
+        pretrained layers to fine-tune may train it its own way. Returns (head in eval mode, info dict)."""
+        return train_head(self, feats, labels, val_feats, val_labels, n_classes, seed, device)
+
 
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 [N, S, S, 3] -> uint8 [N, size, size, 3] (bilinear, PIL)."""
@@ -343,7 +349,7 @@ def _train_judge(bb, data_dir, rows, names, image_size, key, cache, path, scored
     feats = unique_trunk(bb, faces)
     tr, va = split_train_val(rows, seed)
     tr, va = torch.from_numpy(tr), torch.from_numpy(va)
-    head, info = train_head(bb, feats[tr], labels[tr], feats[va], labels[va], len(names), seed, device)
+    head, info = bb.fit_head(feats[tr], labels[tr], feats[va], labels[va], len(names), seed, device)
     info.update(n_identities_trained=int(len(set(rows["identity"]))), version=bb.version(), key=key)
     if path is not None:
         state = {k: v.detach().cpu() for k, v in head.state_dict().items()}
