@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import click
 
-
-def _int_list(value: str | None, what: str) -> list[int] | None:
-    from w2p_eval.errors import InputError
-
-    if value is None:
-        return None
-    try:
-        out = [int(x) for x in value.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise InputError(f"expected {what} as comma-separated integers (e.g. 2,5,10), got {value!r}") from None
-    if not out:
-        raise InputError(f"expected at least one {what} value, got {value!r}")
-    return out
+from w2p_eval.cli import options as O
 
 
 def _settings(items: tuple[str, ...]) -> dict:
@@ -56,8 +44,8 @@ def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks
     from w2p_eval.metrics.testlist import build_testlist, write_testlist
 
     content = build_testlist(data_dir, split=split, protocol=protocol, seed=seed, gallery_size=gallery_size,
-                             n_galleries=n_galleries, ks=_int_list(ks, "--ks"),
-                             matching=_int_list(matching, "--matching"), judge=judge,
+                             n_galleries=n_galleries, ks=O.int_list(ks, "--ks"),
+                             matching=O.int_list(matching, "--matching"), judge=judge,
                              judge_settings=_settings(judge_setting))
     path = write_testlist(content, out)
     r = content["retrieval"]
