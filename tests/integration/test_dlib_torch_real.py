@@ -77,10 +77,10 @@ def _baseline_ckpts(data, out):
     import yaml
 
     from tests.helpers import REPO
-    from w2p_eval.models.registry import TRAINERS, lookup
+    from w2p_eval.train.registry import get_trainer
 
     ckpts = {}
     for name in ("random_real", "mean_face"):
         config = yaml.safe_load((REPO / "baselines" / f"{name}.yaml").read_text())
-        ckpts[name] = lookup(TRAINERS, name, "trainer")(config, data, out / name, resume=False, device="cpu")[-1]
+        ckpts[name] = get_trainer(name)(config, data, out / name, resume=False, device="cpu")[-1]
     return ckpts
