@@ -226,3 +226,16 @@ def fewer_training_faces(src: Path, out: Path, per_identity: int) -> Path:
             shutil.copy2(src / rel, out / rel)
     write_dataset(out, df, {k: v for k, v in load_info(src).items() if k not in ("identities", "n_pairs")})
     return out
+
+
+def six_identities(out: Path) -> Path:
+    """A tiny dataset of 6 identities x 8 pairs (4 faces of 2 copies, 32 px) whose seen-protocol test split is
+    faces 2 and 3 of every identity: 24 test pairs of 12 distinct faces."""
+    from w2p_eval.data.manifest import load_info, load_manifest
+
+    out = make_tiny_dataset(out, n_identities=6, pairs_per_identity=8, image_px=32, audio_seconds=1.05)
+    df = load_manifest(out, check_files=False)
+    face_no = df["face_id"].str.rsplit("-f", n=1).str[1].astype(int)
+    df["split_seen"] = np.where(face_no >= 2, "test", "train")
+    write_dataset(out, df, {k: v for k, v in load_info(out).items() if k not in ("identities", "n_pairs")})
+    return out

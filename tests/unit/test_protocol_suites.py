@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.helpers import make_tiny_dataset
+from tests.helpers import six_identities
 from w2p_eval.cli import main
 from w2p_eval.data.images import save_png
 from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
@@ -27,13 +27,7 @@ NO_CI = {"frechet_face", "kid_face"}
 @pytest.fixture(scope="module")
 def six(tmp_path_factory) -> Path:
     """6 identities x 8 pairs (4 faces of 2 copies); seen test = faces 2 and 3: 24 test pairs, 12 faces."""
-    out = make_tiny_dataset(tmp_path_factory.mktemp("six") / "data", n_identities=6, pairs_per_identity=8,
-                            image_px=32, audio_seconds=1.05)
-    df = load_manifest(out, check_files=False)
-    face_no = df["face_id"].str.rsplit("-f", n=1).str[1].astype(int)
-    df["split_seen"] = np.where(face_no >= 2, "test", "train")
-    write_dataset(out, df, {k: v for k, v in load_info(out).items() if k not in ("identities", "n_pairs")})
-    return out
+    return six_identities(tmp_path_factory.mktemp("six") / "data")
 
 
 @pytest.fixture(scope="module")

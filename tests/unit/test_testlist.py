@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import make_tiny_dataset
+from tests.helpers import six_identities
 from w2p_eval.cli import cli, main
 from w2p_eval.data.manifest import load_info, load_manifest, manifest_hash, split_frame, write_dataset
 from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist
@@ -21,13 +21,7 @@ from w2p_eval.errors import InputError
 @pytest.fixture(scope="module")
 def six_ids(tmp_path_factory) -> Path:
     """6 identities x 8 pairs (4 faces of 2 copies); seen test = faces 2 and 3 of every identity."""
-    out = make_tiny_dataset(tmp_path_factory.mktemp("tl") / "data", n_identities=6, pairs_per_identity=8,
-                            image_px=32, audio_seconds=1.05)
-    df = load_manifest(out, check_files=False)
-    face_no = df["face_id"].str.rsplit("-f", n=1).str[1].astype(int)
-    df["split_seen"] = np.where(face_no >= 2, "test", "train")
-    write_dataset(out, df, {k: v for k, v in load_info(out).items() if k not in ("identities", "n_pairs")})
-    return out
+    return six_identities(tmp_path_factory.mktemp("tl") / "data")
 
 
 def test_build_write_load_round_trip(six_ids, tmp_path):

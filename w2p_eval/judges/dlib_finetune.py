@@ -38,7 +38,7 @@ import torch
 from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_face import CHIP_SIZE, DlibResnetBackbone, LinearHead, _DlibAligned
 from w2p_eval.judges.dlib_torch import exact_cudnn
-from w2p_eval.judges.identity import _accuracy_loss, _batches, train_head
+from w2p_eval.judges.identity import BestOnValidation, _accuracy_loss, _batches, train_head
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,10 @@ class DlibResnetFineTuneBackbone(DlibResnetBackbone):
             opt = torch.optim.Adam([{"params": head.tuned_parameters(), "lr": cfg["lr"]},
                                     {"params": list(head.classifier.parameters()), "lr": cfg["head_lr"]}],
                                    weight_decay=cfg["weight_decay"])
-            best, best_state, best_epoch, since, epoch = None, None, 0, 0, 0
-            history = []
+            keeper, epoch, history = BestOnValidation(cfg["patience"]), 0, []
             if have_val:
                 acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)
-                best, best_state = (acc, -vloss), {k: v.detach().clone() for k, v in head.state_dict().items()}
+                keeper.update(head, 0, acc, vloss)
                 history.append({"epoch": 0, "val_acc": acc, "val_loss": vloss})
             for epoch in range(1, cfg["epochs"] + 1):
                 head.train()
@@ -153,24 +152,20 @@ class DlibResnetFineTuneBackbone(DlibResnetBackbone):
                     opt.step()
                     losses.append((loss.item(), len(idx)))
                 record = {"epoch": epoch, "train_loss": sum(v * n for v, n in losses) / max(len(labels), 1)}
+                stop = False
                 if have_val:
                     acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)
                     record.update(val_acc=acc, val_loss=vloss)
-                    if (acc, -vloss) > best:
-                        best, best_epoch, since = (acc, -vloss), epoch, 0
-                        best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-                    else:
-                        since += 1
+                    stop = keeper.update(head, epoch, acc, vloss)
                 history.append(record)
                 log.info("fine-tune epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
-                if have_val and since >= cfg["patience"]:
+                if stop:
                     break
-            if best_state is not None:
-                head.load_state_dict(best_state)
+            keeper.restore(head)
             head.eval()
         train_acc, _ = _accuracy_loss(head, feats, labels, device)
-        info = {"epochs_run": epoch, "best_epoch": best_epoch if have_val else epoch,
-                "val_acc": best[0] if have_val else float("nan"), "train_acc": train_acc,
+        info = {"epochs_run": epoch, "best_epoch": keeper.best_epoch if have_val else epoch,
+                "val_acc": keeper.best_acc if have_val else float("nan"), "train_acc": train_acc,
                 "n_train": int(len(labels)), "n_val": int(len(val_labels)), "tuned_stages": self.stages,
                 "probe": {k: probe_info[k] for k in ("epochs_run", "best_epoch", "val_acc", "train_acc")},
                 "history": history}

@@ -183,7 +183,7 @@ def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Te
         head = head.to(device)
         params = [p for p in head.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        best, best_state, best_epoch, since = None, None, 0, 0
+        keeper = BestOnValidation(cfg["patience"])
         have_val = len(val_labels) > 0
         for epoch in range(1, cfg["epochs"] + 1):
             head.train()
@@ -197,22 +197,45 @@ def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Te
                 opt.step()
             if not have_val:
                 continue
-            acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)
-            if best is None or (acc, -vloss) > best:
-                best, best_epoch, since = (acc, -vloss), epoch, 0
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-            else:
-                since += 1
-                if since >= cfg["patience"]:
-                    break
-        if best_state is not None:
-            head.load_state_dict(best_state)
+            if keeper.update(head, epoch, *_accuracy_loss(head, val_feats, val_labels, device)):
+                break
+        keeper.restore(head)
         head.eval()
     train_acc, _ = _accuracy_loss(head, feats, labels, device)
-    info = {"epochs_run": epoch, "best_epoch": best_epoch if have_val else epoch,
-            "val_acc": best[0] if have_val else float("nan"), "train_acc": train_acc,
+    info = {"epochs_run": epoch, "best_epoch": keeper.best_epoch if have_val else epoch,
+            "val_acc": keeper.best_acc if have_val else float("nan"), "train_acc": train_acc,
             "n_train": int(len(labels)), "n_val": int(len(val_labels))}
     return head, info
+
+
+class BestOnValidation:
+    """Model selection for the judges' heads: keeps the state of the epoch with the best validation accuracy
+    (ties: lower validation loss) and counts the epochs since; :meth:`update` says when ``patience`` ran out."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best: tuple[float, float] | None = None
+        self.best_epoch = 0
+        self.since = 0
+        self.state: dict | None = None
+
+    @property
+    def best_acc(self) -> float:
+        return self.best[0] if self.best is not None else float("nan")
+
+    def update(self, head: torch.nn.Module, epoch: int, acc: float, vloss: float) -> bool:
+        """Record one epoch's validation score; True when ``patience`` epochs passed without improvement."""
+        if self.best is None or (acc, -vloss) > self.best:
+            self.best, self.best_epoch, self.since = (acc, -vloss), epoch, 0
+            self.state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        else:
+            self.since += 1
+        return self.since >= self.patience
+
+    def restore(self, head: torch.nn.Module) -> None:
+        """Load the best epoch's state back into ``head`` (nothing to do without a validation part)."""
+        if self.state is not None:
+            head.load_state_dict(self.state)
 
 
 @dataclass

@@ -128,14 +128,11 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
 
 def _stored(results: ResultsStore, item: SourceItem, suite, opts: EvalOptions, data_hash: str) -> bool:
     """Whether the store holds the suite's required metrics for this item under the same test list (or none)."""
-    if not results.has(data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split,
-                       protocol=opts.protocol, seed=opts.seed, evaluator=suite.evaluator(opts),
-                       metrics=suite.required(), run=item.run):
-        return False
     rows = results.query(data_hash=data_hash, checkpoint_hash=item.content_hash, split=opts.split,
                          protocol=opts.protocol, seed=opts.seed, evaluator=suite.evaluator(opts), run=item.run,
                          metric=list(suite.required()))
-    return all((extra or {}).get("testlist") == opts.testlist_id for extra in rows["extra"])
+    return set(suite.required()) <= set(rows["metric"]) and all(
+        (extra or {}).get("testlist") == opts.testlist_id for extra in rows["extra"])
 
 
 def _score_and_keep_samples(item, suites, opts, data_hash, store_path) -> list[dict]:
