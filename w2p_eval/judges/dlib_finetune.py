@@ -76,6 +76,21 @@ def _descriptors(head: FineTuneHead, feats: torch.Tensor, device: str, batch: in
     return torch.cat(out) if out else torch.zeros((0, head.fc.out_features))
 
 
+def _train_epoch(head: FineTuneHead, opt, feats: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 gen: torch.Generator, device: str) -> float:
+    """One pass over shuffled batches of cross-entropy; the mean training loss per face."""
+    head.train()
+    losses = []
+    for idx in _batches(len(labels), batch_size, gen):
+        _, logits = head(feats[idx].to(device))
+        loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append((loss.item(), len(idx)))
+    return sum(v * n for v, n in losses) / max(len(labels), 1)
+
+
 class DlibResnetFineTuneBackbone(DlibResnetBackbone):
     """dlib alignment + dlib's descriptor in torch, its last ``stages`` residual stage(s) fine-tuned with the head."""
 
@@ -142,16 +157,8 @@ class DlibResnetFineTuneBackbone(DlibResnetBackbone):
                 keeper.update(head, 0, acc, vloss)
                 history.append({"epoch": 0, "val_acc": acc, "val_loss": vloss})
             for epoch in range(1, cfg["epochs"] + 1):
-                head.train()
-                losses = []
-                for idx in _batches(len(labels), cfg["batch_size"], gen):
-                    _, logits = head(feats[idx].to(device))
-                    loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    losses.append((loss.item(), len(idx)))
-                record = {"epoch": epoch, "train_loss": sum(v * n for v, n in losses) / max(len(labels), 1)}
+                record = {"epoch": epoch,
+                          "train_loss": _train_epoch(head, opt, feats, labels, cfg["batch_size"], gen, device)}
                 stop = False
                 if have_val:
                     acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)

@@ -178,38 +178,68 @@ def _view(params: np.ndarray, offset: int, shape: tuple[int, ...], what: str) ->
     return flat[offset:offset + n].reshape(shape).copy()
 
 
+_MULTIPLIERS = ("learning_rate_multiplier", "weight_decay_multiplier", "bias_learning_rate_multiplier",
+                "bias_weight_decay_multiplier")
+
+
+def _read_con(cur: _Cursor, name: str, start: int) -> Layer:
+    params = cur.tensor(f"{name} params")
+    f = {"num_filters": cur.int("num_filters"), "nr": cur.int("nr"), "nc": cur.int("nc"),
+         "stride_y": cur.int("stride_y"), "stride_x": cur.int("stride_x"),
+         "padding_y": cur.int("padding_y"), "padding_x": cur.int("padding_x")}
+    fshape, _ = cur.alias("filters"), cur.alias("biases")
+    for what in _MULTIPLIERS:
+        cur.float(what)
+    use_bias = cur.bool("use_bias") if name in ("con_5", "con_6") else True
+    use_relu = cur.bool("use_relu") if name == "con_6" else False
+    if fshape[0] != f["num_filters"] or fshape[2:] != (f["nr"], f["nc"]):
+        raise _FormatError(f"{name} at byte {start}: filter shape {fshape} does not match "
+                           f"{f['num_filters']} filters of {f['nr']}x{f['nc']}")
+    filters = _view(params, 0, fshape, name)
+    biases = _view(params, filters.size, (f["num_filters"],), name) if use_bias else None
+    f.update(in_channels=fshape[1], filters=filters, biases=biases, use_relu=use_relu)
+    return Layer("con", name, f, start)
+
+
+def _read_affine(cur: _Cursor, name: str, start: int) -> Layer:
+    params = cur.tensor("affine params")
+    gshape, bshape = cur.alias("gamma"), cur.alias("beta")
+    mode = cur.int("mode")
+    disabled = cur.bool("disabled") if name == "affine_2" else False
+    gamma = _view(params, 0, gshape, name)
+    beta = _view(params, gamma.size, bshape, name)
+    if mode not in (CONV_MODE, FC_MODE):
+        raise _FormatError(f"{name} at byte {start}: unknown mode {mode}")
+    return Layer("affine", name, {"gamma": gamma, "beta": beta, "mode": mode, "disabled": disabled}, start)
+
+
+def _read_fc(cur: _Cursor, name: str, start: int) -> Layer:
+    f = {"num_outputs": cur.uint("num_outputs"), "num_inputs": cur.uint("num_inputs")}
+    params = cur.tensor("fc params")
+    wshape, _ = cur.alias("weights"), cur.alias("biases")
+    bmode = cur.int("bias_mode")
+    for what in _MULTIPLIERS:
+        cur.float(what)
+    use_bias = cur.bool("use_bias") if name == "fc_3" else True
+    has_bias = bmode != FC_NO_BIAS and use_bias
+    weights = _view(params, 0, wshape, name).reshape(wshape[0], wshape[1])
+    if weights.shape != (f["num_inputs"], f["num_outputs"]):
+        raise _FormatError(f"{name} at byte {start}: weights {weights.shape} for "
+                           f"{f['num_inputs']} inputs and {f['num_outputs']} outputs")
+    f.update(weights=weights, biases=_view(params, weights.size, (f["num_outputs"],), name) if has_bias else None)
+    return Layer("fc", name, f, start)
+
+
 def _read_details(cur: _Cursor) -> Layer:
     """One layer's fields (dlib/dnn/layers.h deserialize functions)."""
     start = cur.pos
     name = cur.string("layer name")
     if name in ("con_4", "con_5", "con_6"):
-        params = cur.tensor(f"{name} params")
-        f = {"num_filters": cur.int("num_filters"), "nr": cur.int("nr"), "nc": cur.int("nc"),
-             "stride_y": cur.int("stride_y"), "stride_x": cur.int("stride_x"),
-             "padding_y": cur.int("padding_y"), "padding_x": cur.int("padding_x")}
-        fshape, bshape = cur.alias("filters"), cur.alias("biases")
-        for what in ("learning_rate_multiplier", "weight_decay_multiplier", "bias_learning_rate_multiplier",
-                     "bias_weight_decay_multiplier"):
-            cur.float(what)
-        use_bias = cur.bool("use_bias") if name in ("con_5", "con_6") else True
-        use_relu = cur.bool("use_relu") if name == "con_6" else False
-        if fshape[0] != f["num_filters"] or fshape[2:] != (f["nr"], f["nc"]):
-            raise _FormatError(f"{name} at byte {start}: filter shape {fshape} does not match "
-                               f"{f['num_filters']} filters of {f['nr']}x{f['nc']}")
-        filters = _view(params, 0, fshape, name)
-        biases = _view(params, filters.size, (f["num_filters"],), name) if use_bias else None
-        f.update(in_channels=fshape[1], filters=filters, biases=biases, use_relu=use_relu)
-        return Layer("con", name, f, start)
+        return _read_con(cur, name, start)
     if name in ("affine_", "affine_2"):
-        params = cur.tensor("affine params")
-        gshape, bshape = cur.alias("gamma"), cur.alias("beta")
-        mode = cur.int("mode")
-        disabled = cur.bool("disabled") if name == "affine_2" else False
-        gamma = _view(params, 0, gshape, name)
-        beta = _view(params, gamma.size, bshape, name)
-        if mode not in (CONV_MODE, FC_MODE):
-            raise _FormatError(f"{name} at byte {start}: unknown mode {mode}")
-        return Layer("affine", name, {"gamma": gamma, "beta": beta, "mode": mode, "disabled": disabled}, start)
+        return _read_affine(cur, name, start)
+    if name in ("fc_2", "fc_3"):
+        return _read_fc(cur, name, start)
     if name in ("bn_con2", "bn_fc2"):
         raise _FormatError(f"layer {name} at byte {start}: a training-mode batch-norm layer; this reader expects the "
                            f"inference network, whose batch norms are stored as affine_ layers")
@@ -222,22 +252,6 @@ def _read_details(cur: _Cursor) -> Layer:
         return Layer(name[:-2], name, f, start)
     if name == "add_prev_":
         return Layer("add_prev", name, {}, start)
-    if name in ("fc_2", "fc_3"):
-        f = {"num_outputs": cur.uint("num_outputs"), "num_inputs": cur.uint("num_inputs")}
-        params = cur.tensor("fc params")
-        wshape, bshape = cur.alias("weights"), cur.alias("biases")
-        bmode = cur.int("bias_mode")
-        for what in ("learning_rate_multiplier", "weight_decay_multiplier", "bias_learning_rate_multiplier",
-                     "bias_weight_decay_multiplier"):
-            cur.float(what)
-        use_bias = cur.bool("use_bias") if name == "fc_3" else True
-        has_bias = bmode != FC_NO_BIAS and use_bias
-        weights = _view(params, 0, wshape, name).reshape(wshape[0], wshape[1])
-        if weights.shape != (f["num_inputs"], f["num_outputs"]):
-            raise _FormatError(f"{name} at byte {start}: weights {weights.shape} for "
-                               f"{f['num_inputs']} inputs and {f['num_outputs']} outputs")
-        f.update(weights=weights, biases=_view(params, weights.size, (f["num_outputs"],), name) if has_bias else None)
-        return Layer("fc", name, f, start)
     raise _FormatError(f"unsupported layer {name!r} at byte {start}")
 
 
@@ -435,6 +449,83 @@ class _Relu(torch.nn.Module):
         return torch.relu(x)
 
 
+class _Grammar:
+    """A cursor over the bottom-up layer list that matches dlib's ResNet grammar piece by piece."""
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = layers
+        self.kinds = [layer.kind for layer in layers]
+        self.i = 0
+
+    def next_is(self, kind: str) -> bool:
+        return self.i < len(self.kinds) and self.kinds[self.i] == kind
+
+    def expect(self, kind: str) -> Layer:
+        i, layers = self.i, self.layers
+        if i >= len(layers) or self.kinds[i] != kind:
+            got = layers[i].describe() if i < len(layers) else "the end of the network"
+            at = f" (byte {layers[i].offset})" if i < len(layers) else ""
+            raise _FormatError(f"layer {i}: expected {kind} of dlib's ResNet descriptor, found {got}{at}")
+        self.i += 1
+        return layers[i]
+
+    def affine(self, conv: torch.nn.Conv2d) -> torch.nn.Module:
+        layer = self.expect("affine")
+        f = layer.fields
+        if f["disabled"]:
+            return torch.nn.Identity()
+        if f["mode"] != CONV_MODE or f["gamma"].size != conv.out_channels:
+            raise _FormatError(f"layer {self.i - 1}: expected a per-channel affine of {conv.out_channels} channels, "
+                               f"found {layer.describe()} (mode {f['mode']})")
+        return Affine(f["gamma"], f["beta"])
+
+    def stem(self) -> list[torch.nn.Module]:
+        """(con affine relu)+ [max_pool]"""
+        mods: list[torch.nn.Module] = []
+        while self.next_is("con"):
+            conv = _conv(self.expect("con"))
+            mods += [conv, self.affine(conv)]
+            mods.append(torch.nn.Identity() if self.expect("relu").fields["disabled"] else _Relu())
+        if not mods:
+            self.expect("con")
+        if self.next_is("max_pool"):
+            mods.append(_pool(self.expect("max_pool"), "max_pool"))
+        return mods
+
+    def unit(self) -> ResUnit:
+        """marker con affine relu con affine [marker marker avg_pool] add_prev relu"""
+        self.expect("marker")
+        con1 = _conv(self.expect("con"))
+        aff1 = self.affine(con1)
+        if self.expect("relu").fields["disabled"]:
+            raise _FormatError(f"layer {self.i - 1}: a disabled relu inside a residual block is not supported")
+        con2 = _conv(self.expect("con"))
+        aff2 = self.affine(con2)
+        pool = None
+        if self.next_is("marker"):  # residual_down: tag2, skip1 (back to the unit's input), avg_pool
+            self.expect("marker")
+            self.expect("marker")
+            pool = _pool(self.expect("avg_pool"), "avg_pool")
+        self.expect("add_prev")
+        relu = not self.expect("relu").fields["disabled"]
+        return ResUnit(con1, aff1, con2, aff2, pool, relu)
+
+    def head(self) -> tuple[torch.nn.Module, torch.nn.Linear]:
+        """avg_pool(everything) fc, and nothing after it"""
+        head_pool = _pool(self.expect("avg_pool"), "avg_pool")
+        if not isinstance(head_pool, GlobalAvgPool):
+            raise _FormatError(f"layer {self.i - 1}: expected avg_pool_everything before the fc layer")
+        f = self.expect("fc").fields
+        if self.i != len(self.layers):
+            raise _FormatError(f"layer {self.i}: unexpected {self.layers[self.i].describe()} after the fc layer")
+        fc = torch.nn.Linear(f["num_inputs"], f["num_outputs"], bias=f["biases"] is not None)
+        with torch.no_grad():
+            fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(f["weights"].T)))
+            if f["biases"] is not None:
+                fc.bias.copy_(torch.from_numpy(f["biases"]))
+        return head_pool, fc
+
+
 def _build(layers: list[Layer]):
     """Match the bottom-up layer list against dlib's ResNet grammar and make the torch modules.
 
@@ -443,67 +534,12 @@ def _build(layers: list[Layer]):
             | marker con affine relu con affine marker marker avg_pool add_prev relu (residual_down)
     head   := avg_pool(everything) fc
     """
-    kinds = [layer.kind for layer in layers]
-    i = 0
-
-    def expect(kind: str) -> Layer:
-        nonlocal i
-        if i >= len(layers) or kinds[i] != kind:
-            got = layers[i].describe() if i < len(layers) else "the end of the network"
-            at = f" (byte {layers[i].offset})" if i < len(layers) else ""
-            raise _FormatError(f"layer {i}: expected {kind} of dlib's ResNet descriptor, found {got}{at}")
-        i += 1
-        return layers[i - 1]
-
-    def affine(layer: Layer, conv: torch.nn.Conv2d) -> torch.nn.Module:
-        f = layer.fields
-        if f["disabled"]:
-            return torch.nn.Identity()
-        if f["mode"] != CONV_MODE or f["gamma"].size != conv.out_channels:
-            raise _FormatError(f"layer {i - 1}: expected a per-channel affine of {conv.out_channels} channels, "
-                               f"found {layer.describe()} (mode {f['mode']})")
-        return Affine(f["gamma"], f["beta"])
-
-    def relu_module(layer: Layer) -> torch.nn.Module:
-        return torch.nn.Identity() if layer.fields["disabled"] else _Relu()
-
-    stem: list[torch.nn.Module] = []
-    while i < len(kinds) and kinds[i] == "con":
-        conv = _conv(expect("con"))
-        stem += [conv, affine(expect("affine"), conv), relu_module(expect("relu"))]
-    if not stem:
-        expect("con")
-    if i < len(kinds) and kinds[i] == "max_pool":
-        stem.append(_pool(expect("max_pool"), "max_pool"))
+    g = _Grammar(layers)
+    stem = g.stem()
     units: list[torch.nn.Module] = []
-    while i < len(kinds) and kinds[i] == "marker":
-        expect("marker")
-        con1 = _conv(expect("con"))
-        aff1 = affine(expect("affine"), con1)
-        if expect("relu").fields["disabled"]:
-            raise _FormatError(f"layer {i - 1}: a disabled relu inside a residual block is not supported")
-        con2 = _conv(expect("con"))
-        aff2 = affine(expect("affine"), con2)
-        pool = None
-        if kinds[i] == "marker":  # residual_down: tag2, skip1 (back to the unit's input), avg_pool
-            expect("marker")
-            expect("marker")
-            pool = _pool(expect("avg_pool"), "avg_pool")
-        expect("add_prev")
-        relu = not expect("relu").fields["disabled"]
-        units.append(ResUnit(con1, aff1, con2, aff2, pool, relu))
-    head_pool = _pool(expect("avg_pool"), "avg_pool")
-    if not isinstance(head_pool, GlobalAvgPool):
-        raise _FormatError(f"layer {i - 1}: expected avg_pool_everything before the fc layer")
-    fc_layer = expect("fc")
-    if i != len(layers):
-        raise _FormatError(f"layer {i}: unexpected {layers[i].describe()} after the fc layer")
-    f = fc_layer.fields
-    fc = torch.nn.Linear(f["num_inputs"], f["num_outputs"], bias=f["biases"] is not None)
-    with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(f["weights"].T)))
-        if f["biases"] is not None:
-            fc.bias.copy_(torch.from_numpy(f["biases"]))
+    while g.next_is("marker"):
+        units.append(g.unit())
+    head_pool, fc = g.head()
     return torch.nn.Sequential(*stem), torch.nn.ModuleList(units), head_pool, fc
 
 

@@ -136,6 +136,31 @@ class GalleryRecall:
         return tuple(self.recall)
 
 
+def _check_galleries(galleries: Sequence[Sequence], present: set) -> tuple[list[np.ndarray], int]:
+    """The galleries as arrays and their one size; each must hold distinct identities of the test set."""
+    galleries = [np.asarray(g) for g in galleries]
+    sizes = {len(g) for g in galleries}
+    if not galleries or len(sizes) != 1:
+        raise InputError(f"expected galleries of one size, got sizes {sorted(sizes)}")
+    for gal in galleries:
+        missing = [x for x in gal.tolist() if x not in present]
+        if missing or len(set(gal.tolist())) != len(gal):
+            raise InputError(f"expected galleries of distinct identities present in the test set, got "
+                             f"{'unknown ' + ', '.join(map(str, missing[:5])) if missing else 'a repeated identity'}")
+    return galleries, sizes.pop()
+
+
+def _cutoffs(ks: Sequence[int], g_size: int) -> list[int]:
+    """The asked recall cut-offs that a gallery of ``g_size`` can score (K <= G), sorted."""
+    asked = sorted({int(k) for k in ks})
+    if not asked or asked[0] < 1:
+        raise InputError(f"expected recall cut-offs K >= 1, got {asked}")
+    kept = [k for k in asked if k <= g_size]
+    if not kept:
+        raise InputError(f"expected at least one K <= the gallery size {g_size}, got K in {asked}")
+    return kept
+
+
 def gallery_recall(fake_emb: np.ndarray, real_emb: np.ndarray, labels: Sequence | np.ndarray,
                    gallery_size: int | None = None, ks: Sequence[int] = DEFAULT_KS, n_galleries: int = 10,
                    seed: int = 0, galleries: Sequence[Sequence] | None = None) -> GalleryRecall:
@@ -155,25 +180,10 @@ def gallery_recall(fake_emb: np.ndarray, real_emb: np.ndarray, labels: Sequence 
     lab = _labels(labels, n)
     if galleries is None:
         galleries = draw_galleries(lab, gallery_size, n_galleries, seed)
-    galleries = [np.asarray(g) for g in galleries]
-    sizes = {len(g) for g in galleries}
-    if not galleries or len(sizes) != 1:
-        raise InputError(f"expected galleries of one size, got sizes {sorted(sizes)}")
-    g_size = sizes.pop()
     ids, codes = np.unique(lab, return_inverse=True)
     codes = codes.reshape(-1)
-    present = set(ids.tolist())
-    for gal in galleries:
-        missing = [x for x in gal.tolist() if x not in present]
-        if missing or len(set(gal.tolist())) != len(gal):
-            raise InputError(f"expected galleries of distinct identities present in the test set, got "
-                             f"{'unknown ' + ', '.join(map(str, missing[:5])) if missing else 'a repeated identity'}")
-    asked = sorted({int(k) for k in ks})
-    if not asked or asked[0] < 1:
-        raise InputError(f"expected recall cut-offs K >= 1, got {asked}")
-    ks = [k for k in asked if k <= g_size]
-    if not ks:
-        raise InputError(f"expected at least one K <= the gallery size {g_size}, got K in {asked}")
+    galleries, g_size = _check_galleries(galleries, set(ids.tolist()))
+    ks = _cutoffs(ks, g_size)
 
     counts = np.bincount(codes, minlength=len(ids))
     sums = np.zeros((len(ids), real.shape[1]))

@@ -157,15 +157,8 @@ def _need(content: dict, key: str, kind, where: str):
     return value
 
 
-def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> TestList:
-    """Read and check a test list; with ``data_dir``, refuse one made for another dataset (manifest hash).
-
-    Every problem is an InputError of one line saying what was expected and what arrived: a missing or
-    unreadable file, another format or version, a missing field, an id that does not match the content
-    (edited by hand), tuples naming pairs outside the list's split, another dataset.
-    """
-    path = Path(path)
-    where = str(path)
+def _read_content(path: Path) -> dict:
+    """The JSON of a test list file, refused (InputError) when missing, unreadable, or of another format/version."""
     if not path.is_file():
         raise InputError(f"expected a test list file (made by `w2p-eval testlist`), got missing {path}")
     try:
@@ -178,6 +171,46 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
     if content.get("version") != VERSION:
         raise InputError(f"expected test list version {VERSION} in {path}, got {content.get('version')!r} "
                          f"(made by another w2p-eval version)")
+    return content
+
+
+def _check_tuples(matching: dict, known: set, split: str, path: Path) -> dict[int, list]:
+    """The matching tuples by N, each a list of N + 1 pair ids of the list's split."""
+    try:
+        tuples = {int(n): rows for n, rows in matching.items()}
+    except ValueError:
+        raise InputError(f"expected matching keys N (integers) in {path}, got {sorted(matching)}") from None
+    for n, rows in tuples.items():
+        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != n + 1 for r in rows):
+            raise InputError(f"expected 1:{n} tuples of {n + 1} pair ids in {path} (malformed test list)")
+        bad = [p for r in rows for p in r if p not in known]
+        if bad:
+            raise InputError(f"expected 1:{n} tuples to name pairs of the list's {split} split, got {bad[0]!r} "
+                             f"(malformed test list {path})")
+    return tuples
+
+
+def _check_dataset(data_dir, mhash: str, tid: str, path: Path) -> None:
+    """Refuse a dataset whose manifest hash is not the one the test list was made for."""
+    from w2p_eval.data.manifest import manifest_hash
+
+    have = manifest_hash(data_dir)
+    if have != mhash:
+        raise InputError(f"test list {tid} ({path.name}) was made for dataset manifest {mhash}, got {data_dir} "
+                         f"with manifest {have}; make one for this dataset with "
+                         f"`w2p-eval testlist --data {data_dir} --out FILE`")
+
+
+def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> TestList:
+    """Read and check a test list; with ``data_dir``, refuse one made for another dataset (manifest hash).
+
+    Every problem is an InputError of one line saying what was expected and what arrived: a missing or
+    unreadable file, another format or version, a missing field, an id that does not match the content
+    (edited by hand), tuples naming pairs outside the list's split, another dataset.
+    """
+    path = Path(path)
+    where = str(path)
+    content = _read_content(path)
     dataset = _need(content, "dataset", dict, where)
     mhash = _need(dataset, "manifest_hash", str, where)
     split = _need(content, "split", str, where)
@@ -197,26 +230,9 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
     if any(not isinstance(gal, list) or len(gal) != g for gal in galleries):
         raise InputError(f"expected galleries of {g} identities in {path}, got sizes "
                          f"{sorted({len(x) if isinstance(x, list) else -1 for x in galleries})} (malformed test list)")
-    known = set(pairs)
-    try:
-        tuples = {int(n): rows for n, rows in matching.items()}
-    except ValueError:
-        raise InputError(f"expected matching keys N (integers) in {path}, got {sorted(matching)}") from None
-    for n, rows in tuples.items():
-        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != n + 1 for r in rows):
-            raise InputError(f"expected 1:{n} tuples of {n + 1} pair ids in {path} (malformed test list)")
-        bad = [p for r in rows for p in r if p not in known]
-        if bad:
-            raise InputError(f"expected 1:{n} tuples to name pairs of the list's {split} split, got {bad[0]!r} "
-                             f"(malformed test list {path})")
+    tuples = _check_tuples(matching, set(pairs), split, path)
     if data_dir is not None:
-        from w2p_eval.data.manifest import manifest_hash
-
-        have = manifest_hash(data_dir)
-        if have != mhash:
-            raise InputError(f"test list {tid} ({path.name}) was made for dataset manifest {mhash}, got {data_dir} "
-                             f"with manifest {have}; make one for this dataset with "
-                             f"`w2p-eval testlist --data {data_dir} --out FILE`")
+        _check_dataset(data_dir, mhash, tid, path)
     return TestList(id=tid, manifest_hash=mhash, split=split, protocol=protocol, judge=str(judge.get("name")),
                     judge_settings=dict(judge.get("settings") or {}), seeds=dict(seeds), pair_ids=list(pairs),
                     gallery_size=g, ks=[int(k) for k in ks], galleries=[[str(x) for x in gal] for gal in galleries],

@@ -72,6 +72,35 @@ def check_compatible(ckpt: dict, dataset) -> None:
         )
 
 
+def _check_requested(ckpt: dict, ckpt_path, image_size: int | None, audio_seconds: float | None) -> None:
+    """Refuse a requested image size or audio length that is not the checkpoint's (naming both values)."""
+    for name, key, want in (("image size", "image_size", image_size),
+                            ("audio length (s)", "audio_seconds", audio_seconds)):
+        if want is not None and float(want) != float(ckpt[key]):
+            raise InputError(f"requested {name} {want} but checkpoint {ckpt_path} has {ckpt[key]}")
+
+
+def _run_generator(gen, ds, device, batch_size: int, seed: int, ckpt_path):
+    """(fake, real) uint8 [N, H, W, 3] arrays for every pair of ``ds`` in order; (None, None) when empty."""
+    from w2p_eval.data.images import tensor_to_uint8
+
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    torch.manual_seed(seed)
+    fakes, reals = [], []
+    with torch.no_grad():
+        for batch in loader:
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            out = gen.generate(batch)
+            if tuple(out.shape[1:]) != (3, ds.image_size, ds.image_size):
+                raise InputError(f"expected checkpoint {ckpt_path} to generate [3, {ds.image_size}, {ds.image_size}] "
+                                 f"faces, got {list(out.shape[1:])} (a broken checkpoint)")
+            fakes.append(tensor_to_uint8(out))
+            reals.append(tensor_to_uint8((batch["image"] + 1) / 2))
+    if not fakes:
+        return None, None
+    return np.concatenate(fakes), np.concatenate(reals)
+
+
 def generate_split(
     ckpt_path: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -92,17 +121,13 @@ def generate_split(
     ``ckpt``: the checkpoint dict already loaded from ``ckpt_path`` (it is then not loaded again).
     """
     from w2p_eval.data.dataset import PairDataset
-    from w2p_eval.data.images import tensor_to_uint8
     from w2p_eval.models import registry
     from w2p_eval.models.checkpoint import load_checkpoint
     from w2p_eval.utils import select_device
 
     device = select_device(device)
     ckpt = ckpt if ckpt is not None else load_checkpoint(ckpt_path)
-    for name, want in (("image size", image_size), ("audio length (s)", audio_seconds)):
-        key = "image_size" if name == "image size" else "audio_seconds"
-        if want is not None and float(want) != float(ckpt[key]):
-            raise InputError(f"requested {name} {want} but checkpoint {ckpt_path} has {ckpt[key]}")
+    _check_requested(ckpt, ckpt_path, image_size, audio_seconds)
     ds = PairDataset(
         data_dir, split=split, protocol=protocol, image_size=int(ckpt["image_size"]),
         audio_seconds=float(ckpt["audio_seconds"]), cache=False,
@@ -111,27 +136,16 @@ def generate_split(
     gen = registry.load_generator(ckpt, device=device)
     if stochastic:  # dropout on, as the original inference; models without the switch go to train mode
         gen.set_stochastic(True) if hasattr(gen, "set_stochastic") else gen.train()
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
-    torch.manual_seed(seed)
-    fakes, reals = [], []
-    with torch.no_grad():
-        for batch in loader:
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            out = gen.generate(batch)
-            if tuple(out.shape[1:]) != (3, ds.image_size, ds.image_size):
-                raise InputError(f"expected checkpoint {ckpt_path} to generate [3, {ds.image_size}, {ds.image_size}] "
-                                 f"faces, got {list(out.shape[1:])} (a broken checkpoint)")
-            fakes.append(tensor_to_uint8(out))
-            reals.append(tensor_to_uint8((batch["image"] + 1) / 2))
-    if not fakes:
+    fake, real = _run_generator(gen, ds, device, batch_size, seed, ckpt_path)
+    if fake is None:
         raise InputError(f"expected pairs in split {split!r} ({protocol} protocol) of {data_dir}, found none")
     return GeneratedSet(
         pair_ids=list(ds.df["pair_id"]),
         identities=list(ds.df["identity"]),
         labels=ds.labels,
         identity_names=list(ds.identities),
-        fake=np.concatenate(fakes),
-        real=np.concatenate(reals),
+        fake=fake,
+        real=real,
         ckpt_path=str(Path(ckpt_path)),
         model=str(ckpt["model"]),
         epoch=int(ckpt["epoch"]),
