@@ -288,15 +288,34 @@ class ResultsStore:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def row_ci(extra) -> dict | None:
+    """The interval stored in a row's ``extra`` (``extra["ci"]``), or for older landmark rows their Wilson
+    ``ci_low``/``ci_high``; None when the row has none."""
+    if not isinstance(extra, dict):
+        return None
+    ci = extra.get("ci")
+    if isinstance(ci, dict) and ci.get("low") is not None and ci.get("high") is not None:
+        return ci
+    if extra.get("ci_low") is not None and extra.get("ci_high") is not None:
+        return {"low": extra["ci_low"], "high": extra["ci_high"], "method": "wilson"}
+    return None
+
+
 def format_table(df, fmt: str = "csv") -> str:
-    """A results DataFrame as csv, md (Markdown) or json (one object per row, a JSON list)."""
+    """A results DataFrame as csv, md (Markdown) or json (one object per row, a JSON list). csv and md show each
+    row's stored 95 % interval as ``ci_low``/``ci_high`` (empty where the metric has none, e.g. Fréchet)."""
     if fmt == "json":
         recs = json.loads(df.to_json(orient="records"))  # NaN -> null
         return json.dumps(recs, indent=2) + "\n"
-    cols = [c for c in ("run", "model", "source", "epoch", "metric", "split", "protocol", "seed", "value", "n",
-                        "evaluator")
-            if c in df.columns]
-    view = df[cols]
+    view = df.copy()
+    if "extra" in view.columns:
+        cis = [row_ci(e) or {} for e in view["extra"]]
+        view["ci_low"] = [c.get("low") for c in cis]
+        view["ci_high"] = [c.get("high") for c in cis]
+    cols = [c for c in ("run", "model", "source", "epoch", "metric", "split", "protocol", "seed", "value", "ci_low",
+                        "ci_high", "n", "evaluator")
+            if c in view.columns]
+    view = view[cols]
     if fmt == "md":
         from w2p_eval.text import to_markdown
 

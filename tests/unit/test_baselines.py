@@ -124,6 +124,12 @@ def test_speaker_id_rows_on_test_split(tiny_data, tmp_path):
     assert rows[0]["value"] >= 0.8 and rows[1]["value"] == 1.0  # top-5 of 3 identities is always right
     assert rows[0]["extra"]["chance"] == pytest.approx(1 / 3) and rows[1]["extra"]["chance"] == 1.0
     assert set(rows[0]["extra"]["per_identity_top1"]) == {"id00", "id01", "id02"}
+    for r in rows:  # a seeded interval around every accuracy, grouped by face like every other suite
+        ci = r["extra"]["ci"]
+        assert ci["low"] <= r["value"] <= ci["high"] and ci["n_items"] == 6 and ci["n_groups"] <= 6
+    assert rows[1]["extra"]["ci"]["high"] == 1.0  # always right: Wilson's interval on the groups
+    again = evaluate_speaker_id(ckpt_path, tiny_data, split="test", protocol="seen", seed=3)
+    assert [r["extra"]["ci"] for r in again] == [r["extra"]["ci"] for r in rows]
     with pytest.raises(InputError, match="fitted on the seen protocol"):
         evaluate_speaker_id(ckpt_path, tiny_data, protocol="unseen")
     with pytest.raises(InputError, match="expected a speaker_retrieval checkpoint"):

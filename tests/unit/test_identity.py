@@ -123,6 +123,8 @@ def test_identity_known_answers_and_cache(tiny_data, tmp_path, models, monkeypat
     extra = m[M.IDENTITY_TOP1_FAKE]["extra"]
     assert extra["confusion"] == (2 * np.eye(3, dtype=int)).tolist() and extra["confusion_labels"] == TINY_IDS
     assert extra["per_identity"] == {name: 1.0 for name in TINY_IDS}
+    assert set(extra["per_identity_ci"]) == set(TINY_IDS)  # all right: [Wilson low on the groups, 1]
+    assert all(0.0 < lo < 1.0 == hi for lo, hi in extra["per_identity_ci"].values())
     assert extra["pipeline"] == "64px -> 150px"
     r = m[M.IDENTITY_TOP1_FAKE]
     assert (r["run"], r["model"], r["epoch"], r["evaluator"]) == ("pass", "test_passthrough", 1, "identity/dlib_resnet")
@@ -134,6 +136,11 @@ def test_identity_known_answers_and_cache(tiny_data, tmp_path, models, monkeypat
     assert c[M.IDENTITY_TOP1_REAL]["value"] == 1.0
     assert c[M.IDENTITY_TOP1_FAKE]["value"] == pytest.approx(1 / 3)  # one face for all: right for one identity
     assert c[M.IDENTITY_TOP1_FAKE]["extra"]["chance"] == pytest.approx(1 / 3)
+    per, per_ci = c[M.IDENTITY_TOP1_FAKE]["extra"]["per_identity"], c[M.IDENTITY_TOP1_FAKE]["extra"]["per_identity_ci"]
+    assert sorted(per.values()) == [0.0, 0.0, 1.0]
+    for name, acc in per.items():  # an identity always wrong: [0, Wilson high]; always right: [Wilson low, 1]
+        lo, hi = per_ci[name]
+        assert (lo == 0.0 < hi < 1.0) if acc == 0.0 else (0.0 < lo < hi == 1.0)
     assert c[M.RETRIEVAL_R1]["value"] <= 1 / 3 + 1e-9
     assert c[M.FRECHET_FACE]["value"] > 0.05 and c[M.KID_FACE]["value"] > m[M.KID_FACE]["value"]
     # one face for every identity (balanced test set): own-centroid cosine == mean other-centroid cosine
@@ -225,3 +232,19 @@ def test_cli_bad_input_is_one_line(tiny_data, tmp_path, capsys):
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.startswith("w2p-eval: error: ") and want in err
         assert err.strip().count("\n") == 0
+
+
+def test_per_identity_interval_groups_faces():
+    """Each identity's interval resamples its own faces (pairs sharing a face together), seeded."""
+    from w2p_eval.metrics.identity import per_identity_ci
+
+    labels = np.array([0] * 12 + [1] * 12)
+    hits = np.array([1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0] + [1] * 12, np.float64)
+    groups = [f"f{i // 2}" for i in range(24)]  # two pairs per face
+    ci = per_identity_ci(hits, labels, ["a", "b"], groups, seed=0)
+    lo, hi = ci["a"]
+    assert 0.0 < lo < 0.75 < hi < 1.0  # 9/12 right
+    assert ci["b"][1] == 1.0 and ci["b"][0] > 0.5
+    assert per_identity_ci(hits, labels, ["a", "b"], groups, seed=0) == ci
+    ungrouped = per_identity_ci(hits, labels, ["a", "b"], [str(i) for i in range(24)], seed=0)
+    assert ungrouped["b"][0] > ci["b"][0]  # 12 independent faces say more than 6: Wilson low rises

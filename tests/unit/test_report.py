@@ -175,3 +175,30 @@ def test_tables_known_answers():
     assert abl.loc["0.3", "ours: landmark detection rate"] == "30.00 %"
     assert abl.loc["0.7", "paper (reported): landmark detection rate"] == "89.12 %"
     assert T.to_markdown(txt).splitlines()[0].startswith("| run | model | epoch |")
+
+
+def test_per_identity_table_shows_intervals():
+    """Per-identity accuracies carry their stored interval; rows stored before intervals show the bare value."""
+    df = pd.DataFrame([
+        dict(run="w", model="wav2pix", epoch=3, metric="identity_top1_fake", seed=0, value=0.75, n=8,
+             extra={"per_identity": {"a": 1.0, "b": 0.5}, "per_identity_ci": {"a": [0.61, 1.0], "b": [0.125, 0.875]}}),
+        dict(run="w", model="wav2pix", epoch=3, metric="identity_top1_real", seed=0, value=1.0, n=8,
+             extra={"per_identity": {"a": 1.0, "b": 1.0}}),
+        dict(run="m", model="mean_face", epoch=0, metric="identity_top1_fake", seed=0, value=0.5, n=8,
+             extra={"per_identity": {"a": 1.0}}),
+    ])
+    table = T.per_identity_table(df)
+    assert list(table.columns) == ["w", "m", "real faces (classifier ceiling)"]
+    assert table.loc["a", "w"] == "100.0 % [61.0, 100.0]" and table.loc["b", "w"] == "50.0 % [12.5, 87.5]"
+    assert table.loc["a", "m"] == "100.00 %" and table.loc["b", "m"] == "–"
+    assert table.loc["b", "real faces (classifier ceiling)"] == "100.00 %"
+
+
+def test_reference_table_measured_values_carry_their_interval():
+    one = dict(run="w", model="wav2pix", epoch=3, metric="identity_top1_fake", seed=0, value=0.9, n=615,
+               extra={"ci": {"low": 0.867, "high": 0.932}})
+    table = T.reference_table(pd.DataFrame([one]), n_identities=2)
+    assert table.loc["identity top-1 (generated)", "ours (measured)"] == "90.0 % [86.7, 93.2]"
+    assert table.loc["identity top-1 (generated)", "paper (reported)"] == "50.08 %"
+    two_seeds = pd.DataFrame([one, {**one, "seed": 1, "value": 0.8}])  # several rows: their mean, no interval
+    assert T.reference_table(two_seeds, n_identities=2).loc["identity top-1 (generated)", "ours (measured)"] == "85.00 %"

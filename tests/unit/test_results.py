@@ -104,6 +104,17 @@ def test_format_table_and_cli(tmp_path):
     ResultsStore(path).write([make_row(), make_row(metric="landmark_detection_rate", value=float("nan"))])
     df = ResultsStore(path).query()
     assert format_table(df, "md").startswith("| run |")
+    assert "| value | ci_low | ci_high |" in format_table(df, "md")
+    with_ci = make_row(run="run-b", extra={"ci": {"low": 0.25, "high": 0.75, "method": "BCa"}})
+    old_wilson = make_row(run="run-c", metric="landmark_detection_rate", extra={"ci_low": 0.1, "ci_high": 0.9})
+    both = tmp_path / "ci.sqlite"
+    ResultsStore(both).write([make_row(), with_ci, old_wilson])
+    lines = format_table(ResultsStore(both).query(), "csv").splitlines()
+    assert lines[0].startswith("run,model,source,epoch,metric,split,protocol,seed,value,ci_low,ci_high,n,")
+    by = {tuple(line.split(",")[:5:4]): line for line in lines[1:]}
+    assert ",0.5,0.25,0.75,40," in by["run-b", "identity_top1_fake"]
+    assert ",0.5,0.1,0.9,40," in by["run-c", "landmark_detection_rate"]  # an older row's Wilson bounds
+    assert ",0.5,,,40," in by["run-a", "identity_top1_fake"]  # no interval stored: empty cells
     assert json.loads(format_table(df, "json"))[1]["value"] is None
     out = subprocess.run([sys.executable, "-m", "w2p_eval", "results", "--store", str(path), "--format", "json",
                           "--metric", "identity_top1_fake"], capture_output=True, text=True, timeout=120)

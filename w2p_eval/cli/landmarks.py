@@ -12,11 +12,12 @@ BACKENDS = ["dlib", "dlib_cnn", "fan"]
 def _format(rows: list[dict]) -> str:
     import pandas as pd
 
+    from w2p_eval.results import row_ci
+
     table = pd.DataFrame([{
         "run": r["run"], "model": r["model"], "epoch": r["epoch"], "metric": r["metric"],
-        "value": r["value"], "ci_low": (r["extra"].get("ci") or {}).get("low", r["extra"].get("ci_low")),
-        "ci_high": (r["extra"].get("ci") or {}).get("high", r["extra"].get("ci_high")),
-        "n": r["n"], "evaluator": r["evaluator"],
+        "value": r["value"], "ci_low": (row_ci(r["extra"]) or {}).get("low"),
+        "ci_high": (row_ci(r["extra"]) or {}).get("high"), "n": r["n"], "evaluator": r["evaluator"],
     } for r in rows])
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         return table.to_string(index=False)

@@ -7,7 +7,8 @@ faces and cached, scores both. Rows (results-store format) per checkpoint:
 
 - identity_top1_real / identity_top5_real: accuracy on real faces (the ceiling);
 - identity_top1_fake / identity_top5_fake: accuracy on generated faces;
-  per-identity accuracy, confusion matrix and labels are in ``extra`` of the top-1 rows;
+  per-identity accuracy with its 95 % interval (``per_identity_ci``), confusion matrix and labels are in
+  ``extra`` of the top-1 rows;
 - cosine_own_centroid / cosine_other_centroids: mean cosine of each generated face's embedding to
   its identity's real-face centroid / to the other identities' centroids (centroids of the split);
 - retrieval_r1 / retrieval_r5: recall@K ranking ALL test identities' centroids of the split by cosine (names
@@ -81,6 +82,20 @@ def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (top == np.asarray(labels, np.int64)[:, None]).any(axis=1).astype(np.float64)
 
 
+def per_identity_ci(hits: np.ndarray, labels: np.ndarray, names: list[str], groups: list[str], *, seed: int = 0,
+                    n_resamples: int = 2000) -> dict[str, list[float]]:
+    """{identity: [low, high]}: the seeded 95 % cluster-bootstrap interval (:func:`ci_dict`, face ids resampled
+    together) of each test identity's accuracy, from per-item hits [N] and labels [N]."""
+    labels = np.asarray(labels, np.int64)
+    out = {}
+    for i in np.unique(labels).tolist():
+        idx = np.flatnonzero(labels == i)
+        ci = ci_dict(np.asarray(hits)[idx], [groups[j] for j in idx], seed=seed, n_resamples=n_resamples, rate=True)
+        if ci is not None:
+            out[names[i]] = [float(ci["low"]), float(ci["high"])]
+    return out
+
+
 def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0,
                groups: list[str] | None = None, keys: list[str] | None = None,
                items: dict[str, ItemValues] | None = None, n_resamples: int = 2000) -> dict:
@@ -148,6 +163,9 @@ def score_embeddings(judge: IdentityJudge, fake_emb: np.ndarray, fake_logits: np
         out[metric] = (v, m, {**extra, "ci": ci_dict(vals, groups, seed=seed, n_resamples=n_resamples, rate=binary)})
         if items is not None:
             items[metric] = ItemValues(keys=keys, values=np.asarray(vals, np.float64), groups=groups, binary=binary)
+    for metric in (IDENTITY_TOP1_REAL, IDENTITY_TOP1_FAKE):
+        out[metric][2]["per_identity_ci"] = per_identity_ci(per_item[metric][0], labels, names, groups, seed=seed,
+                                                            n_resamples=n_resamples)
     if n >= 2:
         out[FRECHET_FACE] = (E.frechet_distance(fake_emb, real_emb), n, {"dim": int(fake_emb.shape[1])})
         kid, kid_std = E.kernel_distance(fake_emb, real_emb, subsets=100, subset_size=1000, seed=seed)

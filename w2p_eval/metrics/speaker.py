@@ -14,7 +14,9 @@ import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
-from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, ReportSection, SuiteResult, result_rows
+from w2p_eval.metrics.base import (EvalOptions, MetricSpec, MetricSuite, ReportSection, SuiteResult, ci_dict,
+                                  result_rows)
+from w2p_eval.metrics.identity import topk_hits
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.utils import topk_accuracy
 
@@ -26,10 +28,12 @@ METRIC_TOP1, METRIC_TOP5 = "speaker_id_top1", "speaker_id_top5"
 
 
 def speaker_values(ckpt: dict, data_dir, *, split: str = "test", protocol: str = "seen", device: str | None = None,
-                   cache_dir=None) -> dict[str, tuple[float, int, dict]]:
+                   cache_dir=None, seed: int = 0, n_resamples: int = 2000) -> dict[str, tuple[float, int, dict]]:
     """Top-1 / top-5 speaker-ID accuracy of a loaded ``speaker_retrieval`` checkpoint's classifier on ``split``
     -> {metric: (value, n, extra)}; ``extra`` holds per-identity top-1 accuracy, the chance level
-    (1 / identities in the training split) and the number of identities."""
+    (1 / identities in the training split), the number of identities and ``ci``: the seeded 95 % cluster
+    bootstrap interval (:func:`w2p_eval.metrics.base.ci_dict`; clips cut from one face's audio window resampled
+    together, as every other suite groups pairs by face)."""
     from w2p_eval.data.dataset import PairDataset
     from w2p_eval.models.generation import check_compatible
     from w2p_eval.utils import select_device
@@ -58,18 +62,21 @@ def speaker_values(ckpt: dict, data_dir, *, split: str = "test", protocol: str =
     pred = logits.argmax(1)
     per_id = {name: float(np.mean(pred[labels == i] == i)) for i, name in enumerate(ds.identities) if (labels == i).any()}
     n_train_ids = int((b > -1e3).sum())
+    groups = [str(f) for f in ds.df["face_id"]]
     out = {}
     for metric, k in ((METRIC_TOP1, 1), (METRIC_TOP5, 5)):
+        hits = topk_hits(logits, labels, k)
         extra = {"per_identity_top1": per_id, "chance": min(k, n_train_ids) / max(n_train_ids, 1),
-                 "k": k, "n_identities_train": n_train_ids, "n_identities_test": len(per_id)}
+                 "k": k, "n_identities_train": n_train_ids, "n_identities_test": len(per_id),
+                 "ci": ci_dict(hits, groups, seed=seed, n_resamples=n_resamples, rate=True)}
         out[metric] = (topk_accuracy(logits, labels, k), int(len(labels)), extra)
     return out
 
 
 class SpeakerSuite(MetricSuite):
     """Speech-only speaker ID of a ``speaker_retrieval`` checkpoint: the ceiling of any identity signal a
-    speech-to-face model can pass on (other sources are passed over). The classifier is deterministic, so
-    the seed is recorded only."""
+    speech-to-face model can pass on (other sources are passed over). The classifier is deterministic; the
+    seed draws the bootstrap interval only."""
 
     name = "speaker"
     metrics = (
@@ -96,7 +103,8 @@ class SpeakerSuite(MetricSuite):
             raise InputError(f"expected a speaker_retrieval checkpoint for speaker-ID accuracy, got {gs.source} "
                              f"{gs.ckpt_path}")
         values = speaker_values(gs.checkpoint, opts.data_dir, split=opts.split, protocol=opts.protocol,
-                                device=opts.device, cache_dir=opts.cache_dir)
+                                device=opts.device, cache_dir=opts.cache_dir, seed=opts.seed,
+                                n_resamples=opts.n_resamples)
         return SuiteResult(EVALUATOR, EVALUATOR_VERSION, gs.checkpoint.get("config", {}), values)
 
 
@@ -116,7 +124,8 @@ def evaluate_speaker_id(
     rows = []
     for item in checkpoint_items(ckpt_path):
         ckpt = item.checkpoint()
-        values = speaker_values(ckpt, data_dir, split=split, protocol=protocol, device=device, cache_dir=cache_dir)
+        values = speaker_values(ckpt, data_dir, split=split, protocol=protocol, device=device, cache_dir=cache_dir,
+                                seed=seed)
         gs = GeneratedSet(pair_ids=[], identities=[], labels=np.zeros(0, np.int64), identity_names=[],
                           fake=np.zeros((0, 1, 1, 3), np.uint8), real=np.zeros((0, 1, 1, 3), np.uint8),
                           ckpt_path=str(item.path), model=item.model, epoch=item.epoch,

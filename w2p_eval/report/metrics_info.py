@@ -8,6 +8,7 @@ import math
 
 from w2p_eval.metrics.base import MetricSpec
 from w2p_eval.metrics.registry import metric_spec, metric_specs
+from w2p_eval.results import row_ci  # noqa: F401  (re-exported: tables and figures use it from here)
 
 MODEL_ORDER = ["wav2pix", "l1_regression", "speaker_retrieval", "random_real", "mean_face", "external", "real_faces"]
 
@@ -48,16 +49,3 @@ def format_value(metric: str, value: float | None, std: float | None = None, ci:
     if std is not None and not (isinstance(std, float) and math.isnan(std)):
         text += f" ± {fmt(std) if rate else f'{std:.2g}'}"
     return text + (" %" if rate else "")
-
-
-def row_ci(extra) -> dict | None:
-    """The interval stored in a row's ``extra`` (``extra["ci"]``), or for older landmark rows their Wilson
-    ``ci_low``/``ci_high``; None when the row has none."""
-    if not isinstance(extra, dict):
-        return None
-    ci = extra.get("ci")
-    if isinstance(ci, dict) and ci.get("low") is not None and ci.get("high") is not None:
-        return ci
-    if extra.get("ci_low") is not None and extra.get("ci_high") is not None:
-        return {"low": extra["ci_low"], "high": extra["ci_high"], "method": "wilson"}
-    return None

@@ -117,28 +117,36 @@ def epoch_table(df: pd.DataFrame, run: str) -> pd.DataFrame:
     return out.fillna("–")
 
 
-def _per_identity(extra: dict) -> dict[str, float]:
-    """Per-identity accuracy from a row's ``extra`` (``per_identity``: {name: acc}, written by the identity suite)."""
+def _per_identity(metric: str, extra: dict) -> dict[str, str]:
+    """Per-identity accuracy from a row's ``extra`` as text (``per_identity``: {name: acc}, and its interval
+    ``per_identity_ci``: {name: [low, high]}, both written by the identity suite; older rows: no interval)."""
     per = extra.get("per_identity") or {}
-    return {str(k): float(v) if v is not None else math.nan for k, v in per.items()}
+    cis = extra.get("per_identity_ci") or {}
+    out = {}
+    for name, v in per.items():
+        lo_hi = cis.get(name)
+        ci = {"low": lo_hi[0], "high": lo_hi[1]} if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 else None
+        out[str(name)] = format_value(metric, float(v) if v is not None else math.nan, ci=ci)
+    return out
 
 
 def per_identity_table(df: pd.DataFrame, metric: str = "identity_top1_fake") -> pd.DataFrame:
-    """Rows = identities, columns = runs (final epoch, first seed) + the real-face ceiling column."""
+    """Rows = identities, columns = runs (final epoch, first seed) + the real-face ceiling column; cells are
+    accuracies with their 95 % interval where the row stored one."""
     fin = final_rows(df)
-    cols: dict[str, dict[str, float]] = {}
+    cols: dict[str, dict[str, str]] = {}
     for _, r in fin[fin["metric"] == metric].sort_values("seed").drop_duplicates("run").iterrows():
-        cols[r["run"]] = _per_identity(r["extra"])
+        cols[r["run"]] = _per_identity(metric, r["extra"])
     real = fin[fin["metric"] == "identity_top1_real"].sort_values("seed")
     if not real.empty:
-        cols["real faces (classifier ceiling)"] = _per_identity(real.iloc[0]["extra"])
+        cols["real faces (classifier ceiling)"] = _per_identity("identity_top1_real", real.iloc[0]["extra"])
     cols = {k: v for k, v in cols.items() if v}
     if not cols:
         return pd.DataFrame()
     order = [r for r in _order_runs(summarize(fin)) if r in cols] + [k for k in cols if k not in set(fin["run"])]
     table = pd.DataFrame({k: cols[k] for k in order})
     table.index.name = "identity"
-    return table.sort_index().map(lambda v: format_value(metric, v))
+    return table.sort_index().fillna("–")
 
 
 def landmark_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -167,9 +175,13 @@ def landmark_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def _mean_of(df: pd.DataFrame, metric: str) -> float:
-    vals = df.loc[df["metric"] == metric, "value"]
-    return float(vals.mean()) if len(vals) else math.nan
+def _measured(df: pd.DataFrame, metric: str) -> str:
+    """One metric's value as text: the row with its stored interval when there is one row, else the mean over
+    the rows (several WAV2PIX runs or seeds) without an interval; '–' when there is none."""
+    rows = df[df["metric"] == metric]
+    if len(rows) == 1:
+        return format_value(metric, float(rows["value"].iloc[0]), ci=row_ci(rows["extra"].iloc[0]))
+    return format_value(metric, float(rows["value"].mean()) if len(rows) else math.nan)
 
 
 def reference_table(df: pd.DataFrame, run_audio: dict[str, float] | None = None,
@@ -184,12 +196,11 @@ def reference_table(df: pd.DataFrame, run_audio: dict[str, float] | None = None,
     ours_n = f"{n_identities} identities" if n_identities else "this dataset"
     rows = []
     for metric, (paper_value, what) in reference.PAPER.items():
-        ours = _mean_of(w, metric)
         rows.append({
             "quantity": info(metric).label,
             "paper (reported)": format_value(metric, paper_value),
             "paper setting": what,
-            "ours (measured)": format_value(metric, ours),
+            "ours (measured)": _measured(w, metric),
             "our setting": f"WAV2PIX, {ours_n}, our judges",
         })
     rows.append({"quantity": "identity chance level", "paper (reported)": format_value(
