@@ -180,7 +180,8 @@ def _measured(df: pd.DataFrame, metric: str) -> str:
     the rows (several WAV2PIX runs or seeds) without an interval; '–' when there is none."""
     rows = df[df["metric"] == metric]
     if len(rows) == 1:
-        return format_value(metric, float(rows["value"].iloc[0]), ci=row_ci(rows["extra"].iloc[0]))
+        extra = rows["extra"].iloc[0] if "extra" in rows.columns else None
+        return format_value(metric, float(rows["value"].iloc[0]), ci=row_ci(extra))
     return format_value(metric, float(rows["value"].mean()) if len(rows) else math.nan)
 
 
