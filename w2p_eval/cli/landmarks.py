@@ -14,11 +14,11 @@ def _format(rows: list[dict]) -> str:
 
     from w2p_eval.results import row_ci
 
+    cis = [row_ci(r["extra"]) or {} for r in rows]
     table = pd.DataFrame([{
-        "run": r["run"], "model": r["model"], "epoch": r["epoch"], "metric": r["metric"],
-        "value": r["value"], "ci_low": (row_ci(r["extra"]) or {}).get("low"),
-        "ci_high": (row_ci(r["extra"]) or {}).get("high"), "n": r["n"], "evaluator": r["evaluator"],
-    } for r in rows])
+        "run": r["run"], "model": r["model"], "epoch": r["epoch"], "metric": r["metric"], "value": r["value"],
+        "ci_low": ci.get("low"), "ci_high": ci.get("high"), "n": r["n"], "evaluator": r["evaluator"],
+    } for r, ci in zip(rows, cis)])
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         return table.to_string(index=False)
 

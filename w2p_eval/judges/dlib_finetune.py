@@ -38,7 +38,7 @@ import torch
 from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_face import CHIP_SIZE, DlibResnetBackbone, LinearHead, _DlibAligned
 from w2p_eval.judges.dlib_torch import exact_cudnn
-from w2p_eval.judges.identity import BestOnValidation, _accuracy_loss, _batches, train_head
+from w2p_eval.judges.identity import BestOnValidation, _accuracy_loss, train_epoch, train_head
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +74,6 @@ def _descriptors(head: FineTuneHead, feats: torch.Tensor, device: str, batch: in
     with torch.no_grad():
         out = [head.descriptors(feats[i:i + batch].to(device)).cpu() for i in range(0, len(feats), batch)]
     return torch.cat(out) if out else torch.zeros((0, head.fc.out_features))
-
-
-def _train_epoch(head: FineTuneHead, opt, feats: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 gen: torch.Generator, device: str) -> float:
-    """One pass over shuffled batches of cross-entropy; the mean training loss per face."""
-    head.train()
-    losses = []
-    for idx in _batches(len(labels), batch_size, gen):
-        _, logits = head(feats[idx].to(device))
-        loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append((loss.item(), len(idx)))
-    return sum(v * n for v, n in losses) / max(len(labels), 1)
 
 
 class DlibResnetFineTuneBackbone(DlibResnetBackbone):
@@ -158,7 +143,7 @@ class DlibResnetFineTuneBackbone(DlibResnetBackbone):
                 history.append({"epoch": 0, "val_acc": acc, "val_loss": vloss})
             for epoch in range(1, cfg["epochs"] + 1):
                 record = {"epoch": epoch,
-                          "train_loss": _train_epoch(head, opt, feats, labels, cfg["batch_size"], gen, device)}
+                          "train_loss": train_epoch(head, opt, feats, labels, cfg["batch_size"], gen, device)}
                 stop = False
                 if have_val:
                     acc, vloss = _accuracy_loss(head, val_feats, val_labels, device)

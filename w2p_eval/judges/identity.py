@@ -163,6 +163,25 @@ def _accuracy_loss(head, feats, labels, device) -> tuple[float, float]:
     return float((logits.argmax(1) == labels).float().mean()), float(torch.nn.functional.cross_entropy(logits, labels))
 
 
+def train_epoch(head: torch.nn.Module, opt, feats: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                gen: torch.Generator, device: str, min_batch: int = 1) -> float:
+    """One pass of Adam/cross-entropy over shuffled batches (order drawn from ``gen``); the mean training loss per
+    face. Batches smaller than ``min_batch`` are skipped when there is more than one face (BatchNorm in some heads
+    needs more than one sample)."""
+    head.train()
+    total, used = 0.0, 0
+    for idx in _batches(len(labels), batch_size, gen):
+        if len(idx) < min_batch and len(labels) > 1:
+            continue
+        _, logits = head(feats[idx].to(device))
+        loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total, used = total + loss.item() * len(idx), used + len(idx)
+    return total / max(used, 1)
+
+
 def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Tensor, val_feats: torch.Tensor,
                val_labels: torch.Tensor, n_classes: int, seed: int,
                device: str = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -186,15 +205,7 @@ def train_head(backbone: IdentityBackbone, feats: torch.Tensor, labels: torch.Te
         keeper = BestOnValidation(cfg["patience"])
         have_val = len(val_labels) > 0
         for epoch in range(1, cfg["epochs"] + 1):
-            head.train()
-            for idx in _batches(len(labels), cfg["batch_size"], gen):
-                if len(idx) < 2 and len(labels) > 1:
-                    continue  # BatchNorm in some heads needs >1 sample
-                _, logits = head(feats[idx].to(device))
-                loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            train_epoch(head, opt, feats, labels, cfg["batch_size"], gen, device, min_batch=2)
             if not have_val:
                 continue
             if keeper.update(head, epoch, *_accuracy_loss(head, val_feats, val_labels, device)):

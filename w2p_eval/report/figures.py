@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from w2p_eval.report.metrics_info import info, row_ci
+from w2p_eval.report.metrics_info import info
+from w2p_eval.results import row_ci
 from w2p_eval.utils import atomic_path
 
 

@@ -8,7 +8,6 @@ import math
 
 from w2p_eval.metrics.base import MetricSpec
 from w2p_eval.metrics.registry import metric_spec, metric_specs
-from w2p_eval.results import row_ci  # noqa: F401  (re-exported: tables and figures use it from here)
 
 MODEL_ORDER = ["wav2pix", "l1_regression", "speaker_retrieval", "random_real", "mean_face", "external", "real_faces"]
 

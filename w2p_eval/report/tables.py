@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from w2p_eval.report import reference
-from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, row_ci, sort_metrics
+from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
+from w2p_eval.results import row_ci
 from w2p_eval.text import table_cells as _cells
 from w2p_eval.text import to_markdown
 from w2p_eval.utils import atomic_write_text, csv_safe
