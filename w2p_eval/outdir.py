@@ -33,15 +33,114 @@ LOCK = ".w2p-eval.lock"
 
 
 def read_marker(folder: Path) -> dict | None:
+    """The folder's marker, or None when there is none, it is unreadable, or it is not to be trusted:
+    ``files`` must be a list of names relative to ``folder`` (no absolute path, no ``..``, nothing that
+    resolves through a symlink to outside the folder). A marker that fails this makes the folder not ours."""
+    folder = Path(folder)
+    marker = folder / MARKER
+    if marker.is_symlink():
+        return None
     try:
-        data = json.loads((Path(folder) / MARKER).read_text())
+        data = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    files = data.get("files", [])
+    if not isinstance(files, list) or any(marker_entry_problem(folder, f) for f in files):
+        log.warning("ignoring the ownership marker %s: its file list names something outside the folder", marker)
+        return None
+    return data
+
+
+def marker_entry_problem(folder: Path, rel) -> str | None:
+    """Why ``rel`` (a marker entry) cannot be one of ``folder``'s own files, or None when it can."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        return "not a file name"
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")):
+        return "an absolute path"
+    if ".." in Path(rel).parts:
+        return "a path with .."
+    root = Path(os.path.realpath(folder))
+    if not Path(os.path.realpath(root / rel)).is_relative_to(root):
+        return "a path leading outside the folder"
+    if symlink_inside(folder, rel):
+        return "a path through a symlink"
+    return None
+
+
+def symlink_inside(folder: Path, rel: str) -> Path | None:
+    """The first component of ``folder / rel`` (below ``folder``) that is a symlink, or None."""
+    cur = Path(folder)
+    for part in Path(rel).parts:
+        cur = cur / part
+        if cur.is_symlink():
+            return cur
+    return None
 
 
 def write_marker(folder: Path, command: str, files: Iterable[str] = ()) -> None:
     atomic_write_json(Path(folder) / MARKER, {"command": command, "files": sorted(set(files))})
+
+
+def _json_format(path: Path, max_bytes: int = 1 << 30) -> str | None:
+    """The ``format`` field of a JSON object file (None when not JSON, not an object, or too large)."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
+def json_of_format(fmt: str) -> Callable[[Path], bool]:
+    """A recogniser for :func:`claim_file`: the file is a JSON object whose ``format`` is ``fmt``."""
+    return lambda path: _json_format(path) == fmt
+
+
+def text_starting_with(first_line: str) -> Callable[[Path], bool]:
+    """A recogniser for :func:`claim_file`: the file's first line is exactly ``first_line`` (a CSV header)."""
+    def ours(path: Path) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.readline(len(first_line) + 2)
+        except OSError:
+            return False
+        return head.rstrip(b"\r\n") == first_line.encode()
+    return ours
+
+
+def claim_file(out, command: str, *, ours: Callable[[Path], bool], inputs: Iterable = (),
+               what: str = "--out") -> Path:
+    """Check that the single output file ``out`` may be written by ``command`` -> its path.
+
+    Refused (InputError, one line, nothing read or written): a location that cannot hold a file
+    (:func:`check_location`), a symlink, a path that is (after resolving symlinks) one of the command's
+    ``inputs`` (store, manifest.csv, dataset.json, test list, checkpoint...), or an existing file that
+    ``ours(path)`` does not recognise as one ``command`` wrote (its format field or header). The caller
+    then writes it through :func:`w2p_eval.utils.atomic_path` (temp file + os.replace)."""
+    out = check_location(out, what, file=True)
+    if out.is_symlink():
+        raise InputError(f"expected {what} to be a regular file, got symlink {out} -> {os.readlink(out)} "
+                         f"(left unchanged); choose another {what}")
+    real = os.path.realpath(out)
+    for inp in inputs:
+        if inp is not None and os.path.realpath(inp) == real:
+            raise InputError(f"expected {what} to be a new file, got {out}, which is an input of this command "
+                             f"({inp}); choose another {what}")
+    if out.exists() and not ours(out):
+        raise InputError(f"expected {what} to be a new file or one `w2p-eval {command}` wrote, got existing {out} "
+                         f"which it did not write (left unchanged); choose another {what}")
+    return out
+
+
+def dataset_inputs(data_dir) -> list[Path]:
+    """The files of a dataset folder a command reads (manifest.csv, dataset.json, the default store)."""
+    if not data_dir:
+        return []
+    d = Path(data_dir)
+    return [d / "manifest.csv", d / "dataset.json", d / "results.sqlite"]
 
 
 def claim(out, command: str, *, own: Callable[[Path], bool] | None = None) -> Path:

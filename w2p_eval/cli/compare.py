@@ -57,6 +57,12 @@ def compare(a, b, data_dir, name_a, name_b, testlist, suites, metrics, gallery_s
         apply_testlist(opts, testlist, split_given="split" in g, protocol_given="protocol" in g,
                        backbone_given="backbone" in g)
     wanted = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    if out:  # checked before anything is scored: never an input, never a file compare did not write
+        from w2p_eval.outdir import claim_file, dataset_inputs, json_of_format
+        from w2p_eval.report.comparison import FORMAT
+
+        claim_file(out, "compare", ours=json_of_format(FORMAT),
+                   inputs=[a, b, testlist, vgg_face_weights, *dataset_inputs(data_dir)])
     result = compare_sources(a, b, opts, suites=parse_suites(suites), name_a=name_a, name_b=name_b, metrics=wanted)
     text = json.dumps(json_safe(result), indent=2, allow_nan=False)
     if out:

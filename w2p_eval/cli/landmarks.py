@@ -73,6 +73,14 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
     from w2p_eval.metrics.base import EvalOptions, score_items
     from w2p_eval.models.sources import check_distinct_names, checkpoint_items, folder_item
 
+    if per_image:  # checked before anything is scored: never an input, never a file landmarks did not write
+        from w2p_eval.outdir import claim_file, dataset_inputs, text_starting_with
+        from w2p_eval.results import default_store
+
+        stores = [store] if store else [default_store(data_dir)] if data_dir else []
+        claim_file(per_image, "landmarks", ours=text_starting_with(M.PER_IMAGE_HEADER), what="--per-image",
+                   inputs=[*ckpts, *stores, *dataset_inputs(data_dir)])
+
     rows: list[dict] = []
     sources = O.face_sources(images, names) if data_dir else []
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]

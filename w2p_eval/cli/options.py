@@ -10,6 +10,11 @@ import click
 
 from w2p_eval.errors import InputError
 
+# the most galleries any verb draws: each is a full ranking of every probe, and past a few thousand the
+# average no longer moves (its spread is far below the bootstrap interval) while the run takes minutes
+N_GALLERIES_MAX = 10_000
+INT_LIST_MAX = 100_000  # recall cut-offs and 1:N sizes: far above any dataset's identity count
+
 
 def _stack(*decorators):
     def apply(fn):
@@ -115,6 +120,20 @@ def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None
         click.echo(f"wrote {len(rows)} rows to {stored}", err=True)
 
 
+def check_n_galleries(ctx, param, value):
+    """--n-galleries in [1, N_GALLERIES_MAX], with the reason for the cap."""
+    if value is not None and not 1 <= value <= N_GALLERIES_MAX:
+        raise InputError(f"expected --n-galleries in [1, {N_GALLERIES_MAX}], got {value} (more galleries do not "
+                         f"change the average beyond its interval and would run for a long time)")
+    return value
+
+
+def check_gallery_size(ctx, param, value):
+    if value is not None and value < 2:
+        raise InputError(f"expected --gallery-size of at least 2 identities, got {value}")
+    return value
+
+
 testlist_option = click.option(
     "--testlist", type=click.Path(dir_okay=False), default=None, metavar="FILE",
     help="Frozen test list (`w2p-eval testlist`): split, protocol, judge, retrieval galleries and matching tuples "
@@ -122,8 +141,9 @@ testlist_option = click.option(
 
 protocol_settings_options = _stack(
     click.option("--gallery-size", type=int, default=None, metavar="G", show_default="min(100, test identities)",
+                 callback=check_gallery_size,
                  help="Identities per retrieval gallery (retrieval suite; ignored with --testlist)."),
-    click.option("--n-galleries", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+    click.option("--n-galleries", type=int, default=10, show_default=True, metavar="N", callback=check_n_galleries,
                  help="Seeded retrieval galleries averaged over (one when G = test identities)."),
     click.option("--matching", "matching", default=None, metavar="N,N", show_default="2,5,10 where possible",
                  help="1:N matching sizes (matching suite). Asked-for sizes the split cannot hold are refused; "
@@ -131,8 +151,10 @@ protocol_settings_options = _stack(
 )
 
 
-def int_list(value: str | None, what: str) -> list[int] | None:
-    """``"2,5,10"`` -> [2, 5, 10]; None -> None; anything else -> InputError."""
+
+
+def int_list(value: str | None, what: str, low: int = 1, high: int = INT_LIST_MAX) -> list[int] | None:
+    """``"2,5,10"`` -> [2, 5, 10], each in [low, high]; None -> None; anything else -> InputError."""
     if value is None:
         return None
     try:
@@ -141,7 +163,11 @@ def int_list(value: str | None, what: str) -> list[int] | None:
         raise InputError(f"expected {what} as comma-separated integers (e.g. 2,5,10), got {value!r}") from None
     if not out:
         raise InputError(f"expected at least one {what} value, got {value!r}")
+    bad = [x for x in out if not low <= x <= high]
+    if bad:
+        raise InputError(f"expected {what} values in [{low}, {high}], got {bad[0]} (in {value!r})")
     return out
+
 
 
 def given(*names: str) -> tuple[str, ...]:

@@ -17,7 +17,12 @@ def _settings(items: tuple[str, ...]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InputError(f"expected --judge-setting KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(raw)
+        try:
+            out[key] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:  # a parse error, or a tag safe_load refuses (!!python/...)
+            why = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise InputError(f"expected --judge-setting KEY=VALUE with a plain YAML value (number, text, list), "
+                             f"got {item!r} ({why})") from None
     return out
 
 
@@ -30,8 +35,9 @@ def _settings(items: tuple[str, ...]) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
               help="Seed of the gallery and tuple draws.")
 @click.option("--gallery-size", type=int, default=None, metavar="G", show_default="min(100, test identities)",
+              callback=O.check_gallery_size,
               help="Identities per retrieval gallery.")
-@click.option("--n-galleries", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+@click.option("--n-galleries", type=int, default=10, show_default=True, metavar="N", callback=O.check_n_galleries,
               help="Galleries drawn (one when G equals the number of identities).")
 @click.option("--ks", default="1,2,5,10", show_default=True, metavar="K,K", help="Recall cut-offs (K <= G kept).")
 @click.option("--matching", default=None, metavar="N,N", show_default="the N of 2,5,10 the split allows",
@@ -41,12 +47,13 @@ def _settings(items: tuple[str, ...]) -> dict:
 @click.option("--judge-setting", multiple=True, metavar="KEY=VALUE", help="Judge setting recorded in the list.")
 def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks, matching, judge, judge_setting):
     """Write a frozen test list (dataset hash, galleries, matching tuples, seeds). Prints its id and path."""
-    from w2p_eval.metrics.testlist import build_testlist, write_testlist
+    from w2p_eval.metrics.testlist import FORMAT, build_testlist, write_testlist
+    from w2p_eval.outdir import claim_file, dataset_inputs, json_of_format
 
+    ks, matching, settings = O.int_list(ks, "--ks"), O.int_list(matching, "--matching"), _settings(judge_setting)
+    claim_file(out, "testlist", ours=json_of_format(FORMAT), inputs=dataset_inputs(data_dir))
     content = build_testlist(data_dir, split=split, protocol=protocol, seed=seed, gallery_size=gallery_size,
-                             n_galleries=n_galleries, ks=O.int_list(ks, "--ks"),
-                             matching=O.int_list(matching, "--matching"), judge=judge,
-                             judge_settings=_settings(judge_setting))
+                             n_galleries=n_galleries, ks=ks, matching=matching, judge=judge, judge_settings=settings)
     path = write_testlist(content, out)
     r = content["retrieval"]
     tuples = ", ".join(f"1:{n} {len(rows)} tuples" for n, rows in sorted(content["matching"].items(),

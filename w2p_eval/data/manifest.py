@@ -202,6 +202,10 @@ def _drop_bad_rows(data_dir: Path, df):
             _BAD_ROWS[key] = (reasons, examples)
             logging.getLogger(__name__).info("%s: skipping %d manifest rows (%s); e.g. %s", data_dir,
                                                 len(problems), reasons, "; ".join(examples))
+        if len(problems) == len(df):  # nothing left: say why here, not "found none" later
+            raise InputError(f"expected usable rows in {data_dir / MANIFEST}, got none: all {len(df)} rows were "
+                             f"skipped ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))}); first: "
+                             f"{examples[0]}")
         df = df.drop(index=df.index[sorted(problems)]).reset_index(drop=True)
     df["audio_start"] = df["audio_start"].astype(float)
     df["audio_duration"] = df["audio_duration"].astype(float)

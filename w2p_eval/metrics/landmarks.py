@@ -189,8 +189,15 @@ def _pair_overlay(path, fake, real, fake_res, real_res, seed: int, n_pairs: int 
     return write_overlay(path, rows)
 
 
+# the per-image CSV's columns; its header line is how a later run knows the file is one it wrote
+PER_IMAGE_COLUMNS = ("image", "detected", "note", "score", "left", "top", "right", "bottom",
+                     *(f"x{k}" for k in range(N_POINTS)), *(f"y{k}" for k in range(N_POINTS)))
+PER_IMAGE_HEADER = ",".join(PER_IMAGE_COLUMNS)
+
+
 def write_per_image_csv(path, names: Sequence[str], results: Sequence[LandmarkResult]) -> Path:
-    """One CSV row per image: name, detected, note, score, box, then x0..x67, y0..y67 (0-based px)."""
+    """One CSV row per image: name, detected, note, score, box, then x0..x67, y0..y67 (0-based px); the
+    header line is exactly :data:`PER_IMAGE_HEADER`."""
     import pandas as pd
 
     pts = points_array(results).reshape(len(results), -1)
@@ -200,6 +207,7 @@ def write_per_image_csv(path, names: Sequence[str], results: Sequence[LandmarkRe
         **{k: [float(r.box[i]) for r in results] for i, k in enumerate(("left", "top", "right", "bottom"))},
         **{f"x{k}": pts[:, 2 * k] for k in range(N_POINTS)}, **{f"y{k}": pts[:, 2 * k + 1] for k in range(N_POINTS)},
     })
+    assert tuple(df.columns) == PER_IMAGE_COLUMNS
     path = Path(path)
     with atomic_path(path, suffix=".csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.3f")

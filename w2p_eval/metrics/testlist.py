@@ -230,6 +230,12 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
     if any(not isinstance(gal, list) or len(gal) != g for gal in galleries):
         raise InputError(f"expected galleries of {g} identities in {path}, got sizes "
                          f"{sorted({len(x) if isinstance(x, list) else -1 for x in galleries})} (malformed test list)")
+    if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= g for k in ks):
+        bad = next(k for k in ks if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= g)
+        raise InputError(f"expected retrieval ks as integers in [1, {g}] (the gallery size) in {path}, got "
+                         f"{str(bad)[:40]!r} (malformed test list)")
+    if any(not isinstance(x, str) for gal in galleries for x in gal):
+        raise InputError(f"expected gallery identity names (text) in {path} (malformed test list)")
     tuples = _check_tuples(matching, set(pairs), split, path)
     if data_dir is not None:
         _check_dataset(data_dir, mhash, tid, path)
@@ -248,9 +254,10 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
     (InputError, one line) rather than silently replaced. The evaluated split must hold exactly the list's
     pairs (same manifest hash makes that so unless pairs became unreadable).
     """
-    from w2p_eval.data.manifest import load_manifest, split_frame
+    from w2p_eval.data.manifest import load_info, load_manifest, split_frame
 
     tl = load_testlist(path, opts.data_dir)
+    tl.gallery_labels(load_info(opts.data_dir)["identities"])  # unknown gallery identities: refused up front
     for what, given, have, want in (("--split", split_given, opts.split, tl.split),
                                     ("--protocol", protocol_given, opts.protocol, tl.protocol),
                                     ("--backbone", backbone_given, opts.backbone, tl.judge)):

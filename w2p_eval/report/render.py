@@ -14,6 +14,7 @@ import pandas as pd
 
 from w2p_eval.text import table_cells as _cells
 from w2p_eval.text import to_markdown
+from w2p_eval.utils import md_cell
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -80,13 +81,14 @@ def render_markdown(title: str, blocks: list[Block], root: str | os.PathLike) ->
             out += ["```", b.text, "```", ""]
         elif b.kind == "table" and b.table is not None and not b.table.empty:
             if b.text:
-                out += [f"*{b.text}*", ""]
+                out += [f"*{md_cell(b.text)}*", ""]
             out += [to_markdown(b.table), ""]
-        elif b.kind == "figure" and b.path is not None:
+        elif b.kind == "figure" and b.path is not None:  # captions carry run names: escaped like table cells
             rel = os.path.relpath(b.path, root).replace(os.sep, "/")
-            out += [f"![{b.text}]({rel})", ""]
+            alt = md_cell(b.text).replace("[", "\\[").replace("]", "\\]")
+            out += [f"![{alt}]({rel})", ""]
             if b.text:
-                out += [f"*{b.text}*", ""]
+                out += [f"*{md_cell(b.text)}*", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
