@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.images import open_image
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import clean_stale_partials, sibling_lock
 from w2p_eval.utils import atomic_path, atomic_write_json, make_temp_dir, sha256_file
@@ -76,7 +77,7 @@ _CHECKED: dict[tuple[str, str], tuple[frozenset, dict, list]] = {}
 
 def _image_problem(img: Path) -> tuple[str, str] | None:
     try:
-        with Image.open(img) as im:
+        with open_image(img) as im:  # the declared size first (too many pixels: skipped, never decoded)
             im.verify()  # the structure (PNG chunks + CRCs)
         with Image.open(img) as im:
             im.load()  # and every pixel: a truncated JPEG-in-.png or a garbage zlib stream fails here

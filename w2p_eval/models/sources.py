@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from w2p_eval.errors import InputError
 from w2p_eval.models.generation import GeneratedSet
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 EXTERNAL_MODEL = "external"
+# the largest face a folder may hold: generators draw 64-256 px; a larger file is a counted skip (read from its
+# header), so N faces never take more than N x 1024 x 1024 x 3 bytes
+FACE_MAX_SIDE = 1024
 _NOTES: list[str] = []
 
 
@@ -360,12 +364,37 @@ def as_uint8_faces(faces) -> np.ndarray:
         arr = arr.transpose(0, 2, 3, 1)
     if arr.shape[1] != arr.shape[2]:
         raise InputError(f"expected square faces, got {arr.shape[1]}x{arr.shape[2]}")
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise InputError("expected finite face values, got NaN or inf")
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(_to_uint8_values(arr))
+
+
+FLOAT_TOLERANCE = 0.5 / 255  # float faces may leave [0, 1] by half a grey level (rounding), no more
+
+
+def _to_uint8_values(arr: np.ndarray) -> np.ndarray:
+    """uint8 as is; other integers in [0, 255] converted with a logged note; floats in [0, 1] scaled to
+    0-255. Anything else (NaN/inf, floats outside [0, 1] such as 0-255 or [-1, 1] values, integers outside
+    [0, 255], booleans) is refused with one line saying what arrived, never clipped into range."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"expected faces as uint8 0-255 or float in [0, 1], got dtype {arr.dtype}")
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"expected integer faces in 0-255, got values in [{lo}, {hi}] (dtype {arr.dtype})")
+        log.warning("faces of dtype %s read as 0-255 grey levels (converted to uint8)", arr.dtype)
+        return arr.astype(np.uint8)
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError(f"expected finite face values, got {int((~np.isfinite(arr)).sum())} NaN or inf values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_TOLERANCE or hi > 1 + FLOAT_TOLERANCE:
+        hint = (" (0-255 values: pass uint8, or divide by 255)" if hi > 1 and lo >= 0 else
+                " ([-1, 1] values: pass (x + 1) / 2)" if lo < 0 and hi <= 1 + FLOAT_TOLERANCE else "")
+        raise InputError(f"expected float faces in [0, 1], got values in [{lo:.4g}, {hi:.4g}]{hint}")
+    return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
 # ------------------------------------------------------------------ folders of images
@@ -483,34 +512,44 @@ def read_faces(files: Sequence[Path | None], folder: Path) -> tuple[np.ndarray, 
     """
     from PIL import Image, UnidentifiedImageError
 
+    from w2p_eval.data.images import ImageTooLarge, open_image
     from w2p_eval.utils import Skips
 
     skips = Skips("images")
-    faces, keep, sizes = [], np.zeros(len(files), bool), {}
-    for i, f in enumerate(files):
+    keep, sizes = np.zeros(len(files), bool), {}
+    faces: np.ndarray | None = None  # one array, filled as files are read (no list of copies to stack)
+    k = 0
+    for i, f in enumerate(tqdm(files, desc=f"reading {folder.name}", unit="img", leave=False,
+                               disable=len(files) < 500)):
         if f is None:
             continue
-        try:
-            with Image.open(f) as im:
+        try:  # the size comes from the header: an oversized file is skipped before a pixel is decoded
+            with open_image(f, max_side=FACE_MAX_SIDE) as im:
+                if im.size[0] != im.size[1]:
+                    skips.add(str(f.relative_to(folder)), f"not square ({im.size[0]}x{im.size[1]})")
+                    continue
                 im.load()
                 arr = _to_rgb8(im)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            skips.add(str(f.relative_to(folder)), f"unreadable image ({exc.__class__.__name__})")
+        except ImageTooLarge:
+            skips.add(str(f.relative_to(folder)), f"larger than {FACE_MAX_SIDE} px")
             continue
-        if arr.shape[0] != arr.shape[1]:
-            skips.add(str(f.relative_to(folder)), f"not square ({arr.shape[1]}x{arr.shape[0]})")
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            skips.add(str(f.relative_to(folder)), f"unreadable image ({exc.__class__.__name__})")
             continue
         sizes.setdefault(arr.shape[0], f)
         if len(sizes) > 1:
             (s1, f1), (s2, f2) = list(sizes.items())[:2]
             raise InputError(f"expected faces of one size in {folder}, got {s1} px ({f1.name}) and {s2} px ({f2.name})")
-        faces.append(arr)
+        if faces is None:
+            faces = np.empty((sum(x is not None for x in files[i:]),) + arr.shape, np.uint8)
+        faces[k] = arr
+        k += 1
         keep[i] = True
     if len(skips):
         line = f"{folder}: {skips.summary()}"
         log.warning(line)
         _NOTES.append(line)
-    return (np.stack(faces) if faces else np.zeros((0, 1, 1, 3), np.uint8)), keep
+    return (faces[:k] if faces is not None else np.zeros((0, 1, 1, 3), np.uint8)), keep
 
 
 # ------------------------------------------------------------------ building sources
