@@ -36,3 +36,14 @@ class RunFailed(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class EnvironmentFailure(Exception):
+    """Valid input, but the machine cannot do it: a results store locked by another process past
+    ``--store-timeout``, a store on a full disk or a read-only mount. The CLI prints
+    ``w2p-eval: error: <message>`` on one line and exits with code 1 (like an OSError)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))

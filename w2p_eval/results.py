@@ -24,13 +24,15 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from w2p_eval.errors import InputError
+from w2p_eval.errors import EnvironmentFailure, InputError
 from w2p_eval.utils import atomic_path, connect_readonly, csv_safe, git_commit, package_versions
-from w2p_eval.validate import check_store
+from w2p_eval.validate import check_store, store_problem
 
 log = logging.getLogger(__name__)
 
 STORE_NAME = "results.sqlite"
+# seconds an open or write of the store waits in all for another process's lock (``--store-timeout`` sets it)
+STORE_TIMEOUT_S = 60.0
 ROW_KEYS = (
     "data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split",
     "protocol", "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra",
@@ -107,41 +109,54 @@ class ResultsStore:
     >>> store.query(metric="identity_top1_fake")   # pandas DataFrame
     """
 
-    def __init__(self, path: str | os.PathLike, timeout_s: float = 60.0, retries: int = 20, readonly: bool = False):
+    def __init__(self, path: str | os.PathLike, timeout_s: float | None = None, retries: int | None = None,
+                 readonly: bool = False):
+        """``timeout_s``: how long one open or write waits, in all, for another process's lock before it gives
+        up (EnvironmentFailure, exit 1); None -> :data:`STORE_TIMEOUT_S` (``--store-timeout``)."""
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise InputError(f"expected a results store file (.sqlite), got folder {self.path}")
         self.readonly = bool(readonly)  # queries only: opened read-only, never created or switched to WAL
-        check_store(self.path, ROW_KEYS + PROVENANCE, write=not self.readonly)  # older stores lack `source`
-        self.timeout_s = float(timeout_s)
-        self.retries = int(retries)
+        self.timeout_s = float(STORE_TIMEOUT_S if timeout_s is None else timeout_s)
+        check_store(self.path, ROW_KEYS + PROVENANCE, write=not self.readonly,  # older stores lack `source`
+                    timeout_s=self.timeout_s)
         self._provenance: dict | None = None
         if not self.readonly:
             self._retrying(self._init_schema)
 
     # -- connection and retries -------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, wait_s: float) -> sqlite3.Connection:
         if self.readonly:
-            return connect_readonly(self.path, self.timeout_s)
+            return connect_readonly(self.path, wait_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-        con.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+        con = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
         return con
 
     def _retrying(self, fn, *args):
-        """Run ``fn(con, *args)``; on 'database is locked/busy' wait a little (jittered) and retry."""
-        for attempt in range(self.retries + 1):
+        """Run ``fn(con, *args)``; while another process holds the store's lock, retry (jittered) until
+        ``timeout_s`` has passed in all, saying once that it waits; then EnvironmentFailure (exit 1).
+        Other SQLite failures (disk full, read-only) are environment failures naming the cause."""
+        deadline = time.monotonic() + self.timeout_s
+        said = False
+        for attempt in range(10**6):
             con = None
             try:
-                con = self._connect()
+                con = self._connect(max(0.05, min(2.0, deadline - time.monotonic())))
                 return fn(con, *args)
             except sqlite3.OperationalError as exc:
                 msg = str(exc).lower()
-                if ("locked" not in msg and "busy" not in msg) or attempt == self.retries:
-                    if "locked" in msg or "busy" in msg:
-                        raise InputError(f"results store {self.path} stayed locked after {attempt + 1} tries") from None
-                    raise
-                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+                if "locked" not in msg and "busy" not in msg:
+                    raise EnvironmentFailure(store_problem(self.path, exc)) from None
+                if time.monotonic() >= deadline:
+                    raise EnvironmentFailure(f"the results store {self.path} stayed locked by another process for "
+                                             f"{self.timeout_s:g} s (--store-timeout); wait for that process to "
+                                             f"finish, or pass a larger --store-timeout") from None
+                if not said:
+                    log.warning("the results store %s is locked by another process; waiting up to %g s "
+                                "(--store-timeout)", self.path, self.timeout_s)
+                    said = True
+                time.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)) * (0.5 + random.random()))
             except sqlite3.DatabaseError as exc:
                 raise InputError(f"expected an SQLite results store, got {self.path} ({exc})") from None
             finally:

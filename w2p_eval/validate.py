@@ -256,10 +256,36 @@ def check_location(path, what: str, *, file: bool) -> Path:
     return path
 
 
-def check_store(path, columns, *, write: bool) -> Path:
+def store_problem(path, exc) -> str:
+    """One line for an SQLite failure that is the machine's, not the file's: the store's folder on a
+    read-only mount or not writable, the disk full, another process's lock."""
+    folder = Path(os.path.abspath(path)).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+        read_only, free = bool(st.f_flag & os.ST_RDONLY), st.f_bavail * st.f_frsize
+    except OSError:
+        read_only, free = False, None
+    if read_only:
+        cause = f"{folder} is on a read-only filesystem; choose a store on a writable disk"
+    elif free is not None and free < 1 << 20:
+        cause = f"the disk holding {folder} is full ({free} bytes free); free some space and run again"
+    elif not os.access(folder, os.W_OK):
+        cause = f"no permission to write in {folder}; choose a location you can write"
+    else:
+        cause = "check that its folder is writable and the disk is not full"
+    return f"the results store {path} could not be opened or written (SQLite: {exc}): {cause}"
+
+
+def check_store(path, columns, *, write: bool, timeout_s: float = 5.0) -> Path:
     """A results store location: a usable place for the file and, when the file exists, an SQLite
     database whose ``results`` table has ``columns``. The schema is read with a read-only connection,
-    so an unrelated database is refused without being changed (no table added, no WAL switch)."""
+    so an unrelated database is refused without being changed (no table added, no WAL switch).
+    A store SQLite cannot open for reasons of the machine (read-only mount, full disk, a lock held past
+    ``timeout_s``) is an EnvironmentFailure (exit 1), not bad input: the file itself is a valid store."""
+    from w2p_eval.errors import EnvironmentFailure
+
     path = check_location(path, "the results store", file=True)
     if not path.exists():
         if not write:
@@ -269,17 +295,29 @@ def check_store(path, columns, *, write: bool) -> Path:
         if not write:
             raise InputError(f"expected a results store, got an empty file {path}")
         return path
-    con = None
     try:
-        con = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
-        have = {r[1] for r in con.execute("PRAGMA table_info(results)")}
-    except sqlite3.DatabaseError as exc:
+        try:
+            have = _schema(path, min(1.0, timeout_s))
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            import logging
+
+            logging.getLogger(__name__).warning("the results store %s is locked by another process; waiting up to "
+                                                "%g s (--store-timeout)", path, timeout_s)
+            have = _schema(path, max(0.0, timeout_s - 1.0))
+    except sqlite3.OperationalError as exc:  # the file could not be read as it is: the machine's problem
         if "unable to open" in str(exc).lower() and os.access(path, os.R_OK) and not write:
             return path  # a WAL store on a read-only mount: ResultsStore reads it immutable
+        if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            raise EnvironmentFailure(f"the results store {path} stayed locked by another process for {timeout_s:g} s "
+                                     f"(--store-timeout); wait for that process to finish, or pass a larger "
+                                     f"--store-timeout") from None
+        if not _is_sqlite_file(path):
+            raise InputError(f"expected an SQLite results store, got {path} ({exc})") from None
+        raise EnvironmentFailure(store_problem(path, exc)) from None
+    except sqlite3.DatabaseError as exc:
         raise InputError(f"expected an SQLite results store, got {path} ({exc})") from None
-    finally:
-        if con is not None:
-            con.close()
     missing = [c for c in columns if c not in have]
     if not have:
         raise InputError(f"expected a w2p-eval results store, got {path}: an SQLite file without a `results` "
@@ -288,6 +326,23 @@ def check_store(path, columns, *, write: bool) -> Path:
         raise InputError(f"expected a w2p-eval results table with columns {list(columns)} in {path}, "
                          f"missing {missing}")
     return path
+
+
+def _schema(path, timeout_s: float) -> set[str]:
+    """The column names of ``path``'s ``results`` table, read through a read-only connection."""
+    con = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=timeout_s)
+    try:
+        return {r[1] for r in con.execute("PRAGMA table_info(results)")}
+    finally:
+        con.close()
+
+
+def _is_sqlite_file(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def check_choice(name, choices, what: str) -> str:

@@ -109,7 +109,7 @@ def cli(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback; an environment
     failure (disk full, read-only or unusable location) is one line and exit code 1."""
-    from w2p_eval.errors import InputError, RunFailed
+    from w2p_eval.errors import EnvironmentFailure, InputError, RunFailed
 
     try:
         rv = cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         click.echo(f"w2p-eval: error: {exc}", err=True)
         sys.exit(2)
+    except EnvironmentFailure as exc:
+        click.echo(f"w2p-eval: error: {exc}", err=True)
+        sys.exit(1)
     except RunFailed as exc:
         click.echo(f"w2p-eval: failed: {exc}", err=True)
         sys.exit(1)

@@ -40,6 +40,7 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
                        backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights, workers))
     SUITE.check(opts)
+    O.open_store_early(data_dir, store, no_store)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]
     check_distinct_names(items)

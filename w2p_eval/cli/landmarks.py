@@ -81,6 +81,7 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
         claim_file(per_image, "landmarks", ours=text_starting_with(M.PER_IMAGE_HEADER), what="--per-image",
                    inputs=[*ckpts, *stores, *dataset_inputs(data_dir)])
 
+    O.open_store_early(data_dir, store, no_store or not (store or data_dir))
     rows: list[dict] = []
     sources = O.face_sources(images, names) if data_dir else []
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]

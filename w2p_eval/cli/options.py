@@ -49,9 +49,29 @@ cache_dir_option = click.option(
     help="Cache of trained judges, real-face embeddings and landmarks.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
 
 
+STORE_TIMEOUT_MAX = 7 * 24 * 3600
+
+
+def _set_store_timeout(ctx, param, value):
+    """--store-timeout S: how long a store locked by another process is waited for (then exit 1)."""
+    import math
+
+    if value is None:
+        return value
+    if not (math.isfinite(value) and 0 <= value <= STORE_TIMEOUT_MAX):
+        raise InputError(f"expected --store-timeout in seconds in [0, {STORE_TIMEOUT_MAX}], got {value}")
+    from w2p_eval import results
+
+    results.STORE_TIMEOUT_S = float(value)
+    return value
+
+
 def store_options(with_no_store: bool = True):
     opts = [click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                         help="Results store to write to.  [default: DATA/results.sqlite]")]
+                         help="Results store to write to.  [default: DATA/results.sqlite]"),
+            click.option("--store-timeout", type=float, default=60.0, show_default=True, metavar="S",
+                         expose_value=False, callback=_set_store_timeout, is_eager=False,
+                         help="Seconds to wait for a results store another process has locked (then exit 1).")]
     if with_no_store:
         opts.append(click.option("--no-store", is_flag=True, help="Do not write the rows to a results store."))
     return _stack(*opts)
@@ -98,6 +118,15 @@ def backbone_options(backbone: str, vgg_face_weights=None, workers: int = 1) -> 
     if backbone.startswith("dlib_resnet") and workers > 1:
         return {"workers": int(workers)}
     return None
+
+
+def open_store_early(data_dir, store, no_store) -> None:
+    """Open the results store a verb will write before any work: an unusable, locked (waited for up to
+    --store-timeout) or read-only store is reported now, not after minutes of scoring."""
+    if not no_store and (store or data_dir):
+        from w2p_eval.results import ResultsStore, default_store
+
+        ResultsStore(store or default_store(data_dir))
 
 
 def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:
