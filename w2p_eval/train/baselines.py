@@ -35,6 +35,29 @@ log = logging.getLogger(__name__)
 
 BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
 
+# Every key a baseline config may hold (train/run.py:resolve_config refuses any other with a did-you-mean,
+# as it does for WAV2PIX). EXTRA_KEYS are the generic training options `w2p-eval train` can set; a one-pass
+# fit has no use for them, so they are accepted (no default) and a note says they are ignored.
+DEFAULTS: dict = {
+    "model": None, "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen",
+    "pool_per_identity": 100, "medoid_candidates": 500, "speaker_C": 1.0, "speaker_weights": None, "cache_dir": None,
+}
+EXTRA_KEYS = ("epochs", "batch_size", "checkpoint_every", "threads", "num_workers", "n_samples")
+_IGNORED = EXTRA_KEYS
+
+
+def check_config(cfg: dict) -> None:
+    """The baseline trainer's rules beyond ``validate.check_config_values``: protocol, text paths; a note
+    for generic training options that a one-pass fit ignores. One-line InputError; nothing written yet."""
+    if cfg.get("protocol") not in ("seen", "unseen"):
+        raise InputError(f"expected protocol seen or unseen, got {cfg.get('protocol')!r}")
+    for key in ("speaker_weights", "cache_dir"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise InputError(f"expected a path (text) for {key}, got {cfg[key]!r}")
+    ignored = [k for k in _IGNORED if cfg.get(k) is not None]
+    if ignored:
+        log.warning("%s is fitted in one pass: %s ignored", cfg.get("model"), ", ".join(ignored))
+
 
 def load_faces(ds, image_size: int):
     """Every training pair's face of a PairDataset split, resized.

@@ -67,13 +67,15 @@ def _trainer_module(model: str):
     return train_fn, importlib.import_module(train_fn.__module__)
 
 
-def resolve_config(base: dict, overrides: dict | None, defaults: dict) -> dict:
-    """defaults < base (YAML) < overrides (CLI). Unknown keys are refused when defaults are known."""
+def resolve_config(base: dict, overrides: dict | None, defaults: dict, extra_keys=()) -> dict:
+    """defaults < base (YAML) < overrides (CLI). Unknown keys (not in defaults, nor in the trainer's
+    ``extra_keys``: accepted without a default) are refused when defaults are known."""
     cfg = {**defaults, **base, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     if defaults:
-        unknown = [k for k in cfg if k not in defaults]
+        known = sorted({*defaults, *extra_keys})
+        unknown = [k for k in cfg if k not in known]
         if unknown:
-            raise InputError(unknown_name("config key", unknown[0], sorted(defaults)))
+            raise InputError(unknown_name("config key", unknown[0], known))
         for key, default in defaults.items():
             value = cfg[key]
             if isinstance(default, bool) and not isinstance(value, bool):
@@ -122,7 +124,7 @@ def run_training(
     if seed is not None:
         overrides["seed"] = int(seed)
     train_fn, module = _trainer_module(str(base["model"]))
-    cfg = resolve_config(base, overrides, getattr(module, "DEFAULTS", {}))
+    cfg = resolve_config(base, overrides, getattr(module, "DEFAULTS", {}), getattr(module, "EXTRA_KEYS", ()))
     check = getattr(module, "check_config", None)
     if check is not None:  # bad values fail before RUN/ is touched
         check(cfg)
