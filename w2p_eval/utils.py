@@ -237,3 +237,26 @@ def connect_readonly(path: str | os.PathLike, timeout_s: float = 60.0):
         if os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
             raise
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout_s, isolation_level=None)
+
+
+def write_failure(path: str | os.PathLike, exc: BaseException) -> OSError:
+    """An OSError for a library's write failure that is not one (e.g. soundfile's LibsndfileError on a full
+    disk), with the errno the machine's state explains: a read-only mount (EROFS), a full disk (ENOSPC),
+    a file-size limit (EFBIG), else EIO. ``cli.main`` turns it into one line and exit 1."""
+    import errno
+    import resource
+
+    folder = Path(os.path.abspath(path)).parent
+    code = errno.EIO
+    try:
+        st = os.statvfs(folder)
+        if st.f_flag & os.ST_RDONLY:
+            code = errno.EROFS
+        elif st.f_bavail * st.f_frsize < 1 << 20:
+            code = errno.ENOSPC
+        elif resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            code = errno.EFBIG
+    except OSError:
+        pass
+    detail = " ".join(str(exc).split())
+    return OSError(code, f"{os.strerror(code)} ({detail})", str(path))

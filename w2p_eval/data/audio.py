@@ -78,5 +78,11 @@ def preprocess_wave(x: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 def write_wav(path: str | os.PathLike, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:
-    """Write float audio in [-1, 1] as PCM16 WAV."""
-    sf.write(str(path), np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16")
+    """Write float audio in [-1, 1] as PCM16 WAV. A failed write (full disk, read-only mount) is an OSError
+    naming the cause, not soundfile's LibsndfileError."""
+    try:
+        sf.write(str(path), np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16")
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        from w2p_eval.utils import write_failure
+
+        raise write_failure(path, exc) from None
