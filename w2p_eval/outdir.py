@@ -36,21 +36,31 @@ def read_marker(folder: Path) -> dict | None:
     """The folder's marker, or None when there is none, it is unreadable, or it is not to be trusted:
     ``files`` must be a list of names relative to ``folder`` (no absolute path, no ``..``, nothing that
     resolves through a symlink to outside the folder). A marker that fails this makes the folder not ours."""
-    folder = Path(folder)
-    marker = folder / MARKER
+    data = _raw_marker(folder)
+    return data if data is not None and marker_problem(folder, data) is None else None
+
+
+def _raw_marker(folder: Path) -> dict | None:
+    marker = Path(folder) / MARKER
     if marker.is_symlink():
         return None
     try:
         data = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict):
-        return None
+    return data if isinstance(data, dict) else None
+
+
+def marker_problem(folder: Path, data: dict) -> str | None:
+    """Why a marker's file list cannot be trusted (its first bad entry), or None."""
     files = data.get("files", [])
-    if not isinstance(files, list) or any(marker_entry_problem(folder, f) for f in files):
-        log.warning("ignoring the ownership marker %s: its file list names something outside the folder", marker)
-        return None
-    return data
+    if not isinstance(files, list):
+        return "its file list is not a list"
+    for rel in files:
+        why = marker_entry_problem(folder, rel)
+        if why is not None:
+            return f"its file list names {str(rel)[:80]!r}, {why}"
+    return None
 
 
 def marker_entry_problem(folder: Path, rel) -> str | None:
@@ -159,6 +169,9 @@ def claim(out, command: str, *, own: Callable[[Path], bool] | None = None) -> Pa
     if own is not None and own(out):
         return out
     made_by = f" (made by `w2p-eval {marker.get('command')}`)" if marker else ""
+    raw = _raw_marker(out) if marker is None else None
+    if raw is not None and marker_problem(out, raw):  # a forged or damaged marker: the folder is not ours
+        made_by = f" (its marker {MARKER} is not trusted: {marker_problem(out, raw)})"
     raise InputError(f"expected --out to be a new or empty folder or an earlier {command} (made by `w2p-eval {command}`), "
                      f"got {out} holding {len(entries)} other entries{made_by}; choose another --out")
 

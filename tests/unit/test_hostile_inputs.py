@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
 
-from tests.helpers import MEAN_FACE, REPO, mean_face_run, run_cli, snapshot
+from tests.helpers import MEAN_FACE, REPO, astronaut, mean_face_run, run_cli, snapshot
 
 WAV2PIX = str(REPO / "baselines" / "wav2pix_64.yaml")
 
@@ -295,23 +301,241 @@ CASES = {
 }
 
 
+def _run_with_file_size_limit(argv, limit: int) -> tuple[int, str, str]:
+    """``w2p-eval ARGV`` in a child process whose writes past ``limit`` bytes fail (EFBIG), as on a full disk."""
+    script = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        from w2p_eval.cli import main
+        main({[str(a) for a in argv]!r})
+        """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+
+# -- round two (issue 23): single-file outputs, markers, images, option ranges, test lists, stores ---------
+@dataclass
+class Expect:
+    """A case whose outcome is not the default (exit 2, one line): ``code`` 1 for the environment, 0 for bad
+    data that is skipped and counted; ``allowed_prefixes``: logged lines allowed beside the error line;
+    ``match``: a regex stderr must contain; ``file_size_limit``: run in a child process with RLIMIT_FSIZE."""
+
+    setup: Callable
+    code: int = 2
+    allowed_prefixes: tuple = ("\0",)
+    match: str | None = None
+    file_size_limit: int = 0
+    outputs: tuple = ()  # names in the case folder that are the command's own outputs (may change)
+
+
+HELD_DB: list = []
+
+
+def results_store(case: Path, name: str = "results.sqlite") -> Path:
+    """A real results store with one row."""
+    from w2p_eval.results import ResultsStore
+
+    path = case / name
+    ResultsStore(path).write([{
+        "data_hash": "d", "run": "r<b>\nx", "model": "mean_face", "checkpoint": "c", "checkpoint_hash": "h",
+        "epoch": 0, "metric": "identity_top1_fake", "split": "test", "protocol": "seen", "seed": 0, "value": 0.5,
+        "n": 6, "evaluator": "identity/dlib_resnet", "evaluator_version": "1", "config_hash": "x", "extra": {}}])
+    return path
+
+
+def locked_store(case: Path) -> Path:
+    """A results store another connection holds an exclusive lock on for the case's duration."""
+    path = results_store(case)
+    con = sqlite3.connect(path, isolation_level=None, timeout=1)
+    con.execute("PRAGMA locking_mode = EXCLUSIVE")
+    con.execute("BEGIN EXCLUSIVE")
+    HELD_DB.append(con)
+    return path
+
+
+def report_folder(case: Path, files: list, *, link: tuple | None = None) -> Path:
+    """An --out folder that looks like an earlier report whose marker lists ``files``; ``link`` = (name,
+    target) makes R/name a symlink to target. A user's file sits outside R, where a forged marker points."""
+    outside = case / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "thesis.tex").write_text("the user's file")
+    out = case / "R"
+    out.mkdir()
+    (out / "report.md").write_text("# an earlier report\n")
+    if link:
+        (out / link[0]).symlink_to(link[1], target_is_directory=True)
+    (out / ".w2p-eval.json").write_text(json.dumps({"command": "report", "files": ["report.md", *files]}))
+    return out
+
+
+def report_into(case: Path, out: Path) -> list:
+    return ["report", "--store", str(results_store(case, "s.sqlite")), "--out", str(out), "--no-samples"]
+
+
+def make_testlist(base, case: Path, edit=None) -> Path:
+    """A real frozen test list of the tiny dataset (no matching tuples: 1 face per identity), edited by
+    ``edit(content)`` with its id recomputed, as a careful forger would."""
+    from w2p_eval.metrics.testlist import build_testlist, testlist_id
+
+    content = build_testlist(base["data"], matching=[], gallery_size=2, n_galleries=3)
+    if edit is not None:
+        edit(content)
+        content["id"] = testlist_id(content)
+    path = case / "list.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def evaluate_with_list(base, case, edit) -> list:
+    return ["evaluate", str(base["ckpt"]), "--data", str(base["data"]), "--metrics", "identity,retrieval",
+            "--testlist", str(make_testlist(base, case, edit)), "--store", str(case / "s.sqlite")]
+
+
+def _ks(content, value):
+    content["retrieval"]["ks"] = value
+
+
+def _gallery(content, name):
+    content["retrieval"]["galleries"][0][0] = name
+
+
+def big_images(case: Path, side: int, mode: str = "L") -> Path:
+    """A folder with two ordinary face-sized images and one of ``side`` x ``side`` px (cheap to store:
+    one flat colour compresses to a few kB; only the header says how large it is)."""
+    from PIL import Image
+
+    folder = case / "imgs"
+    folder.mkdir()
+    for k in range(2):
+        Image.fromarray(astronaut()[::4, ::4]).save(folder / f"face{k}.png")
+    Image.new(mode, (side, side)).save(folder / "huge.png", optimize=False)
+    return folder
+
+
+def prepare_demo_full_disk(base, case):
+    return ["prepare", "demo", "--out", str(case / "demo")]
+
+
+def store_full_disk(base, case):
+    """landmarks --real run once (its cache filled, the store holding its rows), then again where no file may
+    grow past 5 kB: the store's write-ahead log cannot take the new rows."""
+    argv = ["landmarks", "--real", "--data", str(base["data"]), "--store", str(results_store(case)),
+            "--image-size", "16", "--cache-dir", str(case / "cache")]
+    assert run_cli(argv).returncode == 0
+    return argv
+
+
+ROUND_TWO = {
+    # single-file outputs: never an input, never a file the verb did not write
+    "compare-out-is-a-store": lambda b, c: ["compare", str(b["ckpt"]), str(b["ckpt"]), "--data", str(b["data"]),
+                                            "--out", str(results_store(c))],
+    "compare-out-is-the-manifest": lambda b, c: (lambda d: ["compare", str(b["ckpt"]), str(b["ckpt"]), "--data",
+                                                            str(d), "--out", str(d / "manifest.csv")])(copy_data(b, c)),
+    "compare-out-symlink": lambda b, c: (os.symlink(yaml_file(c, "mine"), c / "cmp.json"),
+                                         ["compare", str(b["ckpt"]), str(b["ckpt"]), "--data", str(b["data"]),
+                                          "--out", str(c / "cmp.json")])[1],
+    "testlist-out-is-a-store": lambda b, c: ["testlist", "--data", str(b["data"]), "--out", str(results_store(c))],
+    "testlist-out-is-the-manifest": lambda b, c: (lambda d: ["testlist", "--data", str(d), "--out",
+                                                             str(d / "manifest.csv")])(copy_data(b, c)),
+    "testlist-out-is-dataset-json": lambda b, c: (lambda d: ["testlist", "--data", str(d), "--out",
+                                                             str(d / "dataset.json")])(copy_data(b, c)),
+    "landmarks-per-image-is-a-store": lambda b, c: ["landmarks", "--images", str(b["data"] / "faces"), "--per-image",
+                                                    str(results_store(c))],
+    "landmarks-per-image-is-the-store-written": lambda b, c: ["landmarks", "--ckpt", str(b["ckpt"]), "--data",
+                                                              str(b["data"]), "--store", str(c / "s.sqlite"),
+                                                              "--per-image", str(c / "s.sqlite")],
+    # ownership markers: entries relative to the folder, never through a link, never outside it
+    "report-marker-absolute-entry": lambda b, c: report_into(c, report_folder(c, [str(c / "outside" / "thesis.tex")])),
+    "report-marker-dotdot-entry": lambda b, c: report_into(c, report_folder(c, ["../outside/thesis.tex"])),
+    "report-marker-entry-through-link": lambda b, c: report_into(c, report_folder(
+        c, ["keep/thesis.tex"], link=("keep", c / "outside"))),
+    "report-tables-is-a-symlink": lambda b, c: report_into(c, report_folder(
+        c, ["tables/metrics.csv"], link=("tables", c / "outside"))),
+    # images: the size is read from the header; oversized files and bombs are counted skips (exit 0)
+    "landmarks-image-10000px": Expect(lambda b, c: ["landmarks", "--images", str(big_images(c, 10_000))], code=0,
+                                      match=r"1 of 3 images skipped|skipped.*1"),
+    "landmarks-image-bomb-20000px": Expect(lambda b, c: ["landmarks", "--images", str(big_images(c, 20_000, "1"))],
+                                           code=0, match=r"skipped"),
+    # option ranges and parsed text, before any work
+    "testlist-ks-zero-negative": lambda b, c: ["testlist", "--data", str(b["data"]), "--out", str(c / "t.json"),
+                                               "--ks", "0,-1"],
+    "testlist-ks-huge": lambda b, c: ["testlist", "--data", str(b["data"]), "--out", str(c / "t.json"),
+                                      "--ks", str(10**30)],
+    "testlist-n-galleries-huge": lambda b, c: ["testlist", "--data", str(b["data"]), "--out", str(c / "t.json"),
+                                               "--n-galleries", "100000000"],
+    "testlist-judge-setting-bad-yaml": lambda b, c: ["testlist", "--data", str(b["data"]), "--out", str(c / "t.json"),
+                                                     "--judge-setting", "x=[1, 2"],
+    "testlist-judge-setting-python-tag": lambda b, c: ["testlist", "--data", str(b["data"]), "--out",
+                                                       str(c / "t.json"), "--judge-setting",
+                                                       "x=!!python/object/apply:os.system ['true']"],
+    "evaluate-n-galleries-huge": lambda b, c: ["evaluate", str(b["ckpt"]), "--data", str(b["data"]),
+                                               "--n-galleries", "100000000", "--store", str(c / "s.sqlite")],
+    "evaluate-matching-zero": lambda b, c: ["evaluate", str(b["ckpt"]), "--data", str(b["data"]),
+                                            "--matching", "0", "--store", str(c / "s.sqlite")],
+    "identity-store-timeout-negative": lambda b, c: ["identity", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
+                                                     "--store-timeout", "-1"],
+    # edited test lists (id recomputed): refused up front, one line, no suite run
+    "testlist-ks-strings": lambda b, c: evaluate_with_list(b, c, lambda t: _ks(t, ["1", "2"])),
+    "testlist-k-10e30": lambda b, c: evaluate_with_list(b, c, lambda t: _ks(t, [1, 10**30])),
+    "testlist-unknown-gallery-identity": lambda b, c: evaluate_with_list(b, c, lambda t: _gallery(t, "ghost")),
+    # baseline trainers check their configs like wav2pix
+    "set-unknown-key-mean-face": train_case("--set", "epochs_typo=5"),
+    "config-unknown-key-random-real": lambda b, c: ["train", yaml_file(c, "model: random_real\npool_per_identit: 5\n"),
+                                                    "--data", str(b["data"]), "--out", str(c / "run")],
+    "set-protocol-both-mean-face": train_case("--set", "protocol=both"),
+    # every row dropped: the reason, not "found none"
+    "generate-every-row-negative-start": Expect(data_case(lambda d: edit_manifest(
+        d, lambda df: df.__setitem__("audio_start", "-1"))), match=r"all \d+ rows were skipped \(bad audio offsets"),
+    # the environment: exit 1, one line naming the cause
+    "identity-store-locked": Expect(lambda b, c: ["identity", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
+                                                  "--store", str(locked_store(c)), "--store-timeout", "1"],
+                                    code=1, allowed_prefixes=("WARNING",), match="locked by another process"),
+    "prepare-demo-disk-full": Expect(prepare_demo_full_disk, code=1, file_size_limit=31_900,
+                                     match="File too large"),
+    "landmarks-store-disk-full": Expect(store_full_disk, code=1, file_size_limit=5_000,
+                                        match="the results store .* could not be opened or written",
+                                        outputs=("results.sqlite-wal", "results.sqlite-shm")),
+}
+
+
+CASES.update(ROUND_TWO)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_one_line_exit_2_and_changes_nothing(name, base, tmp_path, capsys):
+    """Every case: the documented exit code (2 bad input unless the case says 1: the environment, or 0: bad
+    data skipped and counted), one `w2p-eval: error:` line (plus the logged warnings the case allows, e.g.
+    "waiting for the lock"), no traceback, and nothing outside the command's own outputs changed."""
     case = tmp_path / "case"
     case.mkdir()
-    argv = CASES[name](base, case)
+    spec = CASES[name]
+    spec = spec if isinstance(spec, Expect) else Expect(spec)
+    argv = spec.setup(base, case)
     before, before_base = snapshot(case), snapshot(base["data"])
     try:
-        code, out, err = run_cli(argv, capsys)
+        if spec.file_size_limit:
+            code, out, err = _run_with_file_size_limit(argv, spec.file_size_limit)
+        else:
+            code, out, err = run_cli(argv, capsys)
+        after = snapshot(case)  # before a lock holder lets go (closing its connection tidies its own files)
     finally:
         while HELD:
             os.close(HELD.pop())
-    lines = err.strip().splitlines()
+        while HELD_DB:
+            HELD_DB.pop().close()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(spec.allowed_prefixes)]
     assert "Traceback" not in err and "Traceback" not in out
-    assert len(lines) == 1, err
-    assert lines[0].startswith("w2p-eval: error: "), err
-    assert code == 2, (code, err)
-    assert snapshot(case) == before, f"{name} changed files: {set(snapshot(case)) ^ set(before)}"
+    assert code == spec.code, (code, err)
+    if spec.code != 0:
+        assert len(lines) == 1, err
+        assert lines[0].startswith("w2p-eval: error: "), err
+    if spec.match:
+        assert re.search(spec.match, err), err
+    after, before = ({k: v for k, v in snap.items() if k not in spec.outputs} for snap in (after, before))
+    assert after == before, f"{name} changed files: {set(after) ^ set(before)}"
     assert snapshot(base["data"]) == before_base
     assert not Path("/tmp/w2p_pwned").exists()
 

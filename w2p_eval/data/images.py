@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -26,7 +27,9 @@ def open_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS, m
     Raises :class:`ImageTooLarge` (a ValueError) when width x height > ``max_pixels`` or the longer side >
     ``max_side``, and for PIL's DecompressionBombError; the caller decides whether that is a skip."""
     try:
-        im = Image.open(path)
+        with warnings.catch_warnings():  # PIL warns between 1x and 2x its limit; the check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image too large ({exc})") from None
     w, h = im.size
