@@ -93,6 +93,20 @@ def write_marker(folder: Path, command: str, files: Iterable[str] = ()) -> None:
     atomic_write_json(Path(folder) / MARKER, {"command": command, "files": sorted(set(files))})
 
 
+def refuse_links(out, rels: Iterable[str]) -> None:
+    """InputError when any of the paths ``rels`` a command is about to write inside ``out`` goes through a
+    symlink below ``out`` (``R/tables -> elsewhere``): a command never writes through a link."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for rel in rels:
+        link = symlink_inside(out, rel)
+        if link is not None:
+            raise InputError(f"expected --out to hold real folders and files, got symlink {link} -> "
+                             f"{os.readlink(link)} where the command writes (left unchanged); remove the link or "
+                             f"choose another --out")
+
+
 def _json_format(path: Path, max_bytes: int = 1 << 30) -> str | None:
     """The ``format`` field of a JSON object file (None when not JSON, not an object, or too large)."""
     try:

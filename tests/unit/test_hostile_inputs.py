@@ -371,6 +371,17 @@ def report_folder(case: Path, files: list, *, link: tuple | None = None) -> Path
     return out
 
 
+def generate_folder_with_link(case: Path) -> Path:
+    """An earlier generate folder whose checkpoint subfolder is a symlink to the user's folder."""
+    (case / "outside").mkdir(exist_ok=True)
+    (case / "outside" / "photo.png").write_bytes(b"the user's picture")
+    out = case / "gen"
+    out.mkdir()
+    (out / ".w2p-eval.json").write_text(json.dumps({"command": "generate", "files": []}))
+    (out / "epoch_0000").symlink_to(case / "outside", target_is_directory=True)
+    return out
+
+
 def report_into(case: Path, out: Path) -> list:
     return ["report", "--store", str(results_store(case, "s.sqlite")), "--out", str(out), "--no-samples"]
 
@@ -452,6 +463,8 @@ ROUND_TWO = {
     "report-marker-dotdot-entry": lambda b, c: report_into(c, report_folder(c, ["../outside/thesis.tex"])),
     "report-marker-entry-through-link": lambda b, c: report_into(c, report_folder(
         c, ["keep/thesis.tex"], link=("keep", c / "outside"))),
+    "generate-out-link-inside": lambda b, c: (lambda out: ["generate", "--ckpt", str(b["ckpt"]), "--data",
+                                                          str(b["data"]), "--out", str(out)])(generate_folder_with_link(c)),
     "report-tables-is-a-symlink": lambda b, c: report_into(c, report_folder(
         c, ["tables/metrics.csv"], link=("tables", c / "outside"))),
     # images: the size is read from the header; oversized files and bombs are counted skips (exit 0)

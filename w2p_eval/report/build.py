@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from w2p_eval.errors import InputError
-from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, read_marker, sibling_lock,
-                             symlink_inside, write_marker)
+from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, read_marker, refuse_links,
+                             sibling_lock, write_marker)
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report.comparison import comparison_frame, describe
@@ -174,10 +174,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
         return
     old_files = set((read_marker(out) or {}).get("files", []))
-    linked = [link for link in (symlink_inside(out, f) for f in new_files) if link is not None]
-    if linked:  # never write through a link: R/tables -> elsewhere would put the report there
-        raise InputError(f"expected --out to hold real folders, got symlink {linked[0]} -> {os.readlink(linked[0])} "
-                         f"where the report writes (left unchanged); remove the link or choose another --out")
+    refuse_links(out, new_files)  # never write through a link: R/tables -> elsewhere would put the report there
     clash = [f for f in new_files if (out / f).exists() and f not in old_files]
     if clash:
         raise InputError(f"expected --out to hold only files of an earlier report, got {out / clash[0]} which a "
