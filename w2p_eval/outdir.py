@@ -205,7 +205,13 @@ class FolderLock:
     def __enter__(self) -> "FolderLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:  # O_NOFOLLOW: a lock file planted as a symlink is never followed (and never truncated)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise InputError(f"expected the lock file {self.path} to be a plain file, got a symlink to "
+                                 f"{os.readlink(self.path)} (left unchanged); remove it") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

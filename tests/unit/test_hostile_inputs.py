@@ -465,6 +465,8 @@ ROUND_TWO = {
         c, ["keep/thesis.tex"], link=("keep", c / "outside"))),
     "generate-out-link-inside": lambda b, c: (lambda out: ["generate", "--ckpt", str(b["ckpt"]), "--data",
                                                           str(b["data"]), "--out", str(out)])(generate_folder_with_link(c)),
+    "train-lock-file-is-a-symlink": lambda b, c: ((c / "run").mkdir(), (c / "run" / ".w2p-eval.lock").symlink_to(
+        yaml_file(c, "precious")), ["train", MEAN_FACE, "--data", str(b["data"]), "--out", str(c / "run")])[2],
     "report-tables-is-a-symlink": lambda b, c: report_into(c, report_folder(
         c, ["tables/metrics.csv"], link=("tables", c / "outside"))),
     # images: the size is read from the header; oversized files and bombs are counted skips (exit 0)
