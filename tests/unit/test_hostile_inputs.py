@@ -490,6 +490,10 @@ ROUND_TWO = {
                                                "--n-galleries", "100000000", "--store", str(c / "s.sqlite")],
     "evaluate-matching-zero": lambda b, c: ["evaluate", str(b["ckpt"]), "--data", str(b["data"]),
                                             "--matching", "0", "--store", str(c / "s.sqlite")],
+    "landmarks-image-size-huge": lambda b, c: ["landmarks", "--real", "--data", str(b["data"]), "--image-size",
+                                               "100000", "--store", str(c / "s.sqlite")],
+    "prepare-demo-identities-huge": lambda b, c: ["prepare", "demo", "--out", str(c / "demo"), "--identities",
+                                                  "10000000"],
     "identity-store-timeout-negative": lambda b, c: ["identity", "--ckpt", str(b["ckpt"]), "--data", str(b["data"]),
                                                      "--store-timeout", "-1"],
     # edited test lists (id recomputed): refused up front, one line, no suite run

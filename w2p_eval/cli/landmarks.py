@@ -37,7 +37,7 @@ def _format(rows: list[dict]) -> str:
               help="Landmark backend: dlib (HOG + 68-point ERT), dlib_cnn (MMOD + ERT), fan (face-alignment 2D-FAN).")
 @O.workers_option
 @O.split_protocol_options
-@click.option("--image-size", type=click.IntRange(8), default=64, show_default=True, metavar="PX",
+@click.option("--image-size", type=click.IntRange(8, 1024), default=64, show_default=True, metavar="PX",
               help="Face size for --real (checkpoints use their own output size).")
 @O.seed_option("generation, overlay sampling and the NME bootstrap interval")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout instead of a table.")

@@ -42,7 +42,7 @@ def prepare() -> None:
               help="Length of each audio crop.")
 @click.option("--segment", default=10.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
               help="Approximate length of the disjoint source segments the seen split moves as wholes.")
-@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16),
+@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16, 1024),
               help="Side of the saved square face crops.")
 @_frac
 def videos(src, out, seed, mapping, k, min_confidence, margin, window, every, crop_seconds, segment,
@@ -89,9 +89,9 @@ def folder(src, out, seed, min_seconds, test_fraction):
 @prepare.command("demo")
 @_out
 @_seed
-@click.option("--identities", "n_identities", default=8, show_default=True, metavar="N", type=click.IntRange(2),
+@click.option("--identities", "n_identities", default=8, show_default=True, metavar="N", type=click.IntRange(2, 1000),
               help="Number of synthetic identities.")
-@click.option("--pairs", "pairs_per_identity", default=24, show_default=True, metavar="N", type=click.IntRange(2),
+@click.option("--pairs", "pairs_per_identity", default=24, show_default=True, metavar="N", type=click.IntRange(2, 1000),
               help="Pairs per identity.")
 @_frac
 def demo(out, seed, n_identities, pairs_per_identity, test_fraction):
