@@ -224,17 +224,17 @@ class FolderItem(SourceItem):
 
     def check(self, data_dir, *, split="test", protocol="seen") -> None:
         """Names match pairs, no pair has two images, and the square images have one size (headers only)."""
-        from PIL import Image
+        from w2p_eval.data.images import open_image
 
         _, matched = self._match(data_dir, split, protocol)
         sizes: dict[int, Path] = {}
         for f in matched.values():
             try:
-                with Image.open(f) as im:
+                with open_image(f, max_side=FACE_MAX_SIDE) as im:
                     w, h = im.size
             except Exception:  # noqa: BLE001 - unreadable files are counted skips when the faces are read
                 continue
-            if w == h:
+            if w == h and w <= FACE_MAX_SIDE:  # larger ones are skipped and counted when the faces are read
                 sizes.setdefault(w, f)
         if len(sizes) > 1:
             (s1, f1), (s2, f2) = sorted(sizes.items())[:2]
