@@ -124,9 +124,16 @@ def open_store_early(data_dir, store, no_store) -> None:
     """Open the results store a verb will write before any work: an unusable, locked (waited for up to
     --store-timeout) or read-only store is reported now, not after minutes of scoring."""
     if not no_store and (store or data_dir):
-        from w2p_eval.results import ResultsStore, default_store
+        from pathlib import Path
 
-        ResultsStore(store or default_store(data_dir))
+        from w2p_eval.results import ResultsStore, default_store
+        from w2p_eval.validate import check_location
+
+        path = Path(store or default_store(data_dir))
+        if path.exists():
+            ResultsStore(path)  # schema, lock (waited for), read-only mount: all found now
+        else:  # a new store is created only when there are rows to write
+            check_location(path, "the results store", file=True)
 
 
 def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:
