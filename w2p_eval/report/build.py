@@ -297,6 +297,21 @@ MAIN_GROUPS = {"identity": "identity", "retrieval": "protocols", "distances": "p
 GROUP_TITLES = {"identity": "Identity (the paper's judge) and face-space metrics",
                 "protocols": "Retrieval, paired distances and matching", "landmarks": "Landmarks",
                 "speaker": "Speech-only speaker ID"}
+# groups that have a section of their own further down (same cells, more context): a pointer, not a copy
+GROUP_SECTIONS = {"protocols": "Retrieval, distances and matching", "landmarks": "Landmark detection"}
+
+
+def _own_section(group: str, cols: list[str]) -> str | None:
+    """The title of the later section that shows ``group``'s metrics, or None."""
+    from w2p_eval.metrics.registry import SUITES, get_suite
+
+    if group in GROUP_SECTIONS:
+        return GROUP_SECTIONS[group]
+    for name in SUITES:
+        section = get_suite(name).report_section()
+        if section is not None and set(cols) <= set(section.metrics):
+            return section.title
+    return None
 
 
 def metric_groups(metrics) -> list[tuple[str, list[str]]]:
@@ -326,11 +341,20 @@ def main_section(ctx: ReportContext) -> list:
                   "`tables/main.csv`). Rates in %. One evaluation seed: value [95 % interval] (seeded cluster "
                   "bootstrap over test faces); several seeds: mean ± std over them. '–': no value.")]
     metrics = [c for c in txt.columns if c not in ("model", "epoch")]
+    elsewhere = []
     for group, cols in metric_groups(metrics):
+        title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
         sub = txt[["model", "epoch", *cols]]
-        sub = sub[(sub[cols] != "–").any(axis=1)]
-        if not sub.empty:
-            blocks += [R.h3(GROUP_TITLES.get(group, group.replace("_", " ").capitalize())), R.table(sub)]
+        sub = sub[(sub[cols] != "–").any(axis=1)].rename(columns={m: info(m).label for m in cols})
+        if sub.empty:
+            continue
+        section = _own_section(group, cols)
+        if section:
+            elsewhere.append(f"{title}: \"{section}\"")
+        else:
+            blocks += [R.h3(title), R.table(sub)]
+    if elsewhere:
+        blocks.append(R.p("In their own sections below: " + "; ".join(elsewhere) + "."))
     return blocks
 
 

@@ -21,7 +21,8 @@ from w2p_eval.text import to_markdown
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45;overflow-wrap:anywhere}
-.scroll{overflow-x:auto;max-width:100%;margin:.6em 0}.scroll table{margin:0}td{white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0}.scroll table{margin:0}table{overflow-wrap:normal}
+td{white-space:nowrap}th{word-break:keep-all}
 pre{overflow-x:auto;max-width:100%;white-space:pre-wrap}img{height:auto}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 h3{font-size:1.05em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
