@@ -338,3 +338,33 @@ def format_table(df, fmt: str = "csv") -> str:
     if fmt == "csv":
         return csv_safe(view).to_csv(index=False)
     raise InputError(f"expected format one of csv, md, json, got {fmt!r}")
+
+
+def format_rows(rows, note: str | None = None) -> str:
+    """Metric rows (dicts or a results DataFrame) as the one plain-text table every verb prints: columns
+    ``run  model  epoch  metric  value [95 % CI]  n``; rates in % with their stored interval
+    (``86.0 % [83.1, 88.7]``), other values with 4 significant digits, '–' for anything missing (no epoch,
+    a skipped metric, no interval). ``note`` is printed under the table."""
+    from w2p_eval.metrics.registry import metric_spec
+    from w2p_eval.text import interval_text, plain_table
+
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    if not records:
+        return "no rows"
+    body = []
+    for r in records:
+        value = r.get("value")
+        missing = value is None or (isinstance(value, float) and not math.isfinite(value))
+        epoch = r.get("epoch")
+        has_epoch = epoch is not None and not (isinstance(epoch, float) and math.isnan(epoch))
+        n = r.get("n")
+        body.append([str(r.get("run", "–")), _model_cell(r), str(int(epoch)) if has_epoch else "–", str(r["metric"]),
+                     interval_text(value, row_ci(r.get("extra")), metric_spec(str(r["metric"])).is_rate),
+                     "–" if missing or n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n))])
+    text = plain_table(["run", "model", "epoch", "metric", "value [95 % CI]", "n"], body)
+    return text + (f"\n{note}" if note else "")
+
+
+def _model_cell(r: dict) -> str:
+    source = r.get("source") or "checkpoint"
+    return f"external ({source})" if source != "checkpoint" else str(r.get("model", "–"))

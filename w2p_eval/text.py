@@ -56,3 +56,10 @@ def interval_text(value, ci: dict | None = None, rate: bool = True) -> str:
     if rate:
         return f"{100 * value:.1f} %" + (f" [{100 * lo:.1f}, {100 * hi:.1f}]" if has else "")
     return f"{value:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if has else "")
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    """An aligned plain-text table (left-aligned columns, two spaces apart) for the terminal."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)

@@ -203,6 +203,32 @@ def md_cell(text) -> str:
     return html.escape(text, quote=False).replace("|", "\\|")
 
 
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """torch CPU threads for a command: ``$W2P_THREADS`` when set, else the cores other processes leave free
+    (available cores minus the 1-minute load average, rounded), at least 1. With as many threads as cores while
+    another process runs, OpenMP's threads wait for each other and a WAV2PIX training step on 2 cores was 3-5x
+    slower than with 1 thread (benchmarks/threads_contention.py, BENCHMARKS.md)."""
+    env = os.environ.get("W2P_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1, int(cores) - int(round(load)))
+
+
+def configure_cpu_threads() -> None:
+    """Before torch is imported (the CLI's start): OMP_NUM_THREADS = :func:`default_threads` and
+    OMP_WAIT_POLICY=PASSIVE (waiting threads sleep instead of spinning on a shared core), unless already set."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(default_threads())
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def set_threads(n: int | None) -> None:
     """Limit torch intra-op threads (None leaves the default)."""
     if n:

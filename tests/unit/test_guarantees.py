@@ -226,7 +226,7 @@ def test_csv_and_markdown_cells_are_escaped(fitted, tmp_path, capsys):
              for c in row[1:] if isinstance(c, str)]
     assert cells and not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]
     assert not [c for c in cells if c.startswith("-") and not c[1:2].isdigit()]
-    code, csv_text, _ = run_cli(["results", "--store", str(fitted["store"])], capsys)
+    code, csv_text, _ = run_cli(["results", "--store", str(fitted["store"]), "--format", "csv"], capsys)
     assert code == 0 and ",'=cmd|' /C calc'!A0," in csv_text.replace('"', "") and ",'@SUM(1+1)" in csv_text
 
 

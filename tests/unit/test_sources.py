@@ -298,7 +298,7 @@ def test_readme_python_snippet_runs(tiny_data, tmp_path, monkeypatch):
     block = re.search(r"<!-- api-snippet -->\s*```python\n(.*?)```", text, re.S)
     assert block, "README lacks the Python API snippet"
     monkeypatch.chdir(tmp_path)
-    code = block.group(1).replace('"runs/release"', repr(str(tiny_data)))
+    code = block.group(1).replace('"w2p_demo/data"', repr(str(tiny_data)))
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
     assert isinstance(scope["df"], pd.DataFrame) and "identity_top1_fake" in set(scope["df"]["metric"])

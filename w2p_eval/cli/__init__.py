@@ -104,6 +104,47 @@ def cli(verbose: int) -> None:
     """w2p-eval: train WAV2PIX (speech -> face GAN) and baselines, and score them like papers do."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _REPEATS.install(logging.getLogger().handlers)
+    if "torch" not in sys.modules:  # torch reads these when it loads: too late once it is imported
+        from w2p_eval.utils import configure_cpu_threads
+
+        configure_cpu_threads()
+
+
+class RepeatedWarnings(logging.Filter):
+    """Each distinct warning (same logger, level and text) reaches stderr once; repeats are counted and
+    :meth:`summary` gives one line per repeated warning with its count, printed at the end of the command."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self._handlers: list[logging.Handler] = []
+
+    def install(self, handlers) -> None:
+        self.uninstall()
+        self.counts.clear()
+        self._handlers = list(handlers)
+        for h in self._handlers:
+            h.addFilter(self)
+
+    def uninstall(self) -> None:
+        for h in self._handlers:
+            h.removeFilter(self)
+        self._handlers = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.levelname, record.name, record.getMessage())
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key] == 1
+
+    def summary(self) -> list[str]:
+        return [f"{level} {name}: {message} (×{n} in all, shown once)"
+                for (level, name, message), n in self.counts.items() if n > 1]
+
+
+_REPEATS = RepeatedWarnings()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     from w2p_eval.errors import EnvironmentFailure, InputError, RunFailed
 
     try:
-        rv = cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
+        rv = _run(argv)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -145,6 +186,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     _report_skips()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _run(argv):
+    """The command itself; repeated warnings are summarised with their count at its end, however it ends."""
+    try:
+        return cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
+    finally:
+        for line in _REPEATS.summary():
+            click.echo(line, err=True)
+        _REPEATS.uninstall()
+        _REPEATS.counts.clear()
 
 
 def _environment_message(exc: OSError) -> str:

@@ -31,7 +31,7 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     (--ckpt) or from any model's image folder (--images DIR --name NAME)."""
     from w2p_eval.errors import InputError
     from w2p_eval.metrics.base import EvalOptions, score_items
-    from w2p_eval.metrics.identity import SUITE, format_rows
+    from w2p_eval.metrics.identity import SUITE
     from w2p_eval.models.sources import check_distinct_names, checkpoint_items, folder_item
 
     sources = O.face_sources(images, names)
@@ -45,5 +45,13 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     items += [folder_item(d, n) for d, n in sources]
     check_distinct_names(items)
     rows = score_items(items, [SUITE], opts)
-    O.store_and_print(rows, data_dir, store, no_store, as_json, format_rows)
+    O.store_and_print(rows, data_dir, store, no_store, as_json, _format)
 
+
+
+def _format(rows: list[dict]) -> str:
+    from w2p_eval.metrics.identity import describe_rows
+    from w2p_eval.results import format_rows
+
+    head, note = describe_rows(rows)
+    return f"{head}\n{format_rows(rows, note=note)}" if rows else head

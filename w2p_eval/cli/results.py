@@ -13,8 +13,9 @@ import click
 @click.option("--metric", multiple=True, metavar="NAME", help="Only these metrics (repeatable).")
 @click.option("--model", multiple=True, metavar="NAME", help="Only these models (repeatable).")
 @click.option("--run", multiple=True, metavar="NAME", help="Only these runs (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "md", "json"]), default="csv", show_default=True,
-              help="Output format on stdout.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table",
+              show_default=True, help="Output on stdout: table (the aligned text every verb prints: value [95 % CI], "
+                                      "'–' where missing), or csv / md / json (every stored column, raw values).")
 @click.option("--seed", type=int, default=None, metavar="INT", help="Only rows evaluated with this seed.")
 def results(data_dir, store, metric, model, run, fmt, seed):
     """Print the stored metric rows (one row per checkpoint, metric, split, seed and judge)."""
@@ -30,4 +31,9 @@ def results(data_dir, store, metric, model, run, fmt, seed):
         raise InputError(f"expected a results store, got missing file {path} (run `w2p-eval evaluate` first)")
     df = ResultsStore(path, readonly=True).query(metric=list(metric) or None, model=list(model) or None, run=list(run) or None,
                                   seed=seed)
+    if fmt == "table":
+        from w2p_eval.results import format_rows
+
+        click.echo(format_rows(df))
+        return
     click.echo(format_table(df, fmt), nl=False)

@@ -210,16 +210,30 @@ def score_item(item, suites: list[MetricSuite], opts: EvalOptions, data_hash: st
     if not todo:
         return []
     try:
-        gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device, seed=opts.seed,
-                        batch_size=opts.batch_size)
-        if on_faces is not None:
-            on_faces(gs)
-        rows = []
-        for suite in todo:
-            rows += result_rows(gs, suite.score(gs, opts), opts, data_hash)
+        with step_bar(item.run, len(todo)) as bar:
+            gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device,
+                            seed=opts.seed, batch_size=opts.batch_size)
+            if on_faces is not None:
+                on_faces(gs)
+            rows = []
+            for suite in todo:
+                bar.update()
+                bar.set_postfix_str(suite.name)
+                rows += result_rows(gs, suite.score(gs, opts), opts, data_hash)
+            bar.update()
         return rows
     finally:
         item.release()
+
+
+def step_bar(name: str, n_suites: int):
+    """The progress bar of one source's scoring on stderr: its faces, then each suite (shown on a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_suites + 1, desc=f"{name}: scoring", unit="step", leave=False, disable=None,
+               dynamic_ncols=True)
+    bar.set_postfix_str("faces")
+    return bar
 
 
 def score_items(items, suites: list[MetricSuite], opts: EvalOptions) -> list[dict]:

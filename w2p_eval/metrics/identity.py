@@ -311,27 +311,13 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
     return score_items(items, [SUITE], opts)
 
 
-def format_rows(rows: list[dict]) -> str:
-    """A readable table (one line per checkpoint, one column per metric: value [95 % CI]) plus the fairness note."""
-    import pandas as pd
-
-    from w2p_eval.text import interval_text
-
+def describe_rows(rows: list[dict]) -> tuple[str, str]:
+    """(header, note) printed around the identity rows' table: the judge, split, seed and face count, and the
+    resolution-pipeline and interval notes."""
     if not rows:
-        return "no checkpoints evaluated"
-    rate = {m.name: m.is_rate for m in SUITE.metrics}
-    df = pd.DataFrame(rows)
-    df["text"] = [interval_text(r["value"], r["extra"].get("ci"), rate.get(r["metric"], False)) for r in rows]
-    index = ["run", "model", "epoch"]
-    if df.duplicated(index + ["metric"]).any():
-        index.append("checkpoint")
-    table = df.set_index(index + ["metric"])["text"].unstack("metric")
-    table = table[[m for m in METRICS if m in table.columns]].T
+        return "no checkpoints evaluated", ""
     first = rows[0]
     head = (f"identity evaluation: {first['evaluator']} ({first['evaluator_version']}), split {first['split']}, "
-            f"protocol {first['protocol']}, seed {first['seed']}, n = {first['n']} faces, "
-            f"pipeline {first['extra'].get('pipeline')}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        body = table.to_string()
-    return (f"{head}\n{body}\nnote: {PIPELINE_NOTE}; brackets: 95 % intervals (seeded cluster bootstrap over test "
-            f"faces).")
+            f"protocol {first['protocol']}, seed {first['seed']}, pipeline {first['extra'].get('pipeline')}")
+    return head, (f"note: {PIPELINE_NOTE}; brackets: 95 % intervals (seeded cluster bootstrap over test faces); "
+                  f"n: faces scored.")

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, ItemValues, SuiteResult
+from w2p_eval.metrics.base import EvalOptions, ItemValues, SuiteResult, step_bar
 from w2p_eval.metrics.registry import get_suite, metric_spec
 from w2p_eval.models.sources import SourceItem, checkpoint_items, folder_item
 from w2p_eval.report.comparison import FORMAT, format_comparison, load_comparison  # noqa: F401  (re-exported)
@@ -58,10 +59,18 @@ def _side(item: SourceItem) -> dict:
 
 def _score(item: SourceItem, suites, opts: EvalOptions) -> tuple[list[str], dict[str, SuiteResult]]:
     """Faces of ``item`` made once, every suite scored on them -> (pair ids, {suite name: SuiteResult})."""
+    todo = [s for s in suites if s.applies(item.model, item.kind)]
     try:
-        gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device, seed=opts.seed,
-                        batch_size=opts.batch_size)
-        return list(gs.pair_ids), {s.name: s.score(gs, opts) for s in suites if s.applies(item.model, item.kind)}
+        with step_bar(item.run, len(todo)) as bar:
+            gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device,
+                            seed=opts.seed, batch_size=opts.batch_size)
+            out = {}
+            for s in todo:
+                bar.update()
+                bar.set_postfix_str(s.name)
+                out[s.name] = s.score(gs, opts)
+            bar.update()
+        return list(gs.pair_ids), out
     finally:
         item.release()
 
@@ -156,16 +165,12 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
     pairs_a, res_a = _score(ia, suite_objs, opts)
     pairs_b, res_b = _score(ib, suite_objs, opts)
     _check_same_pairs(ia.run, pairs_a, ib.run, pairs_b)
-    entries = []
-    for suite in suite_objs:
-        if suite.name not in res_a or suite.name not in res_b:
-            continue
-        sa, sb = res_a[suite.name], res_b[suite.name]
-        for metric in sa.values:
-            if metric not in sb.values or (metrics and metric not in metrics):
-                continue
-            entries.append(compare_metric(metric, sa.values[metric], sb.values[metric], sa.items.get(metric),
-                                          sb.items.get(metric), opts))
+    todo = [(metric, res_a[s.name], res_b[s.name]) for s in suite_objs if s.name in res_a and s.name in res_b
+            for metric in res_a[s.name].values if metric in res_b[s.name].values and (not metrics or metric in metrics)]
+    entries = [compare_metric(metric, sa.values[metric], sb.values[metric], sa.items.get(metric),
+                              sb.items.get(metric), opts)
+               for metric, sa, sb in tqdm(todo, desc="paired intervals", unit="metric", leave=False, disable=None,
+                                          dynamic_ncols=True)]
     if not entries:
         raise InputError(f"expected metrics that both sources have among suites {', '.join(suites)}"
                          + (f" and --metrics {', '.join(metrics)}" if metrics else "") + ", got none")

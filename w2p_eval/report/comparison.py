@@ -15,14 +15,19 @@ FORMAT = "w2p-eval-compare"
 
 
 def _fmt(unit: str, value, ci: dict | None = None, signed: bool = False) -> str:
+    """A value as every table prints it (``86.0 % [83.1, 88.7]``, 4 significant digits otherwise, '–' when
+    missing); a signed difference in percentage points for rates (``+0.2 pp [-1.0, 1.3]``)."""
+    from w2p_eval.text import interval_text
+
     if value is None:
         return "–"
     rate = unit == "rate"
-    scale, digits = (100.0, 1) if rate else (1.0, 3)
-    sign = "+" if signed else ""
-    text = f"{value * scale:{sign}.{digits}f}" + ((" pp" if signed else " %") if rate else "")
+    if not signed:
+        return interval_text(value, ci, rate)
+    text = f"{100 * value:+.1f} pp" if rate else f"{value:+.4g}"
     if ci and ci.get("low") is not None and ci.get("high") is not None:
-        text += f" [{ci['low'] * scale:.{digits}f}, {ci['high'] * scale:.{digits}f}]"
+        text += (f" [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]" if rate else
+                 f" [{ci['low']:.4g}, {ci['high']:.4g}]")
     return text
 
 
@@ -59,13 +64,14 @@ def describe(result: dict) -> str:
 
 def format_comparison(result: dict) -> str:
     """One table for stdout, with a header naming both sources and a footnote on the tests."""
-    from w2p_eval.text import to_markdown
+    from w2p_eval.text import plain_table, table_cells
 
     head = describe(result)
     foot = ("A − B: paired cluster-bootstrap 95 % interval (BCa, face ids resampled together; rates in percentage "
             "points). McNemar: exact two-sided test on discordant items, b = A right & B wrong, c = A wrong & B "
             "right (items treated as independent).")
-    return f"{head}\n\n{to_markdown(comparison_frame(result))}\n\n{foot}"
+    header, body = table_cells(comparison_frame(result))
+    return f"{head}\n\n{plain_table(header, body)}\n\n{foot}"
 
 
 def load_comparison(path: str | os.PathLike) -> dict:

@@ -43,16 +43,16 @@ def save_figure(fig, out_dir: str | os.PathLike, name: str, dpi: int = 120) -> P
 def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = None) -> Path | None:
     """Metric (mean over seeds) vs epoch: one line per run with several checkpoints; runs with one
     checkpoint (the baselines) as dashed horizontal lines, external models' faces as dotted ones."""
-    sub = df[df["metric"] == metric]
-    if sub.empty:
+    sub = df[(df["metric"] == metric) & df["value"].notna()]
+    means = interval_frame(sub)
+    curves = [r for r, g in means.groupby("run") if g["epoch"].nunique() > 1]
+    if not curves:  # no model has this metric at two epochs or more (e.g. NME where no landmarks were found)
         return None
     plt = _plt()
     mi = info(metric)
     scale = 100.0 if mi.is_rate else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    means = interval_frame(sub)
     external = set(sub.loc[sub["source"].fillna("checkpoint") != "checkpoint", "run"]) if "source" in sub else set()
-    curves = [r for r, g in means.groupby("run") if g["epoch"].nunique() > 1]
     flats = [r for r in means["run"].unique() if r not in curves]
     for run in curves:
         g = means[means["run"] == run].sort_values("epoch")
@@ -66,12 +66,12 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
                    color=color, label=run + (" (external)" if run in external else ""))
         if np.isfinite(last["low"]) and np.isfinite(last["high"]):
             ax.axhspan(float(last["low"]) * scale, float(last["high"]) * scale, color=color, alpha=0.12, linewidth=0)
-    if not curves:
-        ax.set_xticks([])
-    else:
-        from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = means.loc[means["run"].isin(curves), "epoch"].astype(float)
+    pad = max(0.5, 0.04 * (epochs.max() - epochs.min()))
+    ax.set_xlim(epochs.min() - pad, epochs.max() + pad)
     ax.set_xlabel("epoch")
     ax.set_ylabel(mi.label + (" (%)" if mi.is_rate else ""))
     ax.set_title(f"{mi.label} vs epoch (bars/bands: 95 % CI; dashed: single-checkpoint baselines; dotted: "
@@ -100,13 +100,18 @@ def interval_frame(sub: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_bars(df: pd.DataFrame, metrics: list[str], out_dir, name: str, title: str) -> Path | None:
-    """One panel per metric: each run's final value as a bar with its 95 % interval as an error bar."""
+    """One panel per metric, two panels a row (legible at 800 px): each run's final value as a bar with its 95 %
+    interval as an error bar."""
     sub = df[df["metric"].isin(metrics)]
     metrics = [m for m in metrics if m in set(sub["metric"])]
     if not metrics:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.2 * len(metrics), 4.5), 3.6), squeeze=False)
+    cols = min(2, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.4, 3.3 * rows), squeeze=False)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
     for ax, metric in zip(axes.flat, metrics):
         mi = info(metric)
         scale = 100.0 if mi.is_rate else 1.0
@@ -120,9 +125,9 @@ def metric_bars(df: pd.DataFrame, metrics: list[str], out_dir, name: str, title:
         if chance:
             ax.axhline(float(chance[0]) * scale, linestyle=":", color="grey", linewidth=1, label="chance")
             ax.legend(fontsize=7)
-        ax.set_xticks(x, list(pts["run"]), rotation=45, ha="right", fontsize=7)
-        ax.set_title(mi.label, fontsize=8)
-        ax.set_ylabel("%" if mi.is_rate else mi.unit, fontsize=8)
+        ax.set_xticks(x, list(pts["run"]), rotation=30, ha="right", fontsize=8)
+        ax.set_title(mi.label, fontsize=9)
+        ax.set_ylabel("%" if mi.is_rate else mi.unit, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -142,9 +147,9 @@ def loss_curves(losses: dict[str, list[dict]], out_dir, name: str = "loss_curves
         return None
     plt = _plt()
     n = len(losses)
-    cols = min(n, 2)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.6 * rows), squeeze=False)
+    cols = 1  # one panel a row: legible at 800 px with the legend beside it
+    rows = n
+    fig, axes = plt.subplots(rows, cols, figsize=(6.6, 3.2 * rows), squeeze=False)
     for ax, (run, recs) in zip(axes.flat, losses.items()):
         frame = pd.DataFrame(recs)
         x = frame["epoch"] if "epoch" in frame else pd.Series(range(1, len(frame) + 1))

@@ -16,9 +16,15 @@ from w2p_eval.text import table_cells as _cells
 from w2p_eval.text import to_markdown
 from w2p_eval.utils import md_cell
 
+# Every table sits in its own horizontal scroll box (.scroll) and every figure, code block and long word is kept
+# inside the page, so the page is never wider than the window (tests/unit/test_report_browser.py checks it in
+# headless Chromium at 1400 and 800 px).
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
+padding:0 1em;color:#222;line-height:1.45;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0}.scroll table{margin:0}table{overflow-wrap:normal}
+td{white-space:nowrap}th{word-break:keep-all}
+pre{overflow-x:auto;max-width:100%;white-space:pre-wrap}img{height:auto}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 h3{font-size:1.05em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right}th{background:#f3f3f3}
@@ -120,7 +126,7 @@ def render_html(title: str, blocks: list[Block]) -> str:
         elif b.kind == "table" and b.table is not None and not b.table.empty:
             if b.text:
                 out.append(f"<p class=\"caption\">{_inline(b.text)}</p>")
-            out.append(_html_table(b.table))
+            out.append(f"<div class=\"scroll\">{_html_table(b.table)}</div>")
         elif b.kind == "figure" and b.path is not None and Path(b.path).is_file():
             out.append(f"<figure><img alt=\"{html.escape(b.text)}\" src=\"{_data_uri(b.path)}\">"
                        f"<figcaption>{_inline(b.text)}</figcaption></figure>")

@@ -1,0 +1,115 @@
+"""The README runs as pasted: every ```bash and ```python block of README.md, in order, on one
+`w2p-eval demo --quick` output, from a folder laid out like the repository root after the demo.
+
+A block that needs something else (a fresh clone, GPUs, the shared data) is skipped only when the line before
+its fence is a ``<!-- needs: WHAT -->`` comment saying what. ``w2p-eval`` and ``python`` in the blocks resolve to
+the code under test (a shim first on PATH runs ``python -m w2p_eval`` with this checkout on PYTHONPATH).
+
+The same demo output also shows that `w2p-eval demo --quick` prints no warning line twice and that its
+report.html is no wider than the browser window (headless Chromium, when installed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+RUNNABLE = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
+FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+NEEDS = re.compile(r"<!--\s*needs:\s*(.*?)\s*-->\s*$")
+
+
+def readme_blocks(text: str) -> list[dict]:
+    """Fenced blocks in order: lang, code, line (1-based, of the fence), needs (the mark's text or None)."""
+    blocks = []
+    for m in FENCE.finditer(text):
+        before = text[:m.start()].rstrip("\n").splitlines()
+        mark = NEEDS.search(before[-1]) if before else None
+        blocks.append({"lang": m.group(1).lower(), "code": m.group(2), "line": len(before) + 1 + (1 if before else 0),
+                       "needs": mark.group(1) if mark else None})
+    return blocks
+
+
+BLOCKS = [b for b in readme_blocks(README.read_text(encoding="utf-8")) if b["lang"] in RUNNABLE]
+
+
+def test_readme_blocks_are_found_and_marked():
+    text = README.read_text(encoding="utf-8")
+    assert len(BLOCKS) >= 8, "README's shell/Python blocks were not found"
+    for b in BLOCKS:
+        assert b["needs"] is None or b["needs"].strip(), f"README line {b['line']}: a needs mark must say what"
+    setup = BLOCKS[0]
+    assert "bash scripts/setup.sh" in setup["code"] and "source .venv/bin/activate" in setup["code"], \
+        "README's first block must set up and put w2p-eval on the PATH"
+    assert "<!-- needs:" in text
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A folder laid out like the repository root after `w2p-eval demo --quick`, the environment the README's
+    blocks run in, and the demo's stderr."""
+    root = tmp_path_factory.mktemp("readme")
+    work, shims = root / "repo", root / "bin"
+    work.mkdir()
+    shims.mkdir()
+    for name in ("baselines", "reports", "scripts"):
+        (work / name).symlink_to(REPO / name, target_is_directory=True)
+    for name, body in (("w2p-eval", f'exec "{sys.executable}" -m w2p_eval "$@"\n'),
+                       ("python", f'exec "{sys.executable}" "$@"\n')):
+        (shims / name).write_text("#!/bin/sh\n" + body)
+        (shims / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "W2P_CACHE": str(work / "w2p_demo" / "cache")}
+    env.pop("W2P_DEMO_QUICK", None)
+    proc = subprocess.run(["w2p-eval", "demo", "--quick"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("report: w2p_demo/report/report.html")
+    return {"work": work, "env": env, "stderr": proc.stderr}
+
+
+def test_demo_quick_prints_no_warning_twice(demo):
+    lines = [ln.strip() for ln in re.split(r"[\r\n]", demo["stderr"])]
+    warnings = [ln for ln in lines if ln.startswith(("WARNING", "ERROR", "w2p-eval: note", "w2p-eval: warning"))]
+    assert warnings, "expected the demo's skipped 1:5/1:10 matching warnings on 4 identities"
+    twice = {w: n for w, n in Counter(warnings).items() if n > 1}
+    assert not twice, twice
+    assert any("(×" in w for w in warnings), "a repeated warning should be summarised with its count"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b['line']}-{b['lang']}" for b in BLOCKS])
+def test_readme_block_runs_as_pasted(demo, block):
+    if block["needs"] is not None:
+        pytest.skip(f"needs {block['needs']}")
+    if RUNNABLE[block["lang"]] == "python":
+        cmd = [sys.executable, "-c", block["code"]]
+    else:
+        cmd = ["bash", "-euo", "pipefail", "-c", block["code"]]
+    proc = subprocess.run(cmd, cwd=demo["work"], env=demo["env"], capture_output=True, text=True, timeout=900)
+    where = f"README.md line {block['line']}"
+    assert proc.returncode == 0, f"{where} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr, f"{where}:\n{proc.stderr[-3000:]}"
+    printed = re.findall(r"\bNaN\b|\bNone\b|epoch nan", proc.stdout)
+    assert not printed, f"{where} printed {printed[:3]} (missing values print as '–'):\n{proc.stdout[-2000:]}"
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_demo_report_fits_the_browser_window(demo, width):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from check_report_width import find_chromium, page_width
+    finally:
+        sys.path.pop(0)
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    page, window = page_width(demo["work"] / "w2p_demo" / "report" / "report.html", width)
+    assert page <= window, f"report.html is {page} px wide in a {window} px window"
