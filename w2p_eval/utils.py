@@ -203,22 +203,18 @@ def md_cell(text) -> str:
     return html.escape(text, quote=False).replace("|", "\\|")
 
 
-def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """torch CPU threads for a command: ``$W2P_THREADS`` when set, else the cores other processes leave free
-    (available cores minus the 1-minute load average, rounded), at least 1. With as many threads as cores while
-    another process runs, OpenMP's threads wait for each other and a WAV2PIX training step on 2 cores was 3-5x
-    slower than with 1 thread (benchmarks/threads_contention.py, BENCHMARKS.md)."""
+def default_threads(cores: int | None = None) -> int:
+    """torch CPU threads for a command: ``$W2P_THREADS`` when set, else every available core. Deliberately not
+    derived from the machine's load: the thread count changes float summation order (a training step's weights
+    differ between 1 and 2 threads), so a load-dependent count would make the same seed give different results
+    on the same machine. Oversubscription beside other processes is handled by passive OpenMP waiting
+    (:func:`configure_cpu_threads`); on a busy machine ``W2P_THREADS=1`` is faster still (BENCHMARKS.md)."""
     env = os.environ.get("W2P_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-    return max(1, int(cores) - int(round(load)))
+    return max(1, int(cores))
 
 
 def configure_cpu_threads() -> None:
