@@ -161,3 +161,16 @@ def test_bad_input_one_line_messages():
         bootstrap_ci([1, 0, 1], method="bca")
     with pytest.raises(InputError, match="same items"):
         paired_diff_ci([1, 0, 1], [1, 0])
+
+
+def test_batched_bootstrap_is_the_unbatched_interval(monkeypatch):
+    """Bounded memory changes nothing: a batch of one resample gives the interval of one dense batch."""
+    from w2p_eval.metrics import stats
+
+    rng = np.random.default_rng(5)
+    values, groups = rng.random(120), rng.integers(0, 60, 120)
+    dense = stats.bootstrap_ci(values, groups, seed=3, n_resamples=500)
+    monkeypatch.setattr(stats, "BATCH_CELLS", 1)
+    assert stats._batch(60) == 1
+    small = stats.bootstrap_ci(values, groups, seed=3, n_resamples=500)
+    assert (small.low, small.high) == (dense.low, dense.high)
