@@ -57,6 +57,9 @@ except SystemExit as exc:
     code = exc.code
 prof.disable()
 wall = time.perf_counter() - t0
+import os
+if os.environ.get("SCALE_PROFILE"):
+    prof.dump_stats(os.environ["SCALE_PROFILE"])
 stats = pstats.Stats(prof).stats
 parts = {}
 for part, keys in PARTS.items():
@@ -71,8 +74,10 @@ print("SCALE " + json.dumps({"seconds": round(wall, 2), "exit": code, "parts": p
 """
 
 
-def run(argv: list[str], env: dict) -> dict:
-    """One command in a fresh process -> its JSON line (seconds, exit, parts, peak_rss_mb)."""
+def run(argv: list[str], env: dict, profile: Path | None = None) -> dict:
+    """One command in a fresh process -> its JSON line (seconds, exit, parts, peak_rss_mb); ``profile``: where
+    to keep its cProfile stats."""
+    env = {**env, "SCALE_PROFILE": str(profile or "")}
     proc = subprocess.run([sys.executable, "-c", RUNNER, *map(str, argv)], capture_output=True, text=True, env=env)
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("SCALE ")]
     if not line:
@@ -100,13 +105,13 @@ def one_size(n: int, pairs: int, work: Path, env: dict) -> dict:
         row["fit_baseline"] = run(["train", REPO / "baselines" / "mean_face.yaml", "--data", data, "--out", ckpt], env)
     suites = "identity,landmarks,speaker,retrieval,distances,matching"
     common = ["--data", data, "--store", store, "--cache-dir", cache, "--metrics", suites]
-    row["evaluate_cold"] = run(["evaluate", ckpt, *common], env)
+    row["evaluate_cold"] = run(["evaluate", ckpt, *common], env, root / "cold.prof")
     warm = root / "mean_face_warm"
     if not warm.exists():
         import shutil
 
         shutil.copytree(ckpt, warm)
-    row["evaluate_warm"] = run(["evaluate", warm, *common, "--force"], env)
+    row["evaluate_warm"] = run(["evaluate", warm, *common, "--force"], env, root / "warm.prof")
     return row
 
 
