@@ -5,8 +5,9 @@
 For each N: ``prepare demo --identities N --pairs P``; fit one baseline checkpoint (mean_face); a **cold**
 ``evaluate`` of it with every suite (fresh cache and store: judge training, real-face landmarks and the
 validation record are built) and a **warm** one (a new source name, the caches present). Each command runs in
-its own process under cProfile; its peak RSS is read from ``getrusage`` in that process, and the time is split
-by the cumulative time of the functions that do each part:
+its own process under cProfile; its peak RSS is ``VmHWM`` of that process (``getrusage`` would report the
+parent's peak, kept across exec), and the time is split by the cumulative time of the functions that do
+each part:
 
   data        the dataset object (manifest, dataset.json, structural and content checks)
   generation  the generator pass (faces of the test split)
@@ -15,6 +16,7 @@ by the cumulative time of the functions that do each part:
   protocols   retrieval / distances / matching over the embeddings
   intervals   bootstrap intervals (every ``ci_dict``; per-identity ones included)
   store       results-store writes
+  imports     the longest import chain (torch, scipy, dlib ... loaded on first use)
 
 The parts overlap where one calls another (intervals inside protocols and judge suites), so they are shares
 of the command, not a partition. Results go to ``--json`` (default WORK/scale.json); ``--plot`` draws seconds
@@ -35,17 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Runs one CLI command under cProfile in its own process; prints one JSON line with seconds, RSS and parts.
 RUNNER = r"""
-import cProfile, json, pstats, resource, sys, time
-PARTS = {
-    "data": [("w2p_eval/data/folder.py", "__init__"), ("w2p_eval/data/folder.py", "readable")],
-    "generation": [("w2p_eval/models/generation.py", "_run_generator")],
-    "judge": [("w2p_eval/judges/identity.py", "identity_classifier"), ("w2p_eval/judges/identity.py", "score"),
-              ("w2p_eval/judges/identity.py", "real_scores")],
-    "landmarks": [("w2p_eval/metrics/landmarks.py", "score_images"), ("w2p_eval/metrics/landmarks.py", "real_landmarks")],
-    "protocols": [("w2p_eval/metrics/protocols_suite.py", "score")],
-    "intervals": [("w2p_eval/metrics/base.py", "ci_dict")],
-    "store": [("w2p_eval/results.py", "write")],
-}
+import cProfile, json, os, sys, time
 from w2p_eval.cli import main
 prof = cProfile.Profile()
 t0 = time.perf_counter()
@@ -57,32 +49,54 @@ except SystemExit as exc:
     code = exc.code
 prof.disable()
 wall = time.perf_counter() - t0
-import os
-if os.environ.get("SCALE_PROFILE"):
-    prof.dump_stats(os.environ["SCALE_PROFILE"])
-stats = pstats.Stats(prof).stats
-parts = {}
-for part, keys in PARTS.items():
-    total = 0.0
-    for (fname, _, func), (_, _, _, ct, _) in stats.items():
-        if any(fname.endswith(f) and func == fn for f, fn in keys):
-            total = max(total, ct) if part == "judge" and func == "identity_classifier" else total + ct
-    parts[part] = round(total, 2)
-print("SCALE " + json.dumps({"seconds": round(wall, 2), "exit": code, "parts": parts,
-                             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}),
+prof.dump_stats(os.environ["SCALE_PROFILE"])
+print("SCALE " + json.dumps({"seconds": round(wall, 2), "exit": code,
+                             "peak_rss_mb": round(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024, 1)}),
       file=sys.stderr)
 """
+# part -> (file, function) whose cumulative time is the part's (summed; nested calls of one part not counted twice
+# because each listed function is a distinct entry point)
+PARTS = {
+    "data": [("w2p_eval/data/folder.py", "__init__"), ("w2p_eval/data/folder.py", "readable")],
+    "generation": [("w2p_eval/models/generation.py", "_run_generator")],
+    "judge": [("w2p_eval/judges/identity.py", "identity_classifier"), ("w2p_eval/judges/identity.py", "score"),
+              ("w2p_eval/judges/identity.py", "real_scores")],
+    "landmarks": [("w2p_eval/judges/landmarks.py", "score_images")],
+    "protocols": [("w2p_eval/metrics/protocols_suite.py", "score")],
+    "intervals": [("w2p_eval/metrics/base.py", "ci_dict"), ("w2p_eval/metrics/stats.py", "bootstrap_ci_many")],
+    "store": [("w2p_eval/results.py", "write")],
+    "imports": [("<frozen importlib._bootstrap>", "_find_and_load")],
+}
+
+
+def parts_of(profile: Path) -> dict:
+    """Seconds per part (see PARTS) from a cProfile dump (cumulative times; ``imports`` = top-level imports)."""
+    import pstats
+
+    stats = pstats.Stats(str(profile)).stats
+    out = {}
+    for part, keys in PARTS.items():
+        total = 0.0
+        for (fname, _, func), (_, _, _, ct, callers) in stats.items():
+            if any(fname.endswith(f) and func == fn for f, fn in keys):
+                if part == "imports":  # only imports not made from inside another import
+                    total = max(total, ct)
+                else:
+                    total += ct
+        out[part] = round(total, 2)
+    return out
 
 
 def run(argv: list[str], env: dict, profile: Path | None = None) -> dict:
     """One command in a fresh process -> its JSON line (seconds, exit, parts, peak_rss_mb); ``profile``: where
     to keep its cProfile stats."""
-    env = {**env, "SCALE_PROFILE": str(profile or "")}
+    env = {**env, "SCALE_PROFILE": str(profile or Path(env["W2P_CACHE"]).parent / "last.prof")}
     proc = subprocess.run([sys.executable, "-c", RUNNER, *map(str, argv)], capture_output=True, text=True, env=env)
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("SCALE ")]
     if not line:
         raise SystemExit(f"{argv[0]} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(line[-1][6:])
+    out["parts"] = parts_of(Path(env["SCALE_PROFILE"]))
     if out["exit"] not in (0, None):
         raise SystemExit(f"{argv[0]} exited {out['exit']}:\n{proc.stderr[-3000:]}")
     return out

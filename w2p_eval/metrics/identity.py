@@ -99,7 +99,8 @@ def per_identity_ci(hits: np.ndarray, labels: np.ndarray, names: list[str], grou
         return out
     g = None if groups is None or len(groups) == 0 else np.asarray(groups).astype(str)
     # one vectorised bootstrap per distinct group count, not one per identity (same intervals)
-    cis = bootstrap_ci_many([(hits[idx], None if g is None else g[idx]) for idx in subsets], seed=int(seed), n_resamples=int(n_resamples))
+    cis = bootstrap_ci_many([(hits[idx], None if g is None else g[idx]) for idx in subsets], seed=int(seed),
+                            n_resamples=int(n_resamples))
     return {names[i]: [float(ci.low), float(ci.high)] for i, ci in zip(ids, cis)}
 
 
