@@ -119,11 +119,13 @@ def one_size(n: int, pairs: int, work: Path, env: dict) -> dict:
         row["fit_baseline"] = run(["train", REPO / "baselines" / "mean_face.yaml", "--data", data, "--out", ckpt], env)
     suites = "identity,landmarks,speaker,retrieval,distances,matching"
     common = ["--data", data, "--store", store, "--cache-dir", cache, "--metrics", suites]
+    import shutil
+
+    shutil.rmtree(cache, ignore_errors=True)  # cold: no judge, landmarks or validation record yet
+    store.unlink(missing_ok=True)
     row["evaluate_cold"] = run(["evaluate", ckpt, *common], env, root / "cold.prof")
     warm = root / "mean_face_warm"
     if not warm.exists():
-        import shutil
-
         shutil.copytree(ckpt, warm)
     row["evaluate_warm"] = run(["evaluate", warm, *common, "--force"], env, root / "warm.prof")
     return row
@@ -158,11 +160,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "scratch" / "scale")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--plot-only", action="store_true", help="draw --plot from --json without running anything")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO), "W2P_CACHE": str(args.work / "cache")}
     out = args.json or args.work / "scale.json"
     rows = json.loads(out.read_text()) if out.is_file() else []
-    for n in args.identities:
+    for n in [] if args.plot_only else args.identities:
         rows = [r for r in rows if r["identities"] != n] + [one_size(n, args.pairs, args.work, env)]
         rows.sort(key=lambda r: r["identities"])
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -78,11 +78,7 @@ class DataFolder(os.PathLike):
     def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None | bool = None):
         self.root = check_dir(root)
         self.cache_dir = cache_dir
-        try:
-            info = json.loads((self.root / DATASET_JSON).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"expected JSON in {self.root / DATASET_JSON}, got unreadable text ({exc})") from None
-        self.info: dict = check_dataset_info(info, self.root / DATASET_JSON, FORMAT)
+        self.info: dict = read_info(self.root)
         self.identities: list[str] = list(self.info["identities"])
         raw = (self.root / MANIFEST).read_bytes()
         self.hash: str = hashlib.sha256(raw).hexdigest()[:16]
@@ -227,6 +223,15 @@ class DataFolder(os.PathLike):
             self._dirty = False
         except OSError as exc:  # the record only saves time; a read-only cache is not a failure
             log.info("could not write the validation record %s (%s)", path, exc)
+
+
+def read_info(root: Path) -> dict:
+    """``root/dataset.json``, read and checked (:func:`w2p_eval.validate.check_dataset_info`)."""
+    try:
+        info = json.loads((root / DATASET_JSON).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"expected JSON in {root / DATASET_JSON}, got unreadable text ({exc})") from None
+    return check_dataset_info(info, root / DATASET_JSON, FORMAT)
 
 
 def _parse_manifest(raw: bytes, where: Path) -> pd.DataFrame:

@@ -40,8 +40,10 @@ def check_dir(data_dir: str | os.PathLike) -> Path:
 
 
 def load_info(data_dir) -> dict:
-    """dataset.json, checked (a DataFolder's ``info`` as is)."""
-    return _opened(data_dir).info
+    """dataset.json, checked (a DataFolder's ``info`` as is; for a path only dataset.json is read)."""
+    from w2p_eval.data.folder import DataFolder, read_info  # folder builds on this module
+
+    return data_dir.info if isinstance(data_dir, DataFolder) else read_info(check_dir(data_dir))
 
 
 def load_manifest(data_dir, check_files: bool = True):
