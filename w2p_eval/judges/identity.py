@@ -118,8 +118,10 @@ def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64
 def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
     """Real faces of manifest ``rows`` through generate_split's pipeline -> uint8 [N, S, S, 3]."""
     out = np.empty((len(rows), image_size, image_size, 3), np.uint8)
-    for i, rel in enumerate(rows["image_path"]):
-        out[i] = tensor_to_uint8((image_to_tensor(load_image_rgb(data_dir / rel), image_size) + 1) / 2)
+    paths = list(rows["image_path"])
+    for i in range(0, len(paths), 256):  # the same elementwise ops, 256 faces per torch call instead of one
+        chunk = torch.stack([image_to_tensor(load_image_rgb(data_dir / rel), image_size) for rel in paths[i:i + 256]])
+        out[i:i + len(chunk)] = tensor_to_uint8((chunk + 1) / 2)
     return out
 
 
