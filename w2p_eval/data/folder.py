@@ -128,9 +128,6 @@ class DataFolder(os.PathLike):
         df = split_frame(self.rows, split, protocol)
         return self.readable(df) if check_files else df
 
-    def label_of(self) -> dict[str, int]:
-        return {n: i for i, n in enumerate(self.identities)}
-
     def path(self, rel) -> Path:
         """The file a manifest row names, resolved inside the dataset (rows were checked when read)."""
         return self._inside(rel) or self.root / str(rel)

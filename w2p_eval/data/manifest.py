@@ -39,6 +39,9 @@ def check_dir(data_dir: str | os.PathLike) -> Path:
     return data_dir
 
 
+_check_dir = check_dir  # the name before the dataset object (kept for callers not yet changed)
+
+
 def load_info(data_dir) -> dict:
     """dataset.json, checked (a DataFolder's ``info`` as is; for a path only dataset.json is read)."""
     from w2p_eval.data.folder import DataFolder, read_info  # folder builds on this module
