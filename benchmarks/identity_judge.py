@@ -11,6 +11,11 @@
    ``w2p-eval identity``): generation of the release test split (615 pairs), descriptors of the
    generated faces, the head, all metrics. The judge is trained and the real faces' scores are cached
    first (untimed, on another checkpoint), as when a run's checkpoints are scored one after another.
+3. End to end (``--end-to-end``): the whole ``w2p-eval identity --ckpt CKPT --no-store`` command in a fresh
+   process (imports, the dataset object, generation, descriptors, head, metrics, intervals; judge and
+   real-face scores cached by a first, untimed command on another checkpoint) against dlib-bin's alignment +
+   descriptor (``dlib_resnet_native``'s trunk) called directly on as many faces (the test split's real faces at
+   64 px, the size the generator draws). Target: the command >= 2.5x faster.
 
 Data: the WAV2PIX release from ../shared/data (prepared into ``--work`` unless ``--data`` is given);
 the checkpoints are a WAV2PIX 64 px run of ``--epochs`` epochs trained here (setup, untimed). Prints
@@ -112,6 +117,50 @@ def per_checkpoint(data: Path, ckpts: list[Path], work: Path, device: str) -> di
     return out
 
 
+def untrained_checkpoints(data: Path, work: Path) -> list[Path]:
+    """Two untrained, seeded WAV2PIX 64 px checkpoints (same cost to score as trained ones; no training)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from evaluate import make_checkpoint
+
+    run = work / "wav2pix_untrained" / "checkpoints"
+    return [p if p.is_file() else make_checkpoint(data, p, seed=i)
+            for i, p in enumerate((run / "epoch_0000.pt", run / "epoch_0001.pt"))]
+
+
+def end_to_end(data: Path, ckpts: list[Path], work: Path, threads: int) -> dict:
+    """Seconds of the whole `identity --ckpt` command (fresh process, caches warm) vs dlib-bin's trunk on as
+    many faces, called directly."""
+    import subprocess
+
+    from w2p_eval.data.folder import open_dataset
+    from w2p_eval.judges import load_identity_backbone
+    from w2p_eval.judges.identity import real_faces_uint8
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
+    cache = work / "cache_e2e"
+
+    def command(ckpt: Path) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "w2p_eval", "identity", "--ckpt", str(ckpt), "--data", str(data),
+                               "--cache-dir", str(cache), "--no-store", "--device", "cpu"],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"identity command failed:\n{proc.stderr[-2000:]}")
+        return time.perf_counter() - t0
+
+    command(ckpts[0])  # trains and caches the judge and the real faces' scores (untimed)
+    seconds = min(command(ckpts[-1]) for _ in range(2))
+    ds = open_dataset(data)
+    faces = real_faces_uint8(ds, ds.split("test"), 64)
+    native = load_identity_backbone("dlib_resnet_native")
+    native.trunk(faces[:8])
+    t0 = time.perf_counter()
+    native.trunk(faces)
+    t_native = time.perf_counter() - t0
+    return {"e2e_n_faces": len(faces), "e2e_command_s": seconds, "e2e_native_trunk_s": t_native,
+            "e2e_speedup": t_native / seconds}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="prepared release dataset (default: prepare one)")
@@ -122,6 +171,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     ap.add_argument("--skip-checkpoint", action="store_true", help="only the descriptor throughput")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="also the whole `identity --ckpt` command vs dlib-bin's alignment + descriptor")
+    ap.add_argument("--end-to-end-only", action="store_true", help="only that row (untrained checkpoints)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -138,6 +190,13 @@ def main() -> None:
            "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
     if device.startswith("cuda"):
         res["gpu"] = torch.cuda.get_device_name(0)
+    if args.end_to_end_only:
+        res.update(end_to_end(data, untrained_checkpoints(data, work), work, args.threads))
+        print(json.dumps(res, indent=2) if args.json else
+              f"identity --ckpt, whole command ({res['e2e_n_faces']} test faces, caches warm): {res['e2e_command_s']:.1f} s; "
+              f"dlib-bin alignment + descriptor on as many faces: {res['e2e_native_trunk_s']:.1f} s -> "
+              f"{res['e2e_speedup']:.2f}x (target 2.5x)")
+        return
     res.update(descriptor_speed(data, args.n_faces, args.repeats, device))
     res["descriptor_speedup"] = res["descriptor_faces_per_s_torch"] / res["descriptor_faces_per_s_native"]
     res["trunk_speedup"] = res["trunk_faces_per_s_torch"] / res["trunk_faces_per_s_native"]
@@ -147,6 +206,8 @@ def main() -> None:
         for name in ("torch", "torch_2workers"):
             res[f"checkpoint_speedup_{name}"] = res["s_per_checkpoint_native"] / res[f"s_per_checkpoint_{name}"]
         res["rows_agree_to_4_decimals"] = res["rows_native"] == res["rows_torch"] == res["rows_torch_2workers"]
+        if args.end_to_end:
+            res.update(end_to_end(data, ckpts, work, args.threads))
     res["load_avg_1min_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(res, indent=2))
@@ -167,6 +228,10 @@ def main() -> None:
         print(f"first checkpoint incl. training the judge: dlib-bin {res['setup_s_native']:.1f} s, torch "
               f"{res['setup_s_torch']:.1f} s")
         print(f"identity rows equal to 4 decimals across the paths: {res['rows_agree_to_4_decimals']}")
+        if args.end_to_end:
+            print(f"identity --ckpt, whole command ({res['e2e_n_faces']} test faces): {res['e2e_command_s']:.1f} s; "
+                  f"dlib-bin alignment + descriptor on as many faces: {res['e2e_native_trunk_s']:.1f} s -> "
+                  f"{res['e2e_speedup']:.2f}x (target 2.5x)")
         for metric, value in res["rows_native"].items():
             print(f"  {metric:24s} dlib-bin {value:.4f}  torch {res['rows_torch'][metric]:.4f}  "
                   f"torch+2w {res['rows_torch_2workers'][metric]:.4f}")

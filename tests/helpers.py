@@ -50,14 +50,11 @@ class CliResult(NamedTuple):
 def run_cli(argv, capsys=None) -> CliResult:
     """``w2p-eval ARGV`` in this process -> (exit code, stdout, stderr), a fresh command each time.
 
-    The per-process caches of checked datasets are cleared and logging is re-bound to the captured
+    Each command reports only the skips of the datasets it opened; logging is re-bound to the captured
     stderr. Output is read from ``capsys`` when given, else captured here.
     """
     from w2p_eval.cli import main
-    from w2p_eval.data import manifest
 
-    manifest._CHECKED.clear()
-    manifest._BAD_ROWS.clear()
     logging.getLogger().handlers.clear()  # basicConfig binds the current (captured) stderr
     out, err = io.StringIO(), io.StringIO()
     redirect = contextlib.nullcontext() if capsys is not None else contextlib.ExitStack()

@@ -130,7 +130,58 @@ def resolve_inside(data_dir: Path, rel) -> Path | None:
     return full if full.is_relative_to(root) else None
 
 
-def manifest_row_problems(df, data_dir: Path, identities: list[str]):
+class InsideResolver:
+    """:func:`resolve_inside` for many paths of one dataset, checking containment once per folder, not per file.
+
+    Each folder a manifest names is resolved (symlinks followed) once and must stay inside the dataset; its
+    entries are listed once (``os.scandir``), and only entries that are themselves symlinks are resolved one
+    by one. Same answers as :func:`resolve_inside`: None for absolute paths, ``..``, NUL and anything whose
+    resolved location leaves the dataset (symlinked folders and files included).
+    """
+
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir).resolve()
+        self._folders: dict[str, Path | None] = {}
+        self._links: dict[str, set[str]] = {}
+
+    def _folder(self, rel: str) -> Path | None:
+        if rel not in self._folders:
+            try:
+                full = (self.root / rel).resolve()
+            except (OSError, RuntimeError):  # symlink loop
+                full = None
+            full = full if full is not None and full.is_relative_to(self.root) else None
+            links: set[str] = set()
+            if full is not None:
+                try:
+                    with os.scandir(full) as it:
+                        links = {e.name for e in it if e.is_symlink()}
+                except OSError:  # not a folder (missing files are found by the content check)
+                    pass
+            self._folders[rel], self._links[rel] = full, links
+        return self._folders[rel]
+
+    def __call__(self, rel) -> Path | None:
+        text = str(rel)
+        if not text or text.startswith(("/", "\\")) or os.path.isabs(text) or "\x00" in text:
+            return None
+        parts = Path(text).parts
+        if ".." in parts:
+            return None
+        parent = str(Path(*parts[:-1])) if len(parts) > 1 else "."
+        folder = self._folder(parent)
+        if folder is None:
+            return None
+        if parts[-1] not in self._links[parent]:
+            return folder / parts[-1]
+        try:  # a symlinked entry: resolved on its own
+            full = (folder / parts[-1]).resolve()
+        except (OSError, RuntimeError):
+            return None
+        return full if full.is_relative_to(self.root) else None
+
+
+def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: InsideResolver | None = None):
     """Per-row checks of a manifest: -> (ok mask, {row index: (reason, detail)}).
 
     Rows with non-numeric, non-finite or negative ``audio_start``/``audio_duration`` and rows whose paths
@@ -154,9 +205,10 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str]):
     for i in np.flatnonzero(bad_num):
         problems[int(i)] = ("bad audio offsets", f"audio_start={_short(df['audio_start'].iloc[i], 20)}, "
                                                  f"audio_duration={_short(df['audio_duration'].iloc[i], 20)}")
+    inside = resolver or InsideResolver(data_dir)
     for col in ("image_path", "audio_path"):
         for i, rel in enumerate(df[col]):
-            if i not in problems and resolve_inside(data_dir, rel) is None:
+            if i not in problems and inside(rel) is None:
                 problems[i] = ("path outside the dataset", f"{col}={_short(rel)}")
     return problems
 

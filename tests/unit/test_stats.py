@@ -161,3 +161,46 @@ def test_bad_input_one_line_messages():
         bootstrap_ci([1, 0, 1], method="bca")
     with pytest.raises(InputError, match="same items"):
         paired_diff_ci([1, 0, 1], [1, 0])
+
+
+def test_batched_bootstrap_is_the_unbatched_interval(monkeypatch):
+    """Bounded memory changes nothing: a batch of one resample gives the interval of one dense batch."""
+    from w2p_eval.metrics import stats
+
+    rng = np.random.default_rng(5)
+    values, groups = rng.random(120), rng.integers(0, 60, 120)
+    dense = stats.bootstrap_ci(values, groups, seed=3, n_resamples=500)
+    monkeypatch.setattr(stats, "BATCH_CELLS", 1)
+    assert stats._batch(60) == 1
+    small = stats.bootstrap_ci(values, groups, seed=3, n_resamples=500)
+    assert (small.low, small.high) == (dense.low, dense.high)
+
+
+def test_many_intervals_at_once_are_the_one_by_one_intervals():
+    """bootstrap_ci_many (one vectorised bootstrap per group count) == bootstrap_ci per sample, bit for bit,
+    fallbacks (all equal, one group) included; and per_identity_ci built on it == the per-identity loop."""
+    from w2p_eval.metrics.base import ci_dict
+    from w2p_eval.metrics.identity import per_identity_ci
+    from w2p_eval.metrics.stats import bootstrap_ci_many
+
+    rng = np.random.default_rng(11)
+    samples = []
+    for n in (8, 8, 8, 12, 6, 4, 4, 2, 10):
+        groups = [f"f{j // 2}" for j in range(n)]
+        samples.append(((rng.random(n) < 0.6).astype(float), groups))
+    samples.append((np.ones(6), [f"g{j}" for j in range(6)]))  # all equal -> Wilson
+    samples.append((np.array([0.0, 1.0]), ["same", "same"]))  # one group
+    many = bootstrap_ci_many(samples, seed=4, n_resamples=300)
+    one = [bootstrap_ci(v, g, seed=4, n_resamples=300) for v, g in samples]
+    assert many == one
+
+    labels = np.repeat(np.arange(9), 6)
+    hits = (rng.random(len(labels)) < 0.5).astype(float)
+    groups = [f"id{l}-{j // 2}" for l, j in zip(labels, np.tile(np.arange(6), 9))]
+    names = [f"id{i}" for i in range(9)]
+    loop = {}
+    for i in range(9):
+        idx = np.flatnonzero(labels == i)
+        ci = ci_dict(hits[idx], [groups[j] for j in idx], seed=2, n_resamples=300, rate=True)
+        loop[names[i]] = [float(ci["low"]), float(ci["high"])]
+    assert per_identity_ci(hits, labels, names, groups, seed=2, n_resamples=300) == loop

@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     failure (disk full, read-only or unusable location) is one line and exit code 1."""
     from w2p_eval.errors import EnvironmentFailure, InputError, RunFailed
 
+    folder = sys.modules.get("w2p_eval.data.folder")
+    if folder is not None:  # a new command: its own skip report (datasets opened before it are not its own)
+        folder.forget_reports()
     try:
         rv = _run(argv)
     except click.exceptions.Exit as exc:

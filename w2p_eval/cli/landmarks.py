@@ -85,7 +85,8 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
                            backend=backend, workers=workers, overlay_dir=overlay_dir)
         rows += score_items(items, [M.SUITE], opts)
     if real:
-        rows += M.evaluate_real(data_dir, backend=backend, split=split, protocol=protocol, image_size=image_size,
+        data = opts.data_dir if items else data_dir  # the dataset the suites opened, not read again
+        rows += M.evaluate_real(data, backend=backend, split=split, protocol=protocol, image_size=image_size,
                                 workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
     if images and not data_dir:
         for folder in images:

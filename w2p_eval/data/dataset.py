@@ -10,7 +10,7 @@ import torch
 
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio, preprocess_wave
 from w2p_eval.data.images import image_to_tensor, load_image_rgb
-from w2p_eval.data.manifest import load_info, load_manifest, split_frame
+from w2p_eval.data.folder import DataFolder, open_dataset
 from w2p_eval.errors import InputError
 
 
@@ -28,18 +28,18 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike | DataFolder,
         split: str = "train",
         protocol: str = "seen",
         image_size: int = 64,
         audio_seconds: float = 1.0,
         cache: bool = True,
     ):
-        self.data_dir = Path(data_dir)
-        self.info = load_info(self.data_dir)
-        self.identities: list[str] = list(self.info["identities"])
+        self.data_dir: DataFolder = open_dataset(data_dir)  # path-like: data_dir / rel is a file of the dataset
+        self.info = self.data_dir.info
+        self.identities: list[str] = list(self.data_dir.identities)
         self.n_identities = len(self.identities)
-        self.df = split_frame(load_manifest(self.data_dir), split, protocol)
+        self.df = self.data_dir.split(split, protocol)  # only this split's files are content-checked
         self.split, self.protocol = split, protocol
         self.image_size = int(image_size)
         self.audio_seconds = float(audio_seconds)

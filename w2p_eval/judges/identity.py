@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from w2p_eval.data.images import image_to_tensor, load_image_rgb, resize_rgb, tensor_to_uint8
-from w2p_eval.data.manifest import identities, load_manifest, manifest_hash, split_frame
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.manifest import split_frame
 from w2p_eval.errors import InputError
 from w2p_eval.judges import load_identity_backbone
 from w2p_eval.utils import atomic_path, default_cache_dir, select_device, sha256_json
@@ -117,8 +118,10 @@ def unique_trunk(backbone: IdentityBackbone, images: np.ndarray, batch: int = 64
 def real_faces_uint8(data_dir: Path, rows, image_size: int) -> np.ndarray:
     """Real faces of manifest ``rows`` through generate_split's pipeline -> uint8 [N, S, S, 3]."""
     out = np.empty((len(rows), image_size, image_size, 3), np.uint8)
-    for i, rel in enumerate(rows["image_path"]):
-        out[i] = tensor_to_uint8((image_to_tensor(load_image_rgb(data_dir / rel), image_size) + 1) / 2)
+    paths = list(rows["image_path"])
+    for i in range(0, len(paths), 256):  # the same elementwise ops, 256 faces per torch call instead of one
+        chunk = torch.stack([image_to_tensor(load_image_rgb(data_dir / rel), image_size) for rel in paths[i:i + 256]])
+        out[i:i + len(chunk)] = tensor_to_uint8((chunk + 1) / 2)
     return out
 
 
@@ -317,11 +320,14 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
     selection. Cache key: (manifest hash, backbone, image size, seed, protocol, split, judge config).
     ``cache_dir=False`` disables caching.
     """
-    data_dir = Path(data_dir)
+    data_dir = open_dataset(data_dir, cache_dir)
     device = select_device(device)
     bb = load_identity_backbone(backbone, device=device, **(backbone_options or {}))
-    names = identities(data_dir)
-    rows, scored = judge_training_rows(load_manifest(data_dir), split, protocol)
+    names = list(data_dir.identities)
+    # which pairs are scored follows the manifest rows (not the cache): the evaluated split's files are
+    # content-checked here, the training faces only when the judge is trained (a cached judge reads none)
+    rows, scored = judge_training_rows(data_dir.rows, split, protocol)
+    scored = data_dir.readable(scored)
     missing = sorted(set(scored["identity"]) - set(rows["identity"]))
     if len(scored) == 0 or missing:
         raise InputError(f"expected pairs of the {split} split ({protocol} protocol) whose speakers have other real "
@@ -329,7 +335,7 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
                          f"{'no such pairs' if len(scored) == 0 else 'none for ' + ', '.join(missing)} in {data_dir}")
     scored_ids = list(scored["pair_id"])
     cfg_hash = sha256_json({"judge": JUDGE_VERSION, **bb.describe()}, 8)
-    key = f"{manifest_hash(data_dir)}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
+    key = f"{data_dir.hash}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
     cache = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "identity"
     path = cache / f"{key}.pt" if cache else None
     def cached() -> IdentityJudge | None:
@@ -354,7 +360,7 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
         judge = cached()
         if judge is not None:
             return judge
-        return _train_judge(bb, data_dir, rows, names, int(image_size), key, cache, path, scored_ids, seed, device)
+        return _train_judge(bb, data_dir, data_dir.readable(rows), names, int(image_size), key, cache, path, scored_ids, seed, device)
 
 
 @contextlib.contextmanager

@@ -150,11 +150,12 @@ def clip_embeddings(
     ``<cache_dir or default_cache_dir()>/speaker/``; only clips missing there, or whose audio file changed
     (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
     """
+    data_hash = manifest_hash(data_dir)  # a DataFolder's hash as read; a path's hashed here
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"
     cache = (Path(cache_dir) if cache_dir else default_cache_dir()) / "speaker"
-    cache_file = cache / f"{manifest_hash(data_dir)}-{audio_seconds:g}s-{tag}.npz"
+    cache_file = cache / f"{data_hash}-{audio_seconds:g}s-{tag}.npz"
     known: dict[str, np.ndarray] = {}
     stamps: dict[str, str] = {}
     if cache_file.is_file():

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from w2p_eval.data.folder import DataFolder, open_dataset
 from w2p_eval.models.generation import GeneratedSet
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class EvalOptions:
     ``memo`` holds what is shared across sources within one evaluation (trained judges, real-face scores).
     """
 
-    data_dir: Path
+    data_dir: DataFolder  # a path is accepted and opened once here (every suite then shares the one object)
     split: str = "test"
     protocol: str = "seen"
     seed: int = 0
@@ -68,7 +69,7 @@ class EvalOptions:
     memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        self.data_dir = Path(self.data_dir)
+        self.data_dir = open_dataset(self.data_dir, self.cache_dir)  # the boundary: the dataset is read once
         self.seed = int(self.seed)
 
     @property

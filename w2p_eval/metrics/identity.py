@@ -33,6 +33,7 @@ from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa:
 from w2p_eval.metrics import embedding as E
 from w2p_eval.metrics.base import (EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict,
                                    score_items)
+from w2p_eval.metrics.stats import bootstrap_ci_many
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,21 @@ def per_identity_ci(hits: np.ndarray, labels: np.ndarray, names: list[str], grou
                     n_resamples: int = 2000) -> dict[str, list[float]]:
     """{identity: [low, high]}: the seeded 95 % cluster-bootstrap interval (:func:`ci_dict`, face ids resampled
     together) of each test identity's accuracy, from per-item hits [N] and labels [N]."""
-    labels = np.asarray(labels, np.int64)
-    out = {}
-    for i in np.unique(labels).tolist():
-        idx = np.flatnonzero(labels == i)
-        ci = ci_dict(np.asarray(hits)[idx], [groups[j] for j in idx], seed=seed, n_resamples=n_resamples, rate=True)
-        if ci is not None:
-            out[names[i]] = [float(ci["low"]), float(ci["high"])]
-    return out
+    labels, hits = np.asarray(labels, np.int64), np.asarray(hits, np.float64)
+    ids = np.unique(labels).tolist()
+    subsets = [np.flatnonzero(labels == i) for i in ids]
+    if not np.isfinite(hits).all():  # ci_dict leaves NaN items out, one identity at a time
+        out = {}
+        for i, idx in zip(ids, subsets):
+            ci = ci_dict(hits[idx], [groups[j] for j in idx], seed=seed, n_resamples=n_resamples, rate=True)
+            if ci is not None:
+                out[names[i]] = [float(ci["low"]), float(ci["high"])]
+        return out
+    g = None if groups is None or len(groups) == 0 else np.asarray(groups).astype(str)
+    # one vectorised bootstrap per distinct group count, not one per identity (same intervals)
+    cis = bootstrap_ci_many([(hits[idx], None if g is None else g[idx]) for idx in subsets], seed=int(seed),
+                            n_resamples=int(n_resamples))
+    return {names[i]: [float(ci.low), float(ci.high)] for i, ci in zip(ids, cis)}
 
 
 def score_sets(judge: IdentityJudge, fake: np.ndarray, real: np.ndarray, labels: np.ndarray, seed: int = 0,

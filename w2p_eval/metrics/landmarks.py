@@ -120,16 +120,15 @@ def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backe
                    cache_dir=None, faces: tuple[list[str], np.ndarray] | None = None) -> tuple[list[str], list]:
     """Landmarks of the split's real faces at ``image_size``, cached on disk, keyed by (manifest hash,
     split, protocol, size, backend + its settings). ``faces`` = (pair_ids, uint8 [N,S,S,3]) skips reloading."""
-    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.data.folder import open_dataset
 
+    data_dir = open_dataset(data_dir, cache_dir)
     model = get_backend(backend)
     settings_hash = sha256_json({"version": model.version, **model.settings()}, 8)
-    path = _cache_file(cache_dir or default_cache_dir(), manifest_hash(data_dir), split, protocol,
+    path = _cache_file(cache_dir or default_cache_dir(), data_dir.hash, split, protocol,
                        int(image_size), backend, settings_hash)
     if faces is None:
-        from w2p_eval.data.manifest import load_manifest, split_frame
-
-        ids = list(split_frame(load_manifest(data_dir), split, protocol)["pair_id"])
+        ids = list(data_dir.split(split, protocol)["pair_id"])
     else:
         ids = list(faces[0])
     if path.is_file():
@@ -336,13 +335,14 @@ def evaluate_landmarks(
 def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,
                   seed=0, overlay_dir=None, cache_dir=None) -> list[dict]:
     """Detection rate of the dataset's real faces at ``image_size`` (no checkpoint) -> one row."""
-    from w2p_eval.data.manifest import manifest_hash
+    from w2p_eval.data.folder import open_dataset
 
+    data_dir = open_dataset(data_dir, cache_dir)  # a path from a Python caller is opened once, here
     model_be = get_backend(backend)
     ids, res = real_landmarks(data_dir, split, protocol, image_size, backend, workers, cache_dir)
     config = {"backend": backend, **model_be.settings(), "split": split, "protocol": protocol, "image_size": image_size}
     base = {
-        "data_hash": manifest_hash(data_dir), "run": "real_faces", "model": "real_faces", "checkpoint": "",
+        "data_hash": data_dir.hash, "run": "real_faces", "model": "real_faces", "checkpoint": "",
         "checkpoint_hash": f"real-{image_size}px", "epoch": None, "split": split, "protocol": protocol,
         "seed": int(seed), "evaluator": f"landmarks/{backend}", "evaluator_version": model_be.version,
         "config_hash": sha256_json(config),

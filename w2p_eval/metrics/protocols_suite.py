@@ -47,9 +47,7 @@ def matching_metric(n_way: int, ceiling: bool = False) -> str:
 
 def split_identity_counts(opts: EvalOptions) -> tuple[int, int]:
     """(test identities, identities with >= 2 distinct faces) of the evaluated split, from the manifest."""
-    from w2p_eval.data.manifest import load_manifest, split_frame
-
-    df = split_frame(load_manifest(opts.data_dir), opts.split, opts.protocol)
+    df = opts.data_dir.split(opts.split, opts.protocol)
     if df.empty:
         raise InputError(f"expected pairs in split {opts.split!r} ({opts.protocol} protocol) of {opts.data_dir}, "
                          f"found none")

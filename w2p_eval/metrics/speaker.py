@@ -124,7 +124,7 @@ def evaluate_speaker_id(
     rows = []
     for item in checkpoint_items(ckpt_path):
         ckpt = item.checkpoint()
-        values = speaker_values(ckpt, data_dir, split=split, protocol=protocol, device=device, cache_dir=cache_dir,
+        values = speaker_values(ckpt, opts.data_dir, split=split, protocol=protocol, device=device, cache_dir=cache_dir,
                                 seed=seed)
         gs = GeneratedSet(pair_ids=[], identities=[], labels=np.zeros(0, np.int64), identity_names=[],
                           fake=np.zeros((0, 1, 1, 3), np.uint8), real=np.zeros((0, 1, 1, 3), np.uint8),
@@ -132,5 +132,5 @@ def evaluate_speaker_id(
                           image_size=int(ckpt["image_size"]), audio_seconds=float(ckpt["audio_seconds"]),
                           run=item.run, source=item.kind, source_hash=item.content_hash)
         rows += result_rows(gs, SuiteResult(EVALUATOR, EVALUATOR_VERSION, ckpt.get("config", {}), values), opts,
-                            manifest_hash(data_dir))
+                            manifest_hash(opts.data_dir))
     return rows

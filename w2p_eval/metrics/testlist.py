@@ -98,7 +98,8 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
     InputError saying which are). Pairs are the manifest's readable pairs of the split (as every
     evaluation loads them).
     """
-    from w2p_eval.data.manifest import PROTOCOLS, SPLITS, load_info, load_manifest, manifest_hash, split_frame
+    from w2p_eval.data.folder import open_dataset
+    from w2p_eval.data.manifest import PROTOCOLS, SPLITS
     from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
     from w2p_eval.metrics.protocols import draw_galleries, draw_matching_tuples, tuples_to_pair_ids
 
@@ -106,8 +107,9 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
         raise InputError(f"expected split in {SPLITS} and protocol in {PROTOCOLS}, got {split!r} / {protocol!r}")
     if judge not in IDENTITY_BACKBONES:
         resolve_name(IDENTITY_BACKBONES, judge, "judge")  # raises with a hint
-    info = load_info(data_dir)
-    df = split_frame(load_manifest(data_dir), split, protocol)
+    data_dir = open_dataset(data_dir)  # the boundary of `w2p-eval testlist` (a DataFolder passes through)
+    info = data_dir.info
+    df = data_dir.split(split, protocol)
     if df.empty:
         raise InputError(f"expected pairs in the {split} split ({protocol} protocol) of {data_dir}, got none")
     names = df["identity"].astype(str).to_numpy()
@@ -125,7 +127,7 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
         excluded[str(n_way)] = int(t.excluded.size)
     content = {
         "format": FORMAT, "version": VERSION,
-        "dataset": {"manifest_hash": manifest_hash(data_dir), "kind": info.get("kind"), "n_pairs": len(pair_ids)},
+        "dataset": {"manifest_hash": data_dir.hash, "kind": info.get("kind"), "n_pairs": len(pair_ids)},
         "split": split, "protocol": protocol,
         "judge": {"name": judge, "settings": dict(judge_settings or {})},
         "seeds": {"galleries": int(seed), "matching": int(seed)},
@@ -254,10 +256,8 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
     (InputError, one line) rather than silently replaced. The evaluated split must hold exactly the list's
     pairs (same manifest hash makes that so unless pairs became unreadable).
     """
-    from w2p_eval.data.manifest import load_info, load_manifest, split_frame
-
     tl = load_testlist(path, opts.data_dir)
-    tl.gallery_labels(load_info(opts.data_dir)["identities"])  # unknown gallery identities: refused up front
+    tl.gallery_labels(list(opts.data_dir.identities))  # unknown gallery identities: refused up front
     for what, given, have, want in (("--split", split_given, opts.split, tl.split),
                                     ("--protocol", protocol_given, opts.protocol, tl.protocol),
                                     ("--backbone", backbone_given, opts.backbone, tl.judge)):
@@ -265,7 +265,7 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
             raise InputError(f"test list {tl.id} fixes {what} {want}, got {what} {have}; drop the option or make a "
                              f"test list for it with `w2p-eval testlist`")
     opts.split, opts.protocol, opts.backbone = tl.split, tl.protocol, tl.judge
-    pairs = set(split_frame(load_manifest(opts.data_dir), tl.split, tl.protocol)["pair_id"].astype(str))
+    pairs = set(opts.data_dir.split(tl.split, tl.protocol)["pair_id"].astype(str))
     if pairs != set(tl.pair_ids):
         raise InputError(f"expected the {tl.split} split of {opts.data_dir} to hold test list {tl.id}'s "
                          f"{len(tl.pair_ids)} pairs, got {len(pairs)} ({len(set(tl.pair_ids) - pairs)} of the list's "

@@ -22,7 +22,7 @@ import torch
 
 from w2p_eval.errors import InputError
 from w2p_eval.utils import atomic_path, git_commit, package_versions, sha256_file
-from w2p_eval.validate import check_checkpoint
+from w2p_eval.validate import CHECKPOINT_VERSIONS, check_checkpoint
 
 FORMAT = "w2p-eval-checkpoint"
 CKPT_DIR = "checkpoints"
@@ -86,13 +86,41 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
     Raises InputError for a missing file, a file that is not a checkpoint, or one that holds
     pickled code (callables, custom classes) - those are refused, never executed.
     """
+    ckpt = _load(path, map_location)
+    check_checkpoint(ckpt, path)
+    for key in TOP_LEVEL:
+        ckpt["config"].setdefault(key, ckpt[key])
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+META_KEYS = ("model", "epoch", "image_size", "audio_seconds", "identities")
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's metadata (:data:`META_KEYS`) without loading its weights: the file is memory-mapped
+    (``torch.load(mmap=True, weights_only=True)``), so tensors stay on disk and only the small fields are read.
+    Same refusals as :func:`load_checkpoint` for a missing, foreign or unsafe file; the weights' checks
+    (finite, shapes) happen when the checkpoint is loaded to generate. What evaluate reads to decide that a
+    checkpoint is already in the store (its run, model, epoch and content hash)."""
+    ckpt = _load(path, "cpu", mmap=True)
+    meta = {k: ckpt.get(k) for k in META_KEYS}
+    del ckpt  # drops the mapping
+    if not isinstance(meta["model"], str):
+        raise InputError(f"expected a model name (text) in checkpoint {path}, got {meta['model']!r}")
+    if isinstance(meta["epoch"], bool) or not isinstance(meta["epoch"], int) or meta["epoch"] < 0:
+        raise InputError(f"expected an integer >= 0 for epoch in checkpoint {path}, got {meta['epoch']!r}")
+    return meta
+
+
+def _load(path: str | os.PathLike, map_location: str, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"expected a checkpoint file (.pt), got missing path {path}")
     if not zipfile.is_zipfile(path):
         raise InputError(f"expected a readable torch checkpoint (a torch.save zip file), got {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         lines = [ln for ln in str(exc).splitlines() if "Unsupported" in ln or "GLOBAL" in ln]
         first = lines[0].strip() if lines else "unsafe content"
@@ -105,10 +133,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise InputError(f"expected a w2p-eval checkpoint (format {FORMAT!r}), got {got!r} in {path}")
-    check_checkpoint(ckpt, path)
-    for key in TOP_LEVEL:
-        ckpt["config"].setdefault(key, ckpt[key])
-    ckpt["path"] = str(path)
+    if ckpt.get("version") not in CHECKPOINT_VERSIONS:
+        check_checkpoint(ckpt, path)  # the one message for an unknown version
     return ckpt
 
 

@@ -184,10 +184,11 @@ def export_generated(
     from w2p_eval.outdir import claim, owned_folder, refuse_links
     from w2p_eval.utils import atomic_path, csv_safe
 
-    from w2p_eval.data.manifest import load_manifest
+    from w2p_eval.data.folder import open_dataset
 
     claim(out_dir, "generate")  # new, empty, or an earlier generate output; never a foreign folder
-    list_checkpoints(ckpt), load_manifest(data_dir)  # bad input is refused before OUT is created
+    list_checkpoints(ckpt)
+    data_dir = open_dataset(data_dir)  # read once (bad input is refused before OUT is created)
     refuse_links(out_dir, [Path(p).stem for p in list_checkpoints(ckpt)] + ["manifest.csv"])
     rows = []
     with owned_folder(out_dir, "generate", f"generate folder {out_dir}") as out_dir:

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from w2p_eval.data.folder import open_dataset
 from w2p_eval.errors import InputError
 from w2p_eval.pipeline.evaluate import evaluate_runs
 
@@ -42,6 +43,7 @@ def ablate_audio(
     from w2p_eval.report.build import build_report
     from w2p_eval.results import default_store
 
+    data_dir = open_dataset(data_dir, cache_dir)  # read once for every training and evaluation below
     seconds = _check_seconds(data_dir, seconds)
     base = _wav2pix_config(config)
     store_path = Path(store) if store else default_store(data_dir)
@@ -58,12 +60,10 @@ def ablate_audio(
 
 def _check_seconds(data_dir, seconds) -> list[float]:
     """Positive lengths no longer than the data's shortest pair (InputError otherwise)."""
-    from w2p_eval.data.manifest import load_manifest
-
     seconds = [float(s) for s in seconds]
     if not seconds or any(s <= 0 for s in seconds):
         raise InputError(f"expected positive audio lengths in seconds, got {seconds}")
-    shortest = float(load_manifest(data_dir)["audio_duration"].min())
+    shortest = float(data_dir.readable(data_dir.rows)["audio_duration"].min())
     if max(seconds) > shortest + 1e-3:
         raise InputError(f"expected audio lengths <= the data's shortest pair ({shortest:.2f} s), got {max(seconds)} s")
     return seconds

@@ -54,7 +54,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
              epochs: int | None = None, device: str | None = None, workers: int = 1,
              settings: DemoSettings | None = None) -> Path:
     """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html."""
-    from w2p_eval.data.manifest import load_info
+    from w2p_eval.data.folder import open_dataset
     from w2p_eval.data.prepare_demo import build_demo
     from w2p_eval.models.checkpoint import list_checkpoints
     from w2p_eval.pipeline.configs import config_for
@@ -68,7 +68,8 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     data, runs_dir, cache = out / "data", out / "runs", out / "cache"
     t0 = time.perf_counter()
     if (data / "dataset.json").is_file():
-        info = load_info(data)
+        data = open_dataset(data, cache)
+        info = data.info
         if int(info.get("seed", -1)) != int(seed) or len(info.get("identities", [])) != s.n_identities:
             raise InputError(f"expected demo data built with seed {seed} and {s.n_identities} identities in {data}, "
                              f"got seed {info.get('seed')} and {len(info.get('identities', []))} identities "
@@ -77,6 +78,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     else:
         _say(f"1/4 building demo data: {s.n_identities} identities x {s.pairs_per_identity} pairs -> {data}")
         build_demo(data, seed=seed, n_identities=s.n_identities, pairs_per_identity=s.pairs_per_identity)
+    data = open_dataset(data, cache)  # read once for the trainings, the evaluation and the report
     t_data = time.perf_counter()
 
     n_epochs = int(epochs or s.epochs)

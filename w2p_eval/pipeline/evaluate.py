@@ -19,6 +19,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, score_item
@@ -109,6 +110,7 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
             pending.append(suite)
         if pending:
             bar.set_description(f"{'+'.join(s.name for s in pending)}: {tag}")
+            item.load()  # only now are a checkpoint's weights read (a skipped one is decided on its metadata)
             try:
                 rows = _score_and_keep_samples(item, pending, opts, data_hash, store_path)
             except InputError as exc:
@@ -189,6 +191,7 @@ def evaluate_runs(
         get_suite(s)
     if not suites:
         raise InputError("expected at least one metric suite, got none")
+    data_dir = open_dataset(data_dir, cache_dir)  # the boundary: read once, passed down
     store_path = Path(store) if store else default_store(data_dir)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
                        backbone=backbone, backbone_options=backbone_options, backend=backend, workers=int(workers),

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.data.dataset import PairDataset
+from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import save_png, tensor_to_uint8
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError, RunFailed
@@ -144,7 +145,7 @@ def train(config: dict, data_dir: Path, out_dir: Path, *, resume: bool = False, 
     set_threads(cfg.threads)
     dist = ddp.setup(device)
     try:
-        state = _setup(cfg, dist, Path(data_dir), Path(out_dir), resume)
+        state = _setup(cfg, dist, open_dataset(data_dir), Path(out_dir), resume)
         bar = tqdm(total=(cfg.epochs - state.start_epoch) * len(state.loader), desc="train",
                    disable=not dist.is_main, dynamic_ncols=True, leave=True)
         for epoch in range(state.start_epoch + 1, cfg.epochs + 1):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from w2p_eval.data.manifest import load_info
+from w2p_eval.data.folder import open_dataset
 from w2p_eval.errors import InputError
 from w2p_eval.models.checkpoint import CKPT_DIR
 from w2p_eval.names import unknown as unknown_name
@@ -112,8 +112,8 @@ def run_training(
     and training restarts after the last complete checkpoint. A RUN that already holds checkpoints
     is refused without ``resume``.
     """
-    out_dir, data_dir = Path(out_dir), Path(data_dir)
-    load_info(data_dir)  # a clear error for a folder that is not a dataset
+    out_dir = Path(out_dir)
+    data_dir = open_dataset(data_dir)  # read once (a clear error for a folder that is not a dataset), passed down
     base = load_config(config)
     claim(out_dir, "train", own=_looks_like_run)
     base = _run_base(base, out_dir, resume)

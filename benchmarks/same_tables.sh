@@ -1,0 +1,51 @@
+#!/bin/bash
+# Result tables unchanged: the same demo data and checkpoints (2 untrained WAV2PIX 64 px + 4 baselines) evaluated
+# with every suite by OLD_TREE and by this tree into two stores; rows compared exactly, `results` tables diffed.
+# NEW_ONLY=1 re-runs only this tree against the stores of an earlier run.
+set -e
+PY=${PY:-python}
+W=${W:-/tmp/w2p-same-tables}
+NEW=$(cd "$(dirname "$0")/.." && pwd)
+OLD=${1:?usage: benchmarks/same_tables.sh OLD_TREE (a checkout of the commit to compare with)}
+SIDES="old new"
+if [ -n "$NEW_ONLY" ]; then SIDES=new; rm -rf $W/cache_new $W/new.sqlite $W/samples; else
+rm -rf $W; mkdir -p $W
+cd $OLD
+PYTHONPATH=$OLD $PY -m w2p_eval prepare demo --out $W/data --identities 10 --pairs 16 --seed 0
+for m in mean_face random_real real_faces speaker_retrieval; do
+  PYTHONPATH=$OLD W2P_CACHE=$W/fitcache $PY -m w2p_eval train $OLD/baselines/$m.yaml --data $W/data --out $W/runs/$m
+done
+PYTHONPATH=$OLD $PY -c "
+import sys; sys.path.insert(0, '$OLD/benchmarks')
+from pathlib import Path
+from evaluate import make_checkpoint
+make_checkpoint(Path('$W/data'), Path('$W/runs/wav2pix/checkpoints/epoch_0000.pt'))
+make_checkpoint(Path('$W/data'), Path('$W/runs/wav2pix/checkpoints/epoch_0001.pt'), seed=1)
+"
+fi
+for side in $SIDES; do
+  T=$OLD; [ $side = new ] && T=$NEW
+  (cd $T && PYTHONPATH=$T W2P_CACHE=$W/cache_$side $PY -m w2p_eval evaluate $W/runs/wav2pix --data $W/data \
+     --baselines $W/runs/mean_face --baselines $W/runs/random_real --baselines $W/runs/real_faces \
+     --baselines $W/runs/speaker_retrieval --store $W/$side.sqlite --cache-dir $W/cache_$side --seed 0)
+  (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --store $W/$side.sqlite > $W/results_$side.txt)
+done
+$PY - <<PYEOF
+import sqlite3, json, pandas as pd
+def load(p):
+    con = sqlite3.connect(p)
+    df = pd.read_sql("select * from results", con)
+    keep = ["run","model","checkpoint","checkpoint_hash","epoch","metric","split","protocol","seed","value","n",
+            "evaluator","evaluator_version","config_hash","data_hash","extra","source"]
+    return df[[c for c in keep if c in df.columns]].sort_values(["run","checkpoint","metric"]).reset_index(drop=True)
+a, b = load("$W/old.sqlite"), load("$W/new.sqlite")
+print("rows", len(a), len(b))
+same = a.equals(b)
+print("stores identical (values, n, extra, keys):", same)
+if not same:
+    m = a.merge(b, on=["run","checkpoint","metric"], how="outer", suffixes=("_old","_new"), indicator=True)
+    for c in ["value","n","extra"]:
+        d = m[m[c+"_old"].astype(str) != m[c+"_new"].astype(str)]
+        print(c, "differs in", len(d)); print(d[["run","metric",c+"_old",c+"_new"]].head(5).to_string())
+PYEOF
+diff $W/results_old.txt $W/results_new.txt && echo "results tables identical"
