@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.tfjs_graphs import b, f, i, ints, node, s, strs, write_model
+from tests.tfjs_helpers import b, f, i, ints, node, s, strs, write_model
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges import tfjs
 from w2p_eval.judges.tfjs import load_graph_model
@@ -50,7 +50,7 @@ def ref_depthwise(x, w, pads):
 def conv_node(name, op, inputs, stride=1, padding="VALID", dil=1, fused=(), **extra):
     attr = dict(strides=ints([1, stride, stride, 1]), padding=s(padding), dilations=ints([1, dil, dil, 1]), **NHWC)
     if fused:
-        attr.update(fused_ops=strs(fused), num_args=i(len(inputs) - 2 - (1 if "Prelu" in fused else 0)),
+        attr.update(fused_ops=strs(fused), num_args=i(len(inputs) - 2),
                     epsilon=f(0))
     attr.update(extra)
     return node(name, op, inputs, **attr)
