@@ -58,6 +58,30 @@ def prepared_release(work: Path) -> Path:
     return data
 
 
+def fewer_training_faces(src: Path, out: Path, per_identity: int) -> Path:
+    """``src`` with only its first ``per_identity`` seen-protocol training faces (all their pairs) per identity and
+    every test pair (hard links): the benchmark's WAV2PIX run trains faster; the timed test split is unchanged."""
+    import shutil
+
+    from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
+
+    if (out / "manifest.csv").is_file():
+        return out
+    df = load_manifest(src)
+    keep = set()
+    for _, faces in df[df["split_seen"] == "train"].groupby("identity")["face_id"]:
+        keep |= set(sorted(set(faces))[:per_identity])
+    df = df[(df["split_seen"] == "test") | df["face_id"].isin(keep)]
+    for rel in sorted(set(df["image_path"]) | set(df["audio_path"])):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src / rel, out / rel)
+        except OSError:
+            shutil.copy2(src / rel, out / rel)
+    write_dataset(out, df, {k: v for k, v in load_info(src).items() if k not in ("identities", "n_pairs")})
+    return out
+
+
 def trained_checkpoints(data: Path, work: Path, epochs: int) -> list[Path]:
     from w2p_eval.models.checkpoint import list_checkpoints
     from w2p_eval.train.run import run_training
@@ -174,6 +198,9 @@ def main() -> None:
     ap.add_argument("--skip-checkpoint", action="store_true", help="only the descriptor throughput")
     ap.add_argument("--paths", default=",".join(BACKBONES),
                     help=f"which judges to time, comma-separated among {', '.join(BACKBONES)}")
+    ap.add_argument("--train-faces", type=int, default=0,
+                    help="keep only the first N training faces per identity (faster set-up on a loaded machine; "
+                         "the timed test split is the same)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -190,6 +217,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="w2p-bench-identity-"))
     work.mkdir(parents=True, exist_ok=True)
     data = args.data or prepared_release(work)
+    if args.train_faces > 0:
+        data = fewer_training_faces(data, work / f"{data.name}_{args.train_faces}faces", args.train_faces)
     res = {"device": device, "threads": args.threads, "cpu_count": os.cpu_count(),
            "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
     if device.startswith("cuda"):
