@@ -86,8 +86,8 @@ def trained_checkpoints(data: Path, work: Path, epochs: int) -> list[Path]:
     from w2p_eval.models.checkpoint import list_checkpoints
     from w2p_eval.train.run import run_training
 
-    run = work / f"wav2pix_{epochs}ep"
-    if len(list_checkpoints(run) if run.is_dir() else []) < 2:
+    run = work / f"wav2pix_{epochs}ep_{data.name}"
+    if len(list_checkpoints(run) if (run / "checkpoints").is_dir() else []) < 2:
         overrides = {"epochs": epochs, "checkpoint_every": 1, "n_samples": 4}
         run_training(REPO / "baselines" / "wav2pix_64.yaml", data, run, overrides=overrides, device="cpu", seed=0)
     return list_checkpoints(run)
@@ -224,6 +224,7 @@ def main() -> None:
     if device.startswith("cuda"):
         res["gpu"] = torch.cuda.get_device_name(0)
     res.update(descriptor_speed(data, args.n_faces, args.repeats, device, paths))
+    print(f"descriptor timings: {json.dumps(res)}", file=sys.stderr)
 
     def ratio(key: str, a: str, b: str) -> None:
         if a in res and b in res:
