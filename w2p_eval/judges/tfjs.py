@@ -118,8 +118,9 @@ def read_model_json(path: str | os.PathLike) -> dict:
                          f"({exc.__class__.__name__}: {str(exc)[:80]})") from None
     nodes = model.get("modelTopology", {}).get("node") if isinstance(model, dict) else None
     if not isinstance(nodes, list) or not isinstance(model.get("weightsManifest"), list):
+        got = "keys " + ", ".join(sorted(model)) if isinstance(model, dict) else type(model).__name__
         raise InputError(f"expected a TensorFlow.js graph model (modelTopology.node and weightsManifest) in {path}, "
-                         f"got {'keys ' + ', '.join(sorted(model)) if isinstance(model, dict) else type(model).__name__}")
+                         f"got {got}")
     return model
 
 
@@ -156,9 +157,10 @@ def read_weights(model: dict, folder: str | os.PathLike) -> dict[str, np.ndarray
         chunks, names = [], []
         for rel in group.get("paths", []):
             path = (folder / rel).resolve()
-            if not path.is_relative_to(folder.resolve()) or not path.is_file():
+            inside = path.is_relative_to(folder.resolve())
+            if not inside or not path.is_file():
                 raise InputError(f"expected the weight shard {rel} inside {folder}, got "
-                                 f"{'a path outside it' if not path.is_relative_to(folder.resolve()) else 'no such file'}")
+                                 f"{'no such file' if inside else 'a path outside it'}")
             chunks.append(path.read_bytes())
             names.append(rel)
         data = b"".join(chunks)
