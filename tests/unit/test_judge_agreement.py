@@ -221,3 +221,29 @@ def test_agreement_section_absent_with_one_judge_and_primary_without_the_default
     df = ResultsStore(tmp_path / "one.sqlite").query()
     assert A.primary_judge(df) == "identity/vgg_scratch"
     assert A.primary_judge(df[df["evaluator"] == "landmarks/dlib"]) is None
+
+
+def test_cli_evaluate_and_identity_with_two_judges(tiny_data, tmp_path, test_faces):
+    """`evaluate --backbone a,b` on an images folder stores both judges' rows and skips both when run again;
+    `identity --backbone a,b` prints one table per judge."""
+    from w2p_eval.data.images import save_png
+
+    pairs, real = test_faces
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for pid, face in zip(pairs, real):
+        save_png(folder / f"{pid}.png", face)
+    common = ["--data", tiny_data, "--backbone", ",".join(JUDGES), "--cache-dir", tmp_path / "cache",
+              "--images", folder, "--name", "mine"]
+    store = tmp_path / "r.sqlite"
+    first = run_cli(["evaluate", *common, "--metrics", "identity,distances", "--store", store])
+    assert first.returncode == 0, first.stderr
+    assert "evaluated 4 (source, judge) pairs" in first.stdout
+    df = ResultsStore(store).query()
+    assert set(df["evaluator"]) == {f"identity/{j}" for j in JUDGES}
+    assert len(df[df["metric"] == "paired_cosine"]) == 2
+    again = run_cli(["evaluate", *common, "--metrics", "identity,distances", "--store", store])
+    assert again.returncode == 0 and "skipped 4 already in the store" in again.stdout, again.stdout
+    shown = run_cli(["identity", *common, "--no-store"])
+    assert shown.returncode == 0, shown.stderr
+    assert all(f"identity evaluation: identity/{j} " in shown.stdout for j in JUDGES)

@@ -37,8 +37,12 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     sources = O.face_sources(images, names)
     if not ckpts and not sources:
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR or --images DIR --name NAME")
+    from w2p_eval.judges import parse_backbones
+
+    judges = parse_backbones(backbone)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights, workers))
+                       backbone=judges, backbone_options=O.backbone_options(judges[0], vgg_face_weights, workers),
+                       judge_options=O.judge_options(judges, vgg_face_weights, workers))
     SUITE.check(opts)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]

@@ -290,13 +290,17 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
 
 
 def format_rows(rows: list[dict]) -> str:
-    """A readable table (one line per checkpoint, one column per metric: value [95 % CI]) plus the fairness note."""
+    """A readable table (one line per checkpoint, one column per metric: value [95 % CI]) plus the fairness note;
+    one table per judge when the rows hold several."""
     import pandas as pd
 
     from w2p_eval.text import interval_text
 
     if not rows:
         return "no checkpoints evaluated"
+    judges = list(dict.fromkeys(r["evaluator"] for r in rows))
+    if len(judges) > 1:  # several identity judges (--backbone a,b): one table each
+        return "\n\n".join(format_rows([r for r in rows if r["evaluator"] == j]) for j in judges)
     rate = {m.name: m.is_rate for m in SUITE.metrics}
     df = pd.DataFrame(rows)
     df["text"] = [interval_text(r["value"], r["extra"].get("ci"), rate.get(r["metric"], False)) for r in rows]
