@@ -247,3 +247,15 @@ def test_cli_evaluate_and_identity_with_two_judges(tiny_data, tmp_path, test_fac
     shown = run_cli(["identity", *common, "--no-store"])
     assert shown.returncode == 0, shown.stderr
     assert all(f"identity evaluation: identity/{j} " in shown.stdout for j in JUDGES)
+
+
+def test_python_api_takes_a_list_of_judges(tiny_data, tmp_path, test_faces):
+    import w2p_eval
+
+    pairs, real = test_faces
+    df = w2p_eval.evaluate_faces(real, pairs, data=tiny_data, metrics=["identity"], backbone=list(JUDGES),
+                                 cache_dir=tmp_path / "cache", name="mine")
+    top1 = df[df["metric"] == "identity_top1_fake"].set_index("evaluator")["value"]
+    assert sorted(top1.index) == [f"identity/{j}" for j in JUDGES] and (top1 == 1.0).all()
+    with pytest.raises(InputError, match="more than once"):
+        w2p_eval.evaluate_faces(real, pairs, data=tiny_data, metrics=["identity"], backbone=["dlib_resnet"] * 2)
