@@ -259,3 +259,33 @@ def test_python_api_takes_a_list_of_judges(tiny_data, tmp_path, test_faces):
     assert sorted(top1.index) == [f"identity/{j}" for j in JUDGES] and (top1 == 1.0).all()
     with pytest.raises(InputError, match="more than once"):
         w2p_eval.evaluate_faces(real, pairs, data=tiny_data, metrics=["identity"], backbone=["dlib_resnet"] * 2)
+
+
+def test_dlib_resnet_and_faceres_in_one_run(tiny_data, tmp_path, test_faces, monkeypatch):
+    """The issue's pair of judges: both score the same faces in one run, each face through FaceRes once."""
+    from w2p_eval.judges import tfjs
+
+    try:
+        tfjs.model_path("faceres")
+    except InputError as exc:
+        pytest.skip(f"FaceRes weights not installed ({exc})")
+    from w2p_eval.judges.faceres import FaceResBackbone
+
+    seen: list[str] = []
+    real_trunk = FaceResBackbone.trunk
+
+    def recording(self, images):
+        seen.extend(hashlib.sha1(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images)
+        return real_trunk(self, images)
+
+    monkeypatch.setattr(FaceResBackbone, "trunk", recording)
+    pairs, real = test_faces
+    constant = np.repeat(real[:1], len(real), axis=0)
+    opts = EvalOptions(tiny_data, backbone="dlib_resnet,faceres", cache_dir=tmp_path / "cache")
+    rows = score_items([ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")],
+                       [get_suite(s) for s in JUDGED], opts)
+    df = pd.DataFrame(rows)
+    top1 = df[df["metric"] == "identity_top1_fake"].set_index(["run", "evaluator"])["value"]
+    assert top1[("real", "identity/faceres")] == 1.0 and top1[("constant", "identity/faceres")] <= 0.5
+    assert top1[("real", "identity/dlib_resnet")] == 1.0
+    assert len(seen) == len(set(seen)) and opts.features.computed == 4
