@@ -162,7 +162,7 @@ def agreement_section(ctx) -> list:
     ctx.table(sides, "judge_side_by_side", f"Identity and protocol metrics under each judge ({names}).")
     defined = [a for a in found if not math.isnan(a.tau)]
     flipped = [a for a in found if a.flips]
-    summary = (f"{sum(a.tau == 1 for a in defined)} of {len(defined)} comparisons (metric, pair of judges) with a "
+    summary = (f"{sum(math.isclose(a.tau, 1.0) for a in defined)} of {len(defined)} comparisons (metric, pair of judges) with a "
                f"defined τ order the models identically (τ = 1); " + (
                    "order flips in: " + "; ".join(f"{info(a.metric).label} ({judge_name(a.judge_b)}: "
                                                   f"{len(a.flips)} pair{'s' if len(a.flips) > 1 else ''})"
@@ -174,7 +174,9 @@ def agreement_section(ctx) -> list:
                 "(tau-b, scipy.stats.kendalltau) between the primary judge's order of the models (final "
                 "checkpoints) and each other judge's, with its two-sided p-value; \"order flips\" lists every pair "
                 "of models ranked one way by one judge and the other way by the other (ties are not flips). "
-                "τ is undefined (–) with fewer than two models or when a judge gives them all the same value."),
+                "τ is undefined (–) with fewer than two models or when a judge gives them all the same value. "
+                "A flip between models whose intervals overlap (see the side-by-side table) is within the "
+                "evaluation's noise, not evidence that the judges disagree."),
             R.p(summary), R.table(table),
             R.p("Each metric under every judge: value [95 % interval] of each model's final checkpoint."),
             R.table(sides)]
