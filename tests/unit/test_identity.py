@@ -225,7 +225,7 @@ def test_cli_bad_input_is_one_line(tiny_data, tmp_path, capsys):
 
     for args, want in (
         (["--ckpt", str(tmp_path / "nope.pt")], "expected a checkpoint file"),
-        (["--ckpt", str(tmp_path), "--backbone", "facenet"], "did you mean facenet_vggface2"),
+        (["--ckpt", str(tmp_path), "--backbone", "facenet_vgg"], "did you mean facenet_vggface2"),
     ):
         with pytest.raises(SystemExit) as exc:
             main(["identity", *args, "--data", str(tiny_data), "--cache-dir", str(tmp_path / "c")])
