@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The example report in reports/grid_example: GRID clips (../shared/data/grid_videos), WAV2PIX 64 px + baselines,
 # scored on the frozen test list reports/grid_example.testlist.json, plus WAV2PIX's faces exported with
-# `generate` and scored from the folder as an external model would be, and the paired WAV2PIX vs l1_regression
+# `generate` and scored from the folder as an external model would be, every source under two identity judges
+# (dlib_resnet and faceres: the report's "Judge agreement" section), and the paired WAV2PIX vs l1_regression
 # comparison.
 set -euo pipefail
 S=scratch/grid_ex
@@ -16,7 +17,7 @@ for b in speaker_retrieval random_real mean_face real_faces; do
 done
 # WAV2PIX's final faces as an image folder, one <pair_id>.png per test pair
 w2p-eval generate --ckpt $S/runs/wav2pix_64/checkpoints/epoch_0040.pt --data $S/grid --out $S/exported
-w2p-eval evaluate $S/runs/wav2pix_64 --data $S/grid --seed 0 --testlist reports/grid_example.testlist.json \
+w2p-eval evaluate $S/runs/wav2pix_64 --data $S/grid --seed 0 --backbone dlib_resnet,faceres --testlist reports/grid_example.testlist.json \
   --store $S/results.sqlite \
   --baselines $S/runs/l1_regression --baselines $S/runs/speaker_retrieval --baselines $S/runs/random_real \
   --baselines $S/runs/mean_face --baselines $S/runs/real_faces \

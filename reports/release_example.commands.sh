@@ -2,7 +2,7 @@
 # The example report in reports/release_example: the authors' released WAV2PIX subset
 # (../shared/data/wav2pix_release, 2 YouTubers), WAV2PIX 64 px and l1_regression for 30 epochs on 2 CPU cores + the
 # fitted baselines, scored with every suite on the frozen test list reports/release_example.testlist.json, and the
-# paired comparison WAV2PIX vs l1_regression.
+# paired comparison WAV2PIX vs l1_regression; every source under two identity judges (dlib_resnet and faceres).
 set -euo pipefail
 S=scratch
 rm -rf $S/release $S/rel_runs $S/rel_results.sqlite $S/rel_compare.json
@@ -14,7 +14,7 @@ w2p-eval train baselines/l1_regression.yaml --data $S/release --out $S/rel_runs/
 for b in speaker_retrieval random_real mean_face real_faces; do
   w2p-eval train baselines/$b.yaml --data $S/release --out $S/rel_runs/$b --seed 0
 done
-w2p-eval evaluate $S/rel_runs/wav2pix_64 --data $S/release --seed 0 --workers 2 \
+w2p-eval evaluate $S/rel_runs/wav2pix_64 --data $S/release --seed 0 --workers 2 --backbone dlib_resnet,faceres \
   --testlist reports/release_example.testlist.json --store $S/rel_results.sqlite \
   --baselines $S/rel_runs/l1_regression --baselines $S/rel_runs/speaker_retrieval --baselines $S/rel_runs/random_real \
   --baselines $S/rel_runs/mean_face --baselines $S/rel_runs/real_faces

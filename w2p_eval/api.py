@@ -42,7 +42,7 @@ def evaluate_faces(
     seed: int = 0,
     device: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-    backbone: str = "dlib_resnet",
+    backbone: str | Sequence[str] = "dlib_resnet",
     backend: str = "dlib",
     image_size: int = 64,
     audio_seconds: float = 1.0,
@@ -59,6 +59,9 @@ def evaluate_faces(
             the log and counted in ``extra["n_pairs_missing"]``.
         data: the prepared dataset folder (``w2p-eval prepare``).
         metrics: metric suites (``identity``, ``landmarks``; see ``w2p_eval.metrics.registry.SUITES``).
+        backbone: the identity judge, or several (``["dlib_resnet", "faceres"]`` or ``"dlib_resnet,faceres"``):
+            the identity/retrieval/distances/matching suites then score the faces under each (one network
+            forward per face and judge), their rows told apart by ``evaluator`` (``identity/<name>``).
         name: the run name of the rows. image_size / audio_seconds: for a callable, the face size fed to the
             pipeline and the speech length of each batch. store: a results store path to write the rows to.
 

@@ -46,8 +46,12 @@ def compare(a, b, data_dir, name_a, name_b, testlist, suites, metrics, gallery_s
     from w2p_eval.text import json_safe
     from w2p_eval.utils import atomic_write_text
 
+    from w2p_eval.judges import parse_backbones
+
+    judges = parse_backbones(backbone)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights),
+                       backbone=judges, backbone_options=O.backbone_options(judges[0], vgg_face_weights),
+                       judge_options=O.judge_options(judges, vgg_face_weights),
                        backend=backend, workers=workers, gallery_size=gallery_size, n_galleries=n_galleries,
                        matching=tuple(O.int_list(matching, "--matching") or ()) or None)
     if testlist is not None:

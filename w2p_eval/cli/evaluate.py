@@ -35,14 +35,17 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testli
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.errors import InputError
+    from w2p_eval.judges import parse_backbones
     from w2p_eval.metrics.registry import parse_suites
     from w2p_eval.pipeline.evaluate import evaluate_runs
 
+    judges = parse_backbones(backbone)
     summary = evaluate_runs(
         list(run_dirs), data_dir, store=store, baselines=list(baselines), images=O.face_sources(images, names),
-        suites=parse_suites(suites), backbone=backbone, backend=backend, split=split, protocol=protocol, seed=seed,
+        suites=parse_suites(suites), backbone=judges, backend=backend, split=split, protocol=protocol, seed=seed,
         force=force, final_only=final_only, device=device, workers=workers, cache_dir=cache_dir,
-        backbone_options=O.backbone_options(backbone, vgg_face_weights, workers), testlist=testlist,
+        backbone_options=O.backbone_options(judges[0], vgg_face_weights, workers),
+        judge_options=O.judge_options(judges, vgg_face_weights, workers), testlist=testlist,
         gallery_size=gallery_size, n_galleries=n_galleries, matching=O.int_list(matching, "--matching"),
         given=O.given("split", "protocol", "backbone"),
     )

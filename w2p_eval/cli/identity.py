@@ -37,8 +37,12 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
     sources = O.face_sources(images, names)
     if not ckpts and not sources:
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR or --images DIR --name NAME")
+    from w2p_eval.judges import parse_backbones
+
+    judges = parse_backbones(backbone)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=O.backbone_options(backbone, vgg_face_weights, workers))
+                       backbone=judges, backbone_options=O.backbone_options(judges[0], vgg_face_weights, workers),
+                       judge_options=O.judge_options(judges, vgg_face_weights, workers))
     SUITE.check(opts)
     O.open_store_early(data_dir, store, no_store)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
@@ -53,5 +57,11 @@ def _format(rows: list[dict]) -> str:
     from w2p_eval.metrics.identity import describe_rows
     from w2p_eval.results import format_rows
 
-    head, note = describe_rows(rows)
-    return f"{head}\n{format_rows(rows, note=note)}" if rows else head
+    if not rows:
+        return describe_rows(rows)[0]
+    tables = []
+    for judge in dict.fromkeys(r["evaluator"] for r in rows):  # several judges (--backbone a,b): one table each
+        mine = [r for r in rows if r["evaluator"] == judge]
+        head, note = describe_rows(mine)
+        tables.append(f"{head}\n{format_rows(mine, note=note)}")
+    return "\n\n".join(tables)

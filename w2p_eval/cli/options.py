@@ -85,11 +85,12 @@ images_options = _stack(
                  help="The name the faces of the matching --images are stored and reported under (in order)."),
 )
 
-backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME",
+backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME[,NAME]",
                                help="Identity backbone: dlib_resnet (dlib's descriptor in torch + a linear head), dlib_resnet_ft "
                                     "(the same with its last residual stage fine-tuned on the real training faces), "
-                                    "dlib_resnet_native (dlib_resnet in dlib-bin), facenet_vggface2, vgg_face, "
-                                    "vgg_scratch.")
+                                    "dlib_resnet_native (dlib_resnet in dlib-bin), faceres (HSE FaceRes, VGGFace2), "
+                                    "facenet_vggface2, vgg_face, vgg_scratch. A comma list (e.g. dlib_resnet,faceres) scores every source under "
+                                    "each judge (the first is the primary one); the report then compares them.")
 vgg_weights_option = click.option(
     "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
     help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
@@ -134,6 +135,11 @@ def open_store_early(data_dir, store, no_store) -> None:
             ResultsStore(path)  # schema, lock (waited for), read-only mount: all found now
         else:  # a new store is created only when there are rows to write
             check_location(path, "the results store", file=True)
+
+
+def judge_options(judges, vgg_face_weights=None, workers: int = 1) -> dict[str, dict | None]:
+    """{judge: :func:`backbone_options` of that judge} for every name of a ``--backbone`` list."""
+    return {name: backbone_options(name, vgg_face_weights, workers) for name in judges}
 
 
 def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:

@@ -2,12 +2,14 @@
 
 ``IDENTITY_BACKBONES`` maps a backbone name to a "module:attr" factory returning an
 :class:`w2p_eval.judges.identity.IdentityBackbone`; :func:`load_identity_backbone` resolves it and
-answers an unknown name with "did you mean ...; available: ...".
+answers an unknown name with "did you mean ...; available: ...". :func:`parse_backbones` reads the
+comma list of ``--backbone dlib_resnet,faceres`` (several judges in one evaluation).
 """
 
 from __future__ import annotations
 
-from w2p_eval.names import lookup
+from w2p_eval.errors import InputError
+from w2p_eval.names import lookup, unknown
 
 IDENTITY_BACKBONES: dict[str, str] = {
     "dlib_resnet": "w2p_eval.judges.dlib_face:DlibResnetBackbone",
@@ -28,3 +30,21 @@ resolve_name = lookup
 def load_identity_backbone(name: str, device: str = "cpu", **options):
     """The identity backbone called ``name`` on ``device`` (weights loaded from disk, never downloaded)."""
     return lookup(IDENTITY_BACKBONES, name, "identity backbone")(device=device, **options)
+
+
+def parse_backbones(value) -> tuple[str, ...]:
+    """``"dlib_resnet,faceres"`` (or a list of names) -> ("dlib_resnet", "faceres"): the identity judges of one
+    evaluation, the first the primary one. Empty lists, unknown names (with "did you mean") and repeated
+    names are InputError."""
+    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    names = [str(p).strip() for p in parts]
+    if not names or not all(names):
+        raise InputError(f"expected identity backbones as a comma-separated list of names (e.g. dlib_resnet,faceres), "
+                         f"got {value!r}")
+    for name in names:
+        if name not in IDENTITY_BACKBONES:
+            raise InputError(unknown("identity backbone", name, IDENTITY_BACKBONES))
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise InputError(f"expected distinct identity backbones, got {dup!r} more than once in {value!r}")
+    return tuple(names)

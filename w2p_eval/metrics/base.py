@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import abc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from w2p_eval.data.folder import DataFolder, open_dataset
+from w2p_eval.metrics.features import FeatureCache
 from w2p_eval.models.generation import GeneratedSet
 
 @dataclass(frozen=True)
@@ -46,7 +47,13 @@ class MetricSpec:
 class EvalOptions:
     """Everything a suite needs besides the faces: one object from the CLI (or the Python API) to the suites.
 
-    ``memo`` holds what is shared across sources within one evaluation (trained judges, real-face scores).
+    ``backbone``: one identity judge's name, or several (a comma string or a list: ``"dlib_resnet,faceres"``);
+    ``judges`` is then the tuple of them and ``backbone`` the first (the primary judge). Suites scored in a
+    judge's face space (``MetricSuite.judged``) run once per judge, each with :meth:`for_judge`'s options.
+    ``backbone_options``: options of the primary judge; ``judge_options``: {judge: options} for any of them.
+    ``features`` (:class:`~w2p_eval.metrics.features.FeatureCache`): the trained judges and each judge's
+    outputs on the current face set, shared by every suite and judge of the evaluation.
+    ``memo`` holds anything else shared across sources within one evaluation.
     """
 
     data_dir: DataFolder  # a path is accepted and opened once here (every suite then shares the one object)
@@ -55,8 +62,10 @@ class EvalOptions:
     seed: int = 0
     device: str | None = None
     cache_dir: str | os.PathLike | None = None
-    backbone: str = "dlib_resnet"
+    backbone: str | Sequence[str] = "dlib_resnet"
     backbone_options: dict | None = None
+    judges: tuple[str, ...] = ()
+    judge_options: dict[str, dict] | None = None
     backend: str = "dlib"
     workers: int = 1
     overlay_dir: Path | None = None
@@ -67,10 +76,22 @@ class EvalOptions:
     testlist: object | None = None
     n_resamples: int = 2000
     memo: dict = field(default_factory=dict, repr=False)
+    features: FeatureCache = field(default_factory=FeatureCache, repr=False)
 
     def __post_init__(self):
+        from w2p_eval.judges import parse_backbones
+
         self.data_dir = open_dataset(self.data_dir, self.cache_dir)  # the boundary: the dataset is read once
         self.seed = int(self.seed)
+        if not isinstance(self.backbone, str) or "," in self.backbone:
+            self.judges = parse_backbones(self.backbone)
+        self.judges = tuple(self.judges) or (str(self.backbone),)
+        self.backbone = self.judges[0]
+
+    def for_judge(self, name: str) -> "EvalOptions":
+        """These options with ``name`` as the only identity judge (same feature cache and memo)."""
+        opts = (self.judge_options or {}).get(name, self.backbone_options if name == self.backbone else None)
+        return replace(self, backbone=name, judges=(name,), backbone_options=opts)
 
     @property
     def testlist_id(self) -> str | None:
@@ -154,6 +175,7 @@ class MetricSuite(abc.ABC):
     name: str
     metrics: tuple[MetricSpec, ...]
     done_when: tuple[str, ...] = ()
+    judged: bool = False  # scored in an identity judge's face space: once per judge of ``EvalOptions.judges``
 
     def required(self) -> tuple[str, ...]:
         return self.done_when or tuple(m.name for m in self.metrics)
@@ -197,9 +219,25 @@ def result_rows(gs: GeneratedSet, result: SuiteResult, opts: EvalOptions, data_h
             for metric, (value, n, extra) in result.values.items()]
 
 
-def score_item(item, suites: list[MetricSuite], opts: EvalOptions, data_hash: str | None = None,
-               on_faces=None) -> list[dict]:
-    """Generate (or read) the faces of one source item ONCE and score them with every suite -> rows.
+Task = tuple[MetricSuite, EvalOptions]
+
+
+def suite_tasks(suites: Sequence[MetricSuite], opts: EvalOptions) -> list[Task]:
+    """Every (suite, options) to score: a ``judged`` suite once per identity judge of ``opts.judges`` (with
+    :meth:`EvalOptions.for_judge`), judge by judge; any other suite once, in the first judge's round."""
+    if len(opts.judges) == 1:
+        return [(s, opts) for s in suites]
+    tasks: list[Task] = []
+    for k, judge in enumerate(opts.judges):
+        one = opts.for_judge(judge)
+        tasks += [(s, one) for s in suites if s.judged or k == 0]
+    return tasks
+
+
+def score_item(item, suites: Sequence[MetricSuite], opts: EvalOptions, data_hash: str | None = None,
+               on_faces=None, *, tasks: Sequence[Task] | None = None) -> list[dict]:
+    """Generate (or read) the faces of one source item ONCE and score them with every suite, under every
+    identity judge for the judged suites (:func:`suite_tasks`; or exactly ``tasks`` when given) -> rows.
 
     Suites that do not apply to the item's model/source are passed over. ``on_faces(gs)``, when given, sees
     the GeneratedSet before the suites do. The item's loaded checkpoint is released afterwards.
@@ -207,7 +245,8 @@ def score_item(item, suites: list[MetricSuite], opts: EvalOptions, data_hash: st
     from w2p_eval.data.manifest import manifest_hash
 
     data_hash = data_hash or manifest_hash(opts.data_dir)
-    todo = [s for s in suites if s.applies(item.model, item.kind)]
+    todo = [(s, o) for s, o in (suite_tasks(suites, opts) if tasks is None else tasks)
+            if s.applies(item.model, item.kind)]
     if not todo:
         return []
     try:
@@ -217,10 +256,11 @@ def score_item(item, suites: list[MetricSuite], opts: EvalOptions, data_hash: st
             if on_faces is not None:
                 on_faces(gs)
             rows = []
-            for suite in todo:
+            for suite, suite_opts in todo:
                 bar.update()
-                bar.set_postfix_str(suite.name)
-                rows += result_rows(gs, suite.score(gs, opts), opts, data_hash)
+                bar.set_postfix_str(suite.name if len(opts.judges) == 1 or not suite.judged
+                                    else f"{suite.name} [{suite_opts.backbone}]")
+                rows += result_rows(gs, suite.score(gs, suite_opts), suite_opts, data_hash)
             bar.update()
         return rows
     finally:
@@ -241,8 +281,8 @@ def score_items(items, suites: list[MetricSuite], opts: EvalOptions) -> list[dic
     """:func:`score_item` over several items (no store; see ``w2p_eval.pipeline.evaluate`` for that)."""
     from w2p_eval.data.manifest import manifest_hash
 
-    for suite in suites:
-        suite.check(opts)
+    for suite, suite_opts in suite_tasks(suites, opts):
+        suite.check(suite_opts)
     for item in items:
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
     data_hash = manifest_hash(opts.data_dir)

@@ -34,6 +34,7 @@ from w2p_eval.metrics import embedding as E
 from w2p_eval.metrics.base import (EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict,
                                    score_items)
 from w2p_eval.metrics.stats import bootstrap_ci_many
+from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -193,33 +194,12 @@ def _centroid_ranks(sims: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np
     return ranks
 
 
-def embeddings(gs, opts: EvalOptions) -> dict:
-    """The identity judge's view of a GeneratedSet, computed once per (judge, faces) within an evaluation.
-
-    Returns {"judge", "keep" bool [N] (rows the judge never trained on), "fake_emb" / "real_emb" float32
-    [M, D], "fake_logits" / "real_logits" float32 [M, C], "labels" int64 [M], "pair_ids" [M], "face_ids" [M]}
-    for the M kept rows. The ``retrieval``, ``distances`` and ``matching`` suites all use it.
-    """
-    judge = SUITE.judge(opts, gs.image_size)
-    digest = hashlib.sha1(np.ascontiguousarray(gs.fake).tobytes())
-    digest.update("\0".join(gs.pair_ids).encode())
-    key = ("identity-embeddings", judge.key, digest.hexdigest())
-    if key not in opts.memo:
-        scored = set(judge.scored_pair_ids)
-        keep = np.array([pid in scored for pid in gs.pair_ids], dtype=bool)
-        real_emb, real_logits = judge.real_scores(gs.real[keep])
-        fake_emb, fake_logits = judge.score(gs.fake[keep])
-        face_ids = gs.face_ids or gs.pair_ids
-        for old in [k for k in opts.memo if isinstance(k, tuple) and k[0] == key[0]]:
-            del opts.memo[old]  # one source's embeddings at a time: memory stays bounded
-        opts.memo[key] = {
-            "judge": judge, "keep": keep, "fake_emb": fake_emb, "real_emb": real_emb, "fake_logits": fake_logits,
-            "real_logits": real_logits, "labels": np.asarray(gs.labels, np.int64)[keep],
-            "pair_ids": [p for p, k in zip(gs.pair_ids, keep) if k],
-            "face_ids": [str(f) for f, k in zip(face_ids, keep) if k],
-            "n_distinct_faces": len({hashlib.sha1(im.tobytes()).digest()
-                                     for im in np.ascontiguousarray(gs.real[keep])})}
-    return opts.memo[key]
+def embeddings(gs, opts: EvalOptions) -> JudgedFaces:
+    """The identity judge's view of a GeneratedSet (:class:`~w2p_eval.metrics.features.JudgedFaces`: embeddings,
+    logits, labels, pair and face ids of the rows the judge never trained on), computed once per (judge, faces)
+    within an evaluation through ``opts.features``. The ``retrieval``, ``distances`` and ``matching`` suites
+    all use it."""
+    return opts.features.get(SUITE.judge(opts, gs.image_size), gs)
 
 
 class IdentitySuite(MetricSuite):
@@ -258,33 +238,31 @@ class IdentitySuite(MetricSuite):
                    "embeddings; about 0 for identical distributions."),
     )
     done_when = (IDENTITY_TOP1_FAKE, IDENTITY_TOP1_REAL)
+    judged = True
 
     def evaluator(self, opts: EvalOptions) -> str:
         return f"identity/{opts.backbone}"
 
     def check(self, opts: EvalOptions) -> None:
-        from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
+        from w2p_eval.judges import parse_backbones
 
-        if opts.backbone not in IDENTITY_BACKBONES:
-            resolve_name(IDENTITY_BACKBONES, opts.backbone, "identity backbone")  # raises with a hint
+        parse_backbones(opts.judges)  # unknown or repeated names raise with a hint
 
     def judge(self, opts: EvalOptions, image_size: int) -> IdentityJudge:
-        """The judge for faces of ``image_size`` px, trained (or read from the cache) once per evaluation."""
-        key = ("identity-judge", opts.backbone, int(image_size))
-        if key not in opts.memo:
-            opts.memo[key] = identity_classifier(opts.data_dir, opts.backbone, int(image_size), opts.seed,
-                                                 opts.protocol, opts.cache_dir, split=opts.split, device=opts.device,
-                                                 backbone_options=opts.backbone_options)
-        return opts.memo[key]
+        """The judge ``opts.backbone`` for faces of ``image_size`` px, trained (or read from the cache) once per
+        evaluation and kept in ``opts.features``."""
+        return opts.features.judge(opts.backbone, image_size, lambda: identity_classifier(
+            opts.data_dir, opts.backbone, int(image_size), opts.seed, opts.protocol, opts.cache_dir, split=opts.split,
+            device=opts.device, backbone_options=opts.backbone_options))
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         t0 = time.perf_counter()
         e = embeddings(gs, opts)
-        judge, keep = e["judge"], e["keep"]
+        judge, keep = e.judge, e.keep
         items: dict[str, ItemValues] = {}
-        values = score_embeddings(judge, e["fake_emb"], e["fake_logits"], e["real_emb"], e["real_logits"], e["labels"],
-                                  n_distinct_faces=e["n_distinct_faces"], seed=opts.seed, groups=e["face_ids"],
-                                  keys=e["pair_ids"], items=items, n_resamples=opts.n_resamples)
+        values = score_embeddings(judge, e.fake_emb, e.fake_logits, e.real_emb, e.real_logits, e.labels,
+                                  n_distinct_faces=e.n_distinct_faces, seed=opts.seed, groups=e.face_ids,
+                                  keys=e.pair_ids, items=items, n_resamples=opts.n_resamples)
         config = {"backbone": opts.backbone, "judge_key": judge.key, "split": opts.split, "protocol": opts.protocol,
                   "seed": opts.seed, "image_size": gs.image_size, "input_size": judge.backbone.input_size}
         judge_info = {k: judge.info.get(k) for k in ("val_acc", "train_acc", "n_train", "n_val", "best_epoch")}

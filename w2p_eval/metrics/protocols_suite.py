@@ -27,6 +27,7 @@ import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
                                         gallery_recall, matching_accuracy, paired_distances)
 
@@ -60,7 +61,9 @@ def _skipped(reason: str, extra: dict | None = None) -> tuple[float, int, dict]:
 
 
 class _FaceSpaceSuite(MetricSuite):
-    """A suite scored on the identity judge's embeddings (evaluator ``identity/<backbone>``)."""
+    """A suite scored on the identity judge's embeddings (evaluator ``identity/<backbone>``), once per judge."""
+
+    judged = True
 
     def evaluator(self, opts: EvalOptions) -> str:
         return f"identity/{opts.backbone}"
@@ -70,17 +73,17 @@ class _FaceSpaceSuite(MetricSuite):
 
         identity.SUITE.check(opts)
 
-    def _embeddings(self, gs, opts: EvalOptions) -> dict:
+    def _embeddings(self, gs, opts: EvalOptions) -> JudgedFaces:
         from w2p_eval.metrics import identity
 
         return identity.embeddings(gs, opts)
 
-    def _result(self, e: dict, gs, opts: EvalOptions, config: dict, values: dict, items: dict) -> SuiteResult:
-        judge = e["judge"]
+    def _result(self, e: JudgedFaces, gs, opts: EvalOptions, config: dict, values: dict, items: dict) -> SuiteResult:
+        judge = e.judge
         config = {"backbone": opts.backbone, "judge_key": judge.key, "split": opts.split, "protocol": opts.protocol,
                   "seed": opts.seed, "image_size": gs.image_size, "testlist": opts.testlist_id, **config}
         common = {"pipeline": f"{gs.image_size}px -> {judge.backbone.input_size}px",
-                  "n_left_out": int((~e["keep"]).sum())}
+                  "n_left_out": int((~e.keep).sum())}
         return SuiteResult(judge.evaluator, judge.info.get("version"), config,
                            {m: (v, n, {**extra, **common}) for m, (v, n, extra) in values.items()}, items)
 
@@ -107,7 +110,7 @@ class RetrievalSuite(_FaceSpaceSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         e = self._embeddings(gs, opts)
-        labels = e["labels"]
+        labels = e.labels
         n_ids = len(np.unique(labels))
         tl = opts.testlist
         config = {"gallery_size": opts.gallery_size, "n_galleries": opts.n_galleries}
@@ -117,9 +120,9 @@ class RetrievalSuite(_FaceSpaceSuite):
             return self._result(e, gs, opts, config, {gallery_metric(1): _skipped(reason)}, {})
         if tl is not None:
             galleries, ks = tl.gallery_labels(gs.identity_names), tl.ks
-            res = gallery_recall(e["fake_emb"], e["real_emb"], labels, ks=ks, galleries=galleries)
+            res = gallery_recall(e.fake_emb, e.real_emb, labels, ks=ks, galleries=galleries)
         else:
-            res = gallery_recall(e["fake_emb"], e["real_emb"], labels, gallery_size=opts.gallery_size,
+            res = gallery_recall(e.fake_emb, e.real_emb, labels, gallery_size=opts.gallery_size,
                                  ks=GALLERY_KS, n_galleries=opts.n_galleries, seed=opts.seed)
         values, items = {}, {}
         n_used = int((res.weights > 0).sum())
@@ -128,10 +131,10 @@ class RetrievalSuite(_FaceSpaceSuite):
             extra = {"chance": res.chance[k], "k": k, "gallery_size": res.gallery_size,
                      "n_galleries": len(res.galleries), "per_gallery": res.per_gallery[k].tolist(),
                      "n_tied_queries": res.n_tied_queries, "n_identities": n_ids,
-                     "ci": ci_dict(res.hits[k], e["face_ids"], weights=res.weights, seed=opts.seed,
+                     "ci": ci_dict(res.hits[k], e.face_ids, weights=res.weights, seed=opts.seed,
                                    n_resamples=opts.n_resamples)}
             values[metric] = (res.recall[k], n_used, extra)
-            items[metric] = ItemValues(keys=e["pair_ids"], values=res.hits[k], groups=e["face_ids"],
+            items[metric] = ItemValues(keys=e.pair_ids, values=res.hits[k], groups=e.face_ids,
                                        weights=res.weights)
         config["galleries"] = [g.tolist() for g in res.galleries]
         log.info("retrieval %s: R@1 %.3f (G = %d, %d galleries)", gs.ckpt_path, res.recall[min(res.ks)],
@@ -158,15 +161,15 @@ class DistancesSuite(_FaceSpaceSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         e = self._embeddings(gs, opts)
-        d = paired_distances(e["fake_emb"], e["real_emb"], normalize=True)
+        d = paired_distances(e.fake_emb, e.real_emb, normalize=True)
         values, items = {}, {}
-        n = len(e["labels"])
+        n = len(e.labels)
         for metric, arr in ((PAIRED_COSINE, d.cosine_similarity), (PAIRED_L1, d.l1), (PAIRED_L2, d.l2)):
             extra = {"median": float(np.median(arr)), "normalized": d.normalized,
-                     "ci": ci_dict(arr, e["face_ids"], seed=opts.seed, n_resamples=opts.n_resamples,
+                     "ci": ci_dict(arr, e.face_ids, seed=opts.seed, n_resamples=opts.n_resamples,
                                    rate=False)}
             values[metric] = (float(arr.mean()), n, extra)
-            items[metric] = ItemValues(keys=e["pair_ids"], values=arr, groups=e["face_ids"])
+            items[metric] = ItemValues(keys=e.pair_ids, values=arr, groups=e.face_ids)
         return self._result(e, gs, opts, {"normalized": True}, values, items)
 
 
@@ -215,7 +218,7 @@ class MatchingSuite(_FaceSpaceSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         e = self._embeddings(gs, opts)
-        labels, face_ids, pair_ids = e["labels"], e["face_ids"], e["pair_ids"]
+        labels, face_ids, pair_ids = e.labels, e.face_ids, e.pair_ids
         n_ids = len(np.unique(labels))
         ns, explicit = self.n_ways(opts)
         values, items, config = {}, {}, {"n_ways": list(ns)}
@@ -238,7 +241,7 @@ class MatchingSuite(_FaceSpaceSuite):
                 values[metric] = _skipped(str(exc), {"chance": 1.0 / n})
                 log.warning("1:%d matching skipped: %s", n, exc)
                 continue
-            res = matching_accuracy(e["fake_emb"], e["real_emb"], tuples)
+            res = matching_accuracy(e.fake_emb, e.real_emb, tuples)
             groups = fid[res.probes].tolist()
             keys = [pair_ids[i] for i in res.probes]
             common = {"chance": res.chance, "n_way": n, "n_tuples": int(len(tuples)), "n_identities": n_ids,

@@ -258,13 +258,17 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
     """
     tl = load_testlist(path, opts.data_dir)
     tl.gallery_labels(list(opts.data_dir.identities))  # unknown gallery identities: refused up front
+    judges = ",".join(opts.judges)
     for what, given, have, want in (("--split", split_given, opts.split, tl.split),
                                     ("--protocol", protocol_given, opts.protocol, tl.protocol),
-                                    ("--backbone", backbone_given, opts.backbone, tl.judge)):
+                                    ("--backbone", backbone_given, tl.judge if tl.judge in opts.judges else judges,
+                                     tl.judge)):
         if given and have != want:
             raise InputError(f"test list {tl.id} fixes {what} {want}, got {what} {have}; drop the option or make a "
                              f"test list for it with `w2p-eval testlist`")
-    opts.split, opts.protocol, opts.backbone = tl.split, tl.protocol, tl.judge
+    opts.split, opts.protocol = tl.split, tl.protocol
+    if not backbone_given:  # the list's judge; a --backbone list that holds it keeps its other judges too
+        opts.backbone, opts.judges = tl.judge, (tl.judge,)
     pairs = set(opts.data_dir.split(tl.split, tl.protocol)["pair_id"].astype(str))
     if pairs != set(tl.pair_ids):
         raise InputError(f"expected the {tl.split} split of {opts.data_dir} to hold test list {tl.id}'s "

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, ItemValues, SuiteResult, step_bar
+from w2p_eval.metrics.base import EvalOptions, ItemValues, SuiteResult, step_bar, suite_tasks
 from w2p_eval.metrics.registry import get_suite, metric_spec
 from w2p_eval.models.sources import SourceItem, checkpoint_items, folder_item
 from w2p_eval.report.comparison import FORMAT, format_comparison, load_comparison  # noqa: F401  (re-exported)
@@ -57,18 +57,19 @@ def _side(item: SourceItem) -> dict:
             "model": item.model, "epoch": item.epoch}
 
 
-def _score(item: SourceItem, suites, opts: EvalOptions) -> tuple[list[str], dict[str, SuiteResult]]:
-    """Faces of ``item`` made once, every suite scored on them -> (pair ids, {suite name: SuiteResult})."""
-    todo = [s for s in suites if s.applies(item.model, item.kind)]
+def _score(item: SourceItem, tasks, opts: EvalOptions) -> tuple[list[str], dict[tuple[str, str], SuiteResult]]:
+    """Faces of ``item`` made once, every (suite, options) task scored on them -> (pair ids, {(suite name,
+    evaluator): SuiteResult})."""
+    todo = [(s, o) for s, o in tasks if s.applies(item.model, item.kind)]
     try:
         with step_bar(item.run, len(todo)) as bar:
             gs = item.faces(opts.data_dir, split=opts.split, protocol=opts.protocol, device=opts.device,
                             seed=opts.seed, batch_size=opts.batch_size)
             out = {}
-            for s in todo:
+            for s, o in todo:
                 bar.update()
                 bar.set_postfix_str(s.name)
-                out[s.name] = s.score(gs, opts)
+                out[(s.name, s.evaluator(o))] = s.score(gs, o)
             bar.update()
         return list(gs.pair_ids), out
     finally:
@@ -144,17 +145,20 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
 
         {"format": "w2p-eval-compare", "a": {name, source, path, hash, model, epoch}, "b": {...},
          "data_hash", "split", "protocol", "seed", "testlist", "n_pairs", "suites",
-         "metrics": [{metric, label, unit, higher_is_better, a, b, a_ci, b_ci, n_a, n_b, difference,
-                      diff_ci, mcnemar, n_items}]}
+         "judges", "metrics": [{metric, label, unit, higher_is_better, a, b, a_ci, b_ci, n_a, n_b, difference,
+                                diff_ci, mcnemar, n_items, evaluator}]}
+
+    With several identity judges (``opts.judges``) the identity-space metrics appear once per judge, each
+    entry naming its ``evaluator``.
 
     ``metrics``: keep only these metric names (all by default). Bad input (unknown suite, different test
     pairs, a test list for another dataset applied to ``opts``) is InputError before or instead of a result.
     """
     from w2p_eval.data.manifest import manifest_hash
 
-    suite_objs = [get_suite(s) for s in suites]
-    for s in suite_objs:
-        s.check(opts)
+    tasks = suite_tasks([get_suite(s) for s in suites], opts)  # judged suites once per identity judge
+    for s, suite_opts in tasks:
+        s.check(suite_opts)
     ia = a if isinstance(a, SourceItem) else resolve_source(a, name_a)
     ib = b if isinstance(b, SourceItem) else resolve_source(b, name_b)
     if ia.run == ib.run:
@@ -162,18 +166,21 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
     for item in (ia, ib):
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
     _check_same_pairs(ia.run, _pairs_of(ia, opts), ib.run, _pairs_of(ib, opts))  # before any face is made
-    pairs_a, res_a = _score(ia, suite_objs, opts)
-    pairs_b, res_b = _score(ib, suite_objs, opts)
+    pairs_a, res_a = _score(ia, tasks, opts)
+    pairs_b, res_b = _score(ib, tasks, opts)
     _check_same_pairs(ia.run, pairs_a, ib.run, pairs_b)
-    todo = [(metric, res_a[s.name], res_b[s.name]) for s in suite_objs if s.name in res_a and s.name in res_b
-            for metric in res_a[s.name].values if metric in res_b[s.name].values and (not metrics or metric in metrics)]
-    entries = [compare_metric(metric, sa.values[metric], sb.values[metric], sa.items.get(metric),
-                              sb.items.get(metric), opts)
-               for metric, sa, sb in tqdm(todo, desc="paired intervals", unit="metric", leave=False, disable=None,
-                                          dynamic_ncols=True)]
+    todo = [(key, metric) for key in res_a if key in res_b for metric in res_a[key].values
+            if metric in res_b[key].values and (not metrics or metric in metrics)]
+    entries = []
+    for key, metric in tqdm(todo, desc="paired intervals", unit="metric", leave=False, disable=None,
+                            dynamic_ncols=True):
+        sa, sb = res_a[key], res_b[key]
+        entry = compare_metric(metric, sa.values[metric], sb.values[metric], sa.items.get(metric),
+                               sb.items.get(metric), opts)
+        entries.append({**entry, "evaluator": key[1]})
     if not entries:
         raise InputError(f"expected metrics that both sources have among suites {', '.join(suites)}"
                          + (f" and --metrics {', '.join(metrics)}" if metrics else "") + ", got none")
     return {"format": FORMAT, "a": _side(ia), "b": _side(ib), "data_hash": manifest_hash(opts.data_dir),
             "split": opts.split, "protocol": opts.protocol, "seed": opts.seed, "testlist": opts.testlist_id,
-            "n_pairs": len(pairs_a), "suites": list(suites), "metrics": entries}
+            "n_pairs": len(pairs_a), "suites": list(suites), "judges": list(opts.judges), "metrics": entries}

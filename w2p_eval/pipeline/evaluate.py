@@ -22,7 +22,7 @@ from tqdm import tqdm
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, score_item
+from w2p_eval.metrics.base import EvalOptions, score_item, suite_tasks
 from w2p_eval.metrics.registry import DEFAULT_SUITES, get_suite
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.models.sources import SourceItem, check_distinct_names, checkpoint_items, folder_item
@@ -87,9 +87,9 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
     (source, checkpoint) work is split across processes; see :func:`rank_share` for where the rows go.
     """
     items, rank, world = rank_share(items)
-    suite_objs = [get_suite(s) for s in suites]
-    for suite in suite_objs:
-        suite.check(opts)  # unknown judge names are bad input before anything is generated
+    tasks = suite_tasks([get_suite(s) for s in suites], opts)  # judged suites once per identity judge
+    for suite, suite_opts in tasks:
+        suite.check(suite_opts)  # unknown judge names are bad input before anything is generated
     for item in items:  # a folder that cannot be scored is bad input, found before anything runs
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
     data_hash = manifest_hash(opts.data_dir)
@@ -101,31 +101,37 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
     for item in items:
         tag = f"{item.run}/{Path(item.label).name}"
         pending = []
-        for suite in suite_objs:
+        for suite, suite_opts in tasks:
             if not suite.applies(item.model, item.kind):
                 continue
-            if not force and item.kind != "python" and _stored(results, item, suite, opts, data_hash):
-                summary.skipped.append(f"{tag} {suite.name}")
+            if not force and item.kind != "python" and _stored(results, item, suite, suite_opts, data_hash):
+                summary.skipped.append(f"{tag} {_task_name(suite, suite_opts, opts)}")
                 continue
-            pending.append(suite)
+            pending.append((suite, suite_opts))
         if pending:
-            bar.set_description(f"{'+'.join(s.name for s in pending)}: {tag}")
+            bar.set_description(f"{'+'.join(dict.fromkeys(s.name for s, _ in pending))}: {tag}")
+            names = [_task_name(s, o, opts) for s, o in pending]
             item.load()  # only now are a checkpoint's weights read (a skipped one is decided on its metadata)
             try:
                 rows = _score_and_keep_samples(item, pending, opts, data_hash, store_path)
             except InputError as exc:
                 log.warning("%s failed: %s", tag, exc)
-                summary.failed += [f"{tag} {s.name}: {exc}" for s in pending]
+                summary.failed += [f"{tag} {n}: {exc}" for n in names]
                 item.release()
                 bar.update(1)
                 continue
             summary.generator_passes += 1
             summary.rows_written += results.write(rows)
-            summary.evaluated += [f"{tag} {s.name}" for s in pending]
+            summary.evaluated += [f"{tag} {n}" for n in names]
         bar.update(1)
     bar.close()
     log.info(summary.line())
     return summary
+
+
+def _task_name(suite, suite_opts: EvalOptions, opts: EvalOptions) -> str:
+    """A suite's name in the summary; with several identity judges, a judged suite's name says which."""
+    return f"{suite.name} ({suite_opts.backbone})" if suite.judged and len(opts.judges) > 1 else suite.name
 
 
 def _stored(results: ResultsStore, item: SourceItem, suite, opts: EvalOptions, data_hash: str) -> bool:
@@ -137,8 +143,9 @@ def _stored(results: ResultsStore, item: SourceItem, suite, opts: EvalOptions, d
         (extra or {}).get("testlist") == opts.testlist_id for extra in rows["extra"])
 
 
-def _score_and_keep_samples(item, suites, opts, data_hash, store_path) -> list[dict]:
-    """score_item, plus the sample faces of the item written beside the store for the report."""
+def _score_and_keep_samples(item, tasks, opts, data_hash, store_path) -> list[dict]:
+    """score_item of the pending (suite, options) ``tasks``, plus the sample faces of the item written beside
+    the store for the report."""
 
     def keep_samples(gs: GeneratedSet) -> None:
         try:
@@ -146,7 +153,7 @@ def _score_and_keep_samples(item, suites, opts, data_hash, store_path) -> list[d
         except OSError as exc:  # the samples are a convenience for the report, never a reason to fail
             log.warning("could not keep sample faces for the report (%s)", exc)
 
-    return score_item(item, suites, opts, data_hash, on_faces=keep_samples)
+    return score_item(item, [s for s, _ in tasks], opts, data_hash, on_faces=keep_samples, tasks=tasks)
 
 
 def evaluate_runs(
@@ -157,7 +164,7 @@ def evaluate_runs(
     baselines: list[str | os.PathLike] = (),
     images: Sequence[tuple[str, str]] = (),
     suites: tuple[str, ...] = DEFAULT_SUITES,
-    backbone: str = "dlib_resnet",
+    backbone: str | Sequence[str] = "dlib_resnet",
     backend: str = "dlib",
     split: str = "test",
     protocol: str = "seen",
@@ -169,6 +176,7 @@ def evaluate_runs(
     cache_dir: str | os.PathLike | None = None,
     overlay_root: str | os.PathLike | None = None,
     backbone_options: dict | None = None,
+    judge_options: dict[str, dict] | None = None,
     testlist: str | os.PathLike | None = None,
     gallery_size: int | None = None,
     n_galleries: int = 10,
@@ -185,6 +193,9 @@ def evaluate_runs(
     ``testlist``: a frozen test list (``w2p-eval testlist``) fixing split, protocol, judge, galleries and
     matching tuples; every row stores its id (``extra["testlist"]``). ``given``: names of options the user set
     explicitly (``split``, ``protocol``, ``backbone``), refused when they differ from the test list's.
+    ``backbone``: one identity judge or several (``"dlib_resnet,faceres"`` or a list): the identity and protocol
+    suites score every source under each (rows kept apart by ``evaluator``; the network runs once per face and
+    judge), the other suites once. ``judge_options``: {judge: backbone options} (``backbone_options``: the first's).
     ``gallery_size``/``n_galleries``/``matching``: the retrieval and matching settings without a test list.
     """
     for s in suites:
@@ -194,7 +205,8 @@ def evaluate_runs(
     data_dir = open_dataset(data_dir, cache_dir)  # the boundary: read once, passed down
     store_path = Path(store) if store else default_store(data_dir)
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=backbone_options, backend=backend, workers=int(workers),
+                       backbone=backbone, backbone_options=backbone_options, judge_options=judge_options,
+                       backend=backend, workers=int(workers),
                        overlay_dir=Path(overlay_root) if overlay_root else store_path.parent / "overlays",
                        gallery_size=gallery_size, n_galleries=int(n_galleries),
                        matching=tuple(matching) if matching else None)

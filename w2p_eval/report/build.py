@@ -20,6 +20,7 @@ import pandas as pd
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, read_marker, refuse_links,
                              sibling_lock, write_marker)
+from w2p_eval.report import agreement as A
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report.comparison import comparison_frame, describe
@@ -146,6 +147,10 @@ def _data_statement(data_dir, df: pd.DataFrame) -> list[str]:
     evals = df.drop_duplicates(["evaluator", "evaluator_version"])
     lines.append("Judges: " + "; ".join(f"`{e}` {v or ''}".strip() for e, v in
                                          zip(evals["evaluator"], evals["evaluator_version"])) + ".")
+    judges = A.identity_judges(df)
+    if len(judges) > 1:
+        lines.append(f"Identity judges: {', '.join(f'`{j}`' for j in judges)}; every table but \"Judge agreement\" "
+                     f"shows the primary judge `{judges[0]}`.")
     lines.append("Real test faces go through the same resolution pipeline as generated ones (resized to the "
                  "generator's output size before any judge sees them).")
     return lines
@@ -259,6 +264,16 @@ class ReportContext:
     compared: list
     tab_dir: Path
     fig_dir: Path
+    all_rows: pd.DataFrame | None = None  # every row, all identity judges (``df``: the primary judge's view)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self.df if self.all_rows is None else self.all_rows
+
+    @property
+    def judges(self) -> list[str]:
+        """The identity judges of the rows, primary first (``report.agreement.identity_judges``)."""
+        return A.identity_judges(self.rows)
 
     @property
     def fin(self) -> pd.DataFrame:
@@ -285,7 +300,7 @@ def _n_identities(data_dir) -> int | None:
 
 
 def setup_section(ctx: ReportContext) -> list:
-    blocks = [R.h2("Setup"), R.ul(_data_statement(ctx.data_dir, ctx.df))]
+    blocks = [R.h2("Setup"), R.ul(_data_statement(ctx.data_dir, ctx.rows))]
     if ctx.command:
         blocks += [R.p("Command line:"), R.code(ctx.command)]
     return blocks + [R.p(f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by w2p-eval "
@@ -336,12 +351,15 @@ def metric_groups(metrics) -> list[tuple[str, list[str]]]:
 def main_section(ctx: ReportContext) -> list:
     num, txt = T.main_table(ctx.df)
     ctx.table(num, "main_numeric", "Models and baselines x metrics (means, fractions).")
+    judges = ctx.judges
+    judge_note = (f" Identity and protocol metrics: primary judge `{judges[0]}` (the others under \"Judge "
+                  f"agreement\")." if len(judges) > 1 else "")
     ctx.table(txt, "main", "Models and baselines x metrics (final checkpoint; value [95 % CI], or mean ± std over "
-                           "seeds).")
+                           "seeds)." + judge_note.replace("`", ""))
     blocks = [R.h2("Models and baselines"),
               R.p("Each run's final checkpoint, one table per group of metrics (the whole table: "
                   "`tables/main.csv`). Rates in %. One evaluation seed: value [95 % interval] (seeded cluster "
-                  "bootstrap over test faces); several seeds: mean ± std over them. '–': no value.")]
+                  "bootstrap over test faces); several seeds: mean ± std over them. '–': no value." + judge_note)]
     metrics = [c for c in txt.columns if c not in ("model", "epoch")]
     elsewhere = []
     for group, cols in metric_groups(metrics):
@@ -526,15 +544,16 @@ def legend_section(ctx: ReportContext) -> list:
 
 
 # The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
-SECTIONS = [setup_section, main_section, protocols_section, comparison_section, reference_section, ablation_section,
+SECTIONS = [setup_section, main_section, protocols_section, A.agreement_section, comparison_section, reference_section, ablation_section,
             landmark_section, suite_sections, per_identity_section, epochs_section, samples_section,
             overlays_section, confusion_section, losses_section, legend_section]
 
 
 def _write(root: Path, runs, df, data_dir, seed, title, command, samples: bool, store: Path,
            compared: list[dict] = ()) -> Path:
-    ctx = ReportContext(df=df, runs=runs, data_dir=data_dir, seed=seed, command=command, samples=samples, store=store,
-                        compared=list(compared), tab_dir=root / "tables", fig_dir=root / "figures")
+    view = A.primary_view(df, A.primary_judge(df))  # one identity judge per table: no model counted twice
+    ctx = ReportContext(df=view, runs=runs, data_dir=data_dir, seed=seed, command=command, samples=samples, store=store,
+                        compared=list(compared), tab_dir=root / "tables", fig_dir=root / "figures", all_rows=df)
     blocks = [block for section in SECTIONS for block in section(ctx)]
     atomic_write_text(ctx.tab_dir / "rows.csv", csv_safe(df.assign(
         extra=[json.dumps(e, sort_keys=True) for e in df["extra"]])).to_csv(index=False))

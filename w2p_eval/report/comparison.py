@@ -42,12 +42,15 @@ def comparison_frame(result: dict):
     import pandas as pd
 
     a, b = result["a"]["name"], result["b"]["name"]
+    several = len(result.get("judges") or []) > 1  # then identity-space metrics appear once per judge
     rows = []
     for e in result["metrics"]:
         if e["a"] is None and e["b"] is None:
             continue  # skipped for both (e.g. a default 1:N the split cannot hold)
         better = "higher" if e["higher_is_better"] else "lower"
-        rows.append({"metric": e["label"], f"A: {a}": _fmt(e["unit"], e["a"], e["a_ci"]),
+        judge = str(e.get("evaluator") or "")
+        label = f"{e['label']} [{judge.split('/', 1)[-1]}]" if several and judge.startswith("identity/") else e["label"]
+        rows.append({"metric": label, f"A: {a}": _fmt(e["unit"], e["a"], e["a_ci"]),
                      f"B: {b}": _fmt(e["unit"], e["b"], e["b_ci"]),
                      "A − B [95 % CI]": _fmt(e["unit"], e["difference"], e["diff_ci"], signed=True),
                      "McNemar p (b/c)": _p(e["mcnemar"]), "better": better})
@@ -59,6 +62,7 @@ def describe(result: dict) -> str:
     return (f"compare A = {result['a']['name']} ({result['a']['source']}: {result['a']['path']}) vs "
             f"B = {result['b']['name']} ({result['b']['source']}: {result['b']['path']}); {result['n_pairs']} "
             f"{result['split']} pairs ({result['protocol']}), seed {result['seed']}"
+            + (f", judges {', '.join(result['judges'])}" if len(result.get("judges") or []) > 1 else "")
             + (f", test list {result['testlist']}" if result.get("testlist") else ""))
 
 
