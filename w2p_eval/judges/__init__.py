@@ -16,6 +16,7 @@ IDENTITY_BACKBONES: dict[str, str] = {
     "vgg_scratch": "w2p_eval.judges.vgg_face:VggScratchBackbone",
     "dlib_resnet_native": "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone",
     "dlib_resnet_ft": "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
+    "faceres": "w2p_eval.judges.faceres:FaceResBackbone",
 }
 
 
