@@ -1,12 +1,16 @@
 """Identity judge speed: dlib's face descriptor in torch (``dlib_resnet``) vs in dlib-bin
-(``dlib_resnet_native``), both measured on the same faces in one run.
+(``dlib_resnet_native``), and HSE FaceRes (``faceres``, a TensorFlow.js graph read into torch), all measured on
+the same faces in one run.
 
     python benchmarks/identity_judge.py [--data DATA] [--work DIR] [--n-faces 256] [--epochs 2] [--threads 2]
+                                        [--paths native,torch,torch_2workers,faceres] [--device cuda]
 
 1. Descriptor throughput (faces/s): the same aligned 150 px chips (real release faces at the
    generator's 64 px, upsampled and aligned exactly as the judge does) through dlib-bin's
    ``compute_face_descriptor`` and through the torch network, batches of 64, after one warm-up
-   batch each; best of ``--repeats``. Also the whole trunk (alignment + descriptor) per path.
+   batch each; best of ``--repeats``. Also the whole trunk (alignment + descriptor) per path. ``faceres``:
+   the same faces resized to 224 and preprocessed once, the graph's forward in batches of 64 (descriptor), and
+   its trunk (resize + preprocessing + forward).
 2. Seconds per checkpoint of identity evaluation, end to end (``evaluate_identity``, the code of
    ``w2p-eval identity``): generation of the release test split (615 pairs), descriptors of the
    generated faces, the head, all metrics. The judge is trained and the real faces' scores are cached
@@ -65,40 +69,62 @@ def trained_checkpoints(data: Path, work: Path, epochs: int) -> list[Path]:
     return list_checkpoints(run)
 
 
-def descriptor_speed(data: Path, n: int, repeats: int, device: str) -> dict:
+DLIB_PATHS = ("native", "torch", "torch_2workers")
+BACKBONES = {"native": ("dlib_resnet_native", None), "torch": ("dlib_resnet", None),
+             "torch_2workers": ("dlib_resnet", {"workers": 2}), "faceres": ("faceres", None)}
+
+
+def descriptor_speed(data: Path, n: int, repeats: int, device: str, paths: tuple[str, ...]) -> dict:
+    import torch
+
     from w2p_eval.data.manifest import load_manifest
     from w2p_eval.judges import load_identity_backbone
-    from w2p_eval.judges.identity import real_faces_uint8
+    from w2p_eval.judges.identity import real_faces_uint8, resize_batch
 
     df = load_manifest(data).drop_duplicates("face_id")
     df = df.iloc[np.linspace(0, len(df) - 1, min(n, len(df))).astype(int)]
     faces = real_faces_uint8(data, df, 64)
-    torch_bb = load_identity_backbone("dlib_resnet", device=device)
-    torch_bb2 = load_identity_backbone("dlib_resnet", device=device, workers=2)
-    native = load_identity_backbone("dlib_resnet_native")
-    chips = torch_bb.chips(faces)
     out = {"n_faces": len(faces)}
-    for name, fn in (("native", lambda: native.describe_chips(chips)), ("torch", lambda: torch_bb.describe_chips(chips))):
-        (native if name == "native" else torch_bb).describe_chips(chips[:64])  # warm-up batch
-        out[f"descriptor_s_{name}"] = best_of(fn, repeats)
-        out[f"descriptor_faces_per_s_{name}"] = len(chips) / out[f"descriptor_s_{name}"]
-    for name, bb in (("native", native), ("torch", torch_bb), ("torch_2workers", torch_bb2)):
+    bbs = {p: load_identity_backbone(BACKBONES[p][0], device=device, **(BACKBONES[p][1] or {})) for p in paths}
+    if any(p in DLIB_PATHS for p in paths):
+        chips = load_identity_backbone("dlib_resnet", device=device).chips(faces)
+        for name in ("native", "torch"):
+            if name in paths:
+                bbs[name].describe_chips(chips[:64])  # warm-up batch
+                out[f"descriptor_s_{name}"] = best_of(lambda: bbs[name].describe_chips(chips), repeats)
+                out[f"descriptor_faces_per_s_{name}"] = len(chips) / out[f"descriptor_s_{name}"]
+    if "faceres" in paths:
+        from w2p_eval.judges.faceres import DESCRIPTOR, INPUT_SIZE, preprocess
+
+        net = bbs["faceres"].net
+        x = preprocess(torch.from_numpy(resize_batch(faces, INPUT_SIZE)))
+
+        def forward():
+            with torch.inference_mode():
+                for i in range(0, len(x), 64):
+                    net.graph(x[i:i + 64].to(device))[DESCRIPTOR].cpu()
+        with torch.inference_mode():
+            net.graph(x[:64].to(device))  # warm-up batch
+        out["descriptor_s_faceres"] = best_of(forward, repeats)
+        out["descriptor_faces_per_s_faceres"] = len(x) / out["descriptor_s_faceres"]
+    for name, bb in bbs.items():
         bb.trunk(faces[:8])
         out[f"trunk_faces_per_s_{name}"] = len(faces) / best_of(lambda: bb.trunk(faces), repeats)
-    a, b = native.describe_chips(chips).numpy(), torch_bb.describe_chips(chips).numpy()
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    out.update(worst_cosine=float(cos.min()), max_abs_diff=float(np.abs(a - b).max()))
-    torch_bb2.close()
+    if "native" in paths and "torch" in paths:
+        a, b = bbs["native"].describe_chips(chips).numpy(), bbs["torch"].describe_chips(chips).numpy()
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        out.update(worst_cosine=float(cos.min()), max_abs_diff=float(np.abs(a - b).max()))
+    if "torch_2workers" in bbs:
+        bbs["torch_2workers"].close()
     return out
 
 
-def per_checkpoint(data: Path, ckpts: list[Path], work: Path, device: str) -> dict:
+def per_checkpoint(data: Path, ckpts: list[Path], work: Path, device: str, paths: tuple[str, ...]) -> dict:
     from w2p_eval.metrics.identity import evaluate_identity
 
     out = {}
-    setups = (("native", "dlib_resnet_native", None), ("torch", "dlib_resnet", None),
-              ("torch_2workers", "dlib_resnet", {"workers": 2}))
-    for name, backbone, options in setups:
+    for name in paths:
+        backbone, options = BACKBONES[name]
         cache = work / "cache"  # the same judge cache for every run of one backbone
         t0 = time.perf_counter()
         evaluate_identity([ckpts[0]], data, backbone=backbone, cache_dir=cache, device=device,
@@ -112,6 +138,30 @@ def per_checkpoint(data: Path, ckpts: list[Path], work: Path, device: str) -> di
     return out
 
 
+def report(res: dict, paths: tuple[str, ...], threads: int, skip_checkpoint: bool) -> None:
+    print(f"device {res['device']} ({res.get('gpu', f'{threads} threads, {os.cpu_count()} CPUs')}), torch "
+          f"{res['torch']}, load average {res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
+    print(f"{res['n_faces']} faces; faces/s of the descriptor alone and of the whole trunk, s per checkpoint:")
+    for name in paths:
+        line = f"  {name:15s} trunk {res[f'trunk_faces_per_s_{name}']:8.1f} faces/s"
+        if f"descriptor_faces_per_s_{name}" in res:
+            line += f", descriptor {res[f'descriptor_faces_per_s_{name}']:8.1f} faces/s"
+        if not skip_checkpoint:
+            line += (f", {res[f's_per_checkpoint_{name}']:.1f} s per checkpoint "
+                     f"(first incl. training the judge {res[f'setup_s_{name}']:.1f} s)")
+        print(line)
+    for key in ("descriptor_speedup", "trunk_speedup", "checkpoint_speedup_torch", "checkpoint_speedup_torch_2workers",
+                "faceres_vs_dlib_resnet_descriptor", "faceres_vs_dlib_resnet_checkpoint"):
+        if key in res:
+            print(f"  {key}: {res[key]:.2f}x")
+    if "worst_cosine" in res:
+        print(f"same chips dlib-bin vs torch: worst cosine {res['worst_cosine']:.7f}, max abs difference "
+              f"{res['max_abs_diff']:.2e}")
+    if not skip_checkpoint:
+        for metric in res[f"rows_{paths[0]}"]:
+            print(f"  {metric:24s} " + "  ".join(f"{p} {res[f'rows_{p}'][metric]:.4f}" for p in paths))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="prepared release dataset (default: prepare one)")
@@ -122,6 +172,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     ap.add_argument("--skip-checkpoint", action="store_true", help="only the descriptor throughput")
+    ap.add_argument("--paths", default=",".join(BACKBONES),
+                    help=f"which judges to time, comma-separated among {', '.join(BACKBONES)}")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -131,6 +183,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
+    paths = tuple(p for p in args.paths.split(",") if p)
+    unknown = [p for p in paths if p not in BACKBONES]
+    if unknown or not paths:
+        sys.exit(f"--paths: expected names among {', '.join(BACKBONES)}, got {args.paths!r}")
     work = args.work or Path(tempfile.mkdtemp(prefix="w2p-bench-identity-"))
     work.mkdir(parents=True, exist_ok=True)
     data = args.data or prepared_release(work)
@@ -138,38 +194,27 @@ def main() -> None:
            "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
     if device.startswith("cuda"):
         res["gpu"] = torch.cuda.get_device_name(0)
-    res.update(descriptor_speed(data, args.n_faces, args.repeats, device))
-    res["descriptor_speedup"] = res["descriptor_faces_per_s_torch"] / res["descriptor_faces_per_s_native"]
-    res["trunk_speedup"] = res["trunk_faces_per_s_torch"] / res["trunk_faces_per_s_native"]
+    res.update(descriptor_speed(data, args.n_faces, args.repeats, device, paths))
+
+    def ratio(key: str, a: str, b: str) -> None:
+        if a in res and b in res:
+            res[key] = res[a] / res[b]
+    ratio("descriptor_speedup", "descriptor_faces_per_s_torch", "descriptor_faces_per_s_native")
+    ratio("trunk_speedup", "trunk_faces_per_s_torch", "trunk_faces_per_s_native")
+    ratio("faceres_vs_dlib_resnet_descriptor", "descriptor_faces_per_s_faceres", "descriptor_faces_per_s_torch")
     if not args.skip_checkpoint:
         ckpts = trained_checkpoints(data, work, args.epochs)
-        res.update(per_checkpoint(data, ckpts, work, device))
+        res.update(per_checkpoint(data, ckpts, work, device, paths))
         for name in ("torch", "torch_2workers"):
-            res[f"checkpoint_speedup_{name}"] = res["s_per_checkpoint_native"] / res[f"s_per_checkpoint_{name}"]
-        res["rows_agree_to_4_decimals"] = res["rows_native"] == res["rows_torch"] == res["rows_torch_2workers"]
+            ratio(f"checkpoint_speedup_{name}", "s_per_checkpoint_native", f"s_per_checkpoint_{name}")
+        ratio("faceres_vs_dlib_resnet_checkpoint", "s_per_checkpoint_torch", "s_per_checkpoint_faceres")
+        dlib_rows = [res[f"rows_{p}"] for p in paths if p in DLIB_PATHS]
+        res["dlib_rows_agree_to_4_decimals"] = all(r == dlib_rows[0] for r in dlib_rows)
     res["load_avg_1min_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(res, indent=2))
         return
-    print(f"device {device} ({res.get('gpu', f'{args.threads} threads, {os.cpu_count()} CPUs')}), torch {res['torch']}, "
-          f"load average {res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
-    print(f"descriptor, {res['n_faces']} aligned chips: dlib-bin {res['descriptor_faces_per_s_native']:.1f} faces/s, "
-          f"torch {res['descriptor_faces_per_s_torch']:.1f} faces/s -> {res['descriptor_speedup']:.1f}x")
-    print(f"trunk (alignment + descriptor): dlib-bin {res['trunk_faces_per_s_native']:.1f} faces/s, torch "
-          f"{res['trunk_faces_per_s_torch']:.1f} (2 workers {res['trunk_faces_per_s_torch_2workers']:.1f}) faces/s "
-          f"-> {res['trunk_speedup']:.1f}x")
-    print(f"same chips: worst cosine {res['worst_cosine']:.7f}, max abs difference {res['max_abs_diff']:.2e}")
-    if not args.skip_checkpoint:
-        print(f"identity evaluation per checkpoint (615 test pairs, judge cached): dlib-bin "
-              f"{res['s_per_checkpoint_native']:.1f} s, torch {res['s_per_checkpoint_torch']:.1f} s "
-              f"({res['checkpoint_speedup_torch']:.1f}x), torch + 2 alignment workers "
-              f"{res['s_per_checkpoint_torch_2workers']:.1f} s ({res['checkpoint_speedup_torch_2workers']:.1f}x)")
-        print(f"first checkpoint incl. training the judge: dlib-bin {res['setup_s_native']:.1f} s, torch "
-              f"{res['setup_s_torch']:.1f} s")
-        print(f"identity rows equal to 4 decimals across the paths: {res['rows_agree_to_4_decimals']}")
-        for metric, value in res["rows_native"].items():
-            print(f"  {metric:24s} dlib-bin {value:.4f}  torch {res['rows_torch'][metric]:.4f}  "
-                  f"torch+2w {res['rows_torch_2workers'][metric]:.4f}")
+    report(res, paths, args.threads, args.skip_checkpoint)
 
 
 if __name__ == "__main__":

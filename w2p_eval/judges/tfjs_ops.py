@@ -132,6 +132,8 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
     extra inputs in order (bias for BiasAdd, alpha for Prelu)."""
     steps = []
     args = list(args)
+    if sum(n in ("BiasAdd", "Prelu") for n in names) > len(args):
+        raise node.refuse(f"fused ops {names} with {len(args)} extra inputs")
     for name in names:
         if name == "BiasAdd":
             get = args.pop(0)
@@ -163,9 +165,8 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
 
 
 def _fused_args(node: Node, first: int) -> list[Callable[[], torch.Tensor]]:
-    n = node.integer("num_args", len(node.inputs) - first)
-    extra = 1 if "Prelu" in node.strings("fused_ops") and n == 1 else 0
-    return [node.param(f"arg{i}", node.const(first + i, "a fused-op argument")) for i in range(n + extra)]
+    """Getters of the fused ops' extra inputs (every input from ``first`` on, as TensorFlow.js reads them)."""
+    return [node.param(f"arg{k}", node.const(k, "a fused-op argument")) for k in range(first, len(node.inputs))]
 
 
 def _conv(node: Node, depthwise: bool, fused: bool):

@@ -3,16 +3,20 @@
 :func:`write_model` takes GraphDef-style nodes (:func:`node`, attribute helpers :func:`ints`, :func:`s`, :func:`b`,
 :func:`f`) and the constants' values, and writes them exactly as the TensorFlow.js converter lays them out
 (``modelTopology.node``, one ``weightsManifest`` group, weights concatenated in manifest order), optionally
-quantised (float16, or uint8 with ``scale``/``min``). Not collected by pytest.
+quantised (float16, or uint8 with ``scale``/``min``). Also the real faces and model inputs of the TensorFlow.js
+equality fixtures (:func:`release_face_ids`, :func:`release_faces`, :data:`MODEL_INPUTS`), shared with
+``scripts/make_tfjs_fixture.py``. Not collected by pytest.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def ints(values) -> dict:
@@ -81,3 +85,44 @@ def write_model(folder: Path, nodes: list[dict], consts: dict[str, np.ndarray], 
     path = folder / f"{name}.json"
     path.write_text(json.dumps(model))
     return path
+
+
+# ----------------------------------------------------------------------------- real faces for the equality tests
+
+def release_face_ids(release: Path, per_identity: int = 30) -> list[str]:
+    """``per_identity`` distinct faces of each identity of the WAV2PIX release (train and test splits), evenly spread
+    over its frames, as paths relative to ``release`` (the release stores each face 5 times under consecutive
+    frame numbers; every 5th frame is a distinct face)."""
+    ids = []
+    for person in sorted(p.name for p in (release / "test").iterdir() if p.is_dir()):
+        frames = [(split, int(m.group(1))) for split in ("train", "test")
+                  for p in (release / split / person).glob("cropped_face_frame_*.png")
+                  if (m := re.search(r"_(\d+)\.png$", p.name))]
+        distinct = sorted(frames, key=lambda sf: sf[1])[::5]
+        pick = np.unique(np.linspace(0, len(distinct) - 1, per_identity).round().astype(int))
+        ids += [f"{distinct[k][0]}/{person}/cropped_face_frame_{distinct[k][1]}.png" for k in pick]
+    return ids
+
+
+def release_faces(release: Path, ids: list[str], size: int) -> np.ndarray:
+    """uint8 RGB [N, size, size, 3]: the release crops (JPEG data stored BGR) colour-fixed, resized (PIL bilinear)."""
+    out = []
+    for rel in ids:
+        with Image.open(release / rel) as im:
+            rgb = np.asarray(im.convert("RGB"))[..., ::-1]
+        out.append(np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((size, size), Image.BILINEAR)))
+    return np.stack(out)
+
+
+# model -> (input size, rule, fn(uint8 RGB faces) -> float32 NHWC input of the graph). faceres: the HSE authors'
+# preprocessing; gear: 0-1 RGB (vladmandic/human gear.ts); age: 0-255 RGB (human ssrnet-age.ts); gender: grey
+# (BT.601) scaled to -1..1 (oarriaga face_classification). Only faceres's rule is part of a judge; the others
+# only feed the graphs realistic values.
+MODEL_INPUTS = {
+    "faceres": (224, "RGB->BGR minus caffe means (103.939, 116.779, 123.68), 0-255",
+                lambda u8: u8[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)),
+    "gear": (198, "RGB / 255", lambda u8: u8.astype(np.float32) / 255),
+    "age": (64, "RGB 0-255", lambda u8: u8.astype(np.float32)),
+    "gender": (64, "grey (0.299 R + 0.587 G + 0.114 B) / 127.5 - 1",
+               lambda u8: (u8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None] / 127.5 - 1),
+}

@@ -1,0 +1,114 @@
+"""The torch reader against TensorFlow.js itself on 60 real faces (30 per identity of the WAV2PIX release).
+
+The references are the committed fixtures ``tests/fixtures/tfjs_<model>.npz`` made by
+``scripts/make_tfjs_fixture.py`` with ``@tensorflow/tfjs`` 4 (node, CPU backend); the faces are rebuilt from
+../shared (their float32 input's sha256 is checked against the fixture's first). When node can load
+``@tensorflow/tfjs`` (``NODE_PATH``), one more test runs it live on a few faces.
+
+Worst cases measured (torch CPU vs tfjs CPU, 60 faces): see README "Judges" / BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import REPO, shared_path
+from tests.tfjs_helpers import MODEL_INPUTS, release_faces
+from w2p_eval.errors import MissingWeightsError
+
+pytestmark = [pytest.mark.integration]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def model_or_skip(name: str) -> Path:
+    from w2p_eval.judges.tfjs import model_path
+
+    try:
+        return model_path(name)
+    except MissingWeightsError as exc:
+        pytest.skip(f"TensorFlow.js model not installed: {exc}")
+
+
+def fixture_inputs(name: str):
+    """(fixture, uint8 faces, float32 graph input) with the input's sha256 checked against the fixture."""
+    fx = np.load(FIXTURES / f"tfjs_{name}.npz")
+    release = shared_path("wav2pix_release")
+    size, _, fn = MODEL_INPUTS[name]
+    faces = release_faces(release, [str(i) for i in fx["ids"]], size)
+    x = np.ascontiguousarray(fn(faces), dtype=np.float32)
+    assert hashlib.sha256(x.tobytes()).hexdigest() == str(fx["input_sha256"]), \
+        "the rebuilt inputs differ from the fixture's (image decoding/resizing changed?)"
+    return fx, faces, x
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_faceres_matches_tfjs_on_60_real_faces():
+    from w2p_eval.judges.faceres import AGE, DESCRIPTOR, GENDER, FaceResNet
+
+    model_or_skip("faceres")
+    fx, faces, _ = fixture_inputs("faceres")
+    assert len(faces) >= 50
+    net = FaceResNet("cpu")
+    with torch.inference_mode():  # uint8 faces in: the torch preprocessing is under test too
+        out = net(faces)
+    cos = cosines(out["embedding"].numpy(), fx[f"out:{DESCRIPTOR}"])
+    gender_err = np.abs(out["gender"].numpy() - fx[f"out:{GENDER}"][:, 0]).max()
+    age_err = np.abs(out["age_probs"].numpy() - fx[f"out:{AGE}"]).max()
+    print(f"faceres vs tfjs on {len(faces)} faces: min cosine {cos.min():.7f}, max |gender| {gender_err:.2e}, "
+          f"max |age bin| {age_err:.2e}")
+    assert cos.min() >= 0.9999
+    assert gender_err <= 1e-4 and age_err <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["gear", "age", "gender"])
+def test_attribute_models_match_tfjs_on_60_real_faces(name):
+    from w2p_eval.judges.tfjs import load_graph_model
+
+    graph = load_graph_model(model_or_skip(name))
+    fx, _, x = fixture_inputs(name)
+    with torch.inference_mode():
+        out = graph(torch.from_numpy(x))
+    for key in graph.outputs:
+        ref, got = fx[f"out:{key}"], out[key].numpy()
+        scale = max(1.0, float(np.abs(ref).max()))  # SSR-Net's age output is in years (0-100)
+        err = np.abs(got - ref).max()
+        print(f"{name} {key}: max |torch - tfjs| {err:.2e} (scale {scale:g})")
+        assert err <= 1e-4 * scale, (key, err)
+
+
+def test_live_tfjs_run_matches(tmp_path):
+    """node + @tensorflow/tfjs run here, now, on 4 faces (skipped when node cannot load tfjs)."""
+    from w2p_eval.judges.faceres import DESCRIPTOR, GENDER
+    from w2p_eval.judges.tfjs import load_graph_model
+
+    path = model_or_skip("faceres")
+    if shutil.which("node") is None:
+        pytest.skip("node not found")
+    probe = subprocess.run(["node", "-e", "require('@tensorflow/tfjs')"], capture_output=True, env=os.environ)
+    if probe.returncode != 0:
+        pytest.skip("node cannot load @tensorflow/tfjs (set NODE_PATH to the node_modules holding it)")
+    _, _, x = fixture_inputs("faceres")
+    x = x[[0, 1, -2, -1]]
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    subprocess.run(["node", str(REPO / "scripts" / "tfjs_reference.js"), str(path), str(tmp_path / "x.f32"),
+                    ",".join(map(str, x.shape)), str(tmp_path / "o.json"), f"{DESCRIPTOR},{GENDER}"],
+                   check=True, capture_output=True)
+    import json
+
+    ref = json.loads((tmp_path / "o.json").read_text())["outputs"]
+    with torch.inference_mode():
+        out = load_graph_model(path, [DESCRIPTOR, GENDER])(torch.from_numpy(x))
+    desc = np.asarray(ref[DESCRIPTOR]["data"], np.float32).reshape(ref[DESCRIPTOR]["shape"])
+    assert cosines(out[DESCRIPTOR].numpy(), desc).min() >= 0.9999
+    np.testing.assert_allclose(out[GENDER].numpy().ravel(), ref[GENDER]["data"], atol=1e-4)
