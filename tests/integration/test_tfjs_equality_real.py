@@ -112,3 +112,16 @@ def test_live_tfjs_run_matches(tmp_path):
     desc = np.asarray(ref[DESCRIPTOR]["data"], np.float32).reshape(ref[DESCRIPTOR]["shape"])
     assert cosines(out[DESCRIPTOR].numpy(), desc).min() >= 0.9999
     np.testing.assert_allclose(out[GENDER].numpy().ravel(), ref[GENDER]["data"], atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_faceres_on_cuda_matches_tfjs():
+    from w2p_eval.judges.faceres import AGE, DESCRIPTOR, GENDER, FaceResNet
+
+    model_or_skip("faceres")
+    fx, faces, _ = fixture_inputs("faceres")
+    with torch.inference_mode():
+        out = {k: v.cpu() for k, v in FaceResNet("cuda")(faces).items()}
+    assert cosines(out["embedding"].numpy(), fx[f"out:{DESCRIPTOR}"]).min() >= 0.9999
+    assert np.abs(out["gender"].numpy() - fx[f"out:{GENDER}"][:, 0]).max() <= 1e-4
+    assert np.abs(out["age_probs"].numpy() - fx[f"out:{AGE}"]).max() <= 1e-4

@@ -288,3 +288,14 @@ def test_cuda_matches_cpu(tmp_path):
         cpu = load_graph_model(path)(x)["y"]
         gpu = load_graph_model(path, device="cuda")(x.cuda())["y"].cpu()
     np.testing.assert_allclose(gpu.numpy(), cpu.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_faceres_preprocessing_and_age_rule():
+    """The HSE authors' input (RGB -> BGR minus the caffe means) and age estimate (1 + top-2 weighted bin)."""
+    from w2p_eval.judges.faceres import age_years, preprocess
+
+    x = torch.tensor([[[[200, 100, 50]]]], dtype=torch.uint8)
+    np.testing.assert_allclose(preprocess(x)[0, 0, 0].numpy(), [50 - 103.939, 100 - 116.779, 200 - 123.68], rtol=1e-6)
+    probs = torch.zeros(1, 100)
+    probs[0, 29], probs[0, 30], probs[0, 70] = 0.6, 0.3, 0.1
+    assert age_years(probs).item() == pytest.approx(1 + (29 * 0.6 + 30 * 0.3) / 0.9)

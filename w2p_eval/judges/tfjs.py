@@ -23,7 +23,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges.tfjs_graph import TfjsGraph, signature_outputs

@@ -16,7 +16,8 @@ import torch
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_torch import exact_cudnn
-from w2p_eval.judges.tfjs_ops import OPS, Node, Val
+from w2p_eval.judges.tfjs_ops import OPS
+from w2p_eval.judges.tfjs_value import Node, Val
 
 
 def _source(name: str) -> tuple[str, int]:

@@ -12,9 +12,6 @@ builder through ``node.const(i)``. An op not in :data:`OPS` is refused by the re
 
 from __future__ import annotations
 
-import base64
-import math
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -22,209 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from w2p_eval.errors import InputError
+from w2p_eval.judges.tfjs_conv import conv, matmul, pool
+from w2p_eval.judges.tfjs_value import Node, Val
 
-
-@dataclass
-class Val:
-    """One tensor of the graph: ``t`` as held, ``nchw`` when ``t`` is a rank-4 NHWC value stored as NCHW."""
-
-    t: torch.Tensor
-    nchw: bool = False
-
-    def nhwc(self) -> torch.Tensor:
-        """The tensor in TF's own layout."""
-        return self.t.permute(0, 2, 3, 1) if self.nchw else self.t
-
-    def as_nchw(self) -> torch.Tensor:
-        """A rank-4 NHWC value as NCHW (for conv/pool ops)."""
-        if self.nchw:
-            return self.t
-        if self.t.dim() != 4:
-            raise InputError(f"expected a rank-4 NHWC tensor for a conv/pool op, got shape {tuple(self.t.shape)}")
-        return self.t.permute(0, 3, 1, 2)
-
-
-@dataclass
-class Node:
-    """One GraphDef node: name, op, inputs (names), attr (JSON as in model.json) and its constant operands.
-
-    ``consts`` holds the numpy value of every input that is a Const node (None otherwise); ``param`` registers
-    a tensor made from a constant on the module (so ``.to(device)`` moves it) and returns a getter."""
-
-    name: str
-    op: str
-    inputs: list[str]
-    attr: dict
-    consts: list[np.ndarray | None]
-    param: Callable[[str, np.ndarray], Callable[[], torch.Tensor]] = field(repr=False, default=None)
-
-    def const(self, i: int, what: str) -> np.ndarray:
-        if i >= len(self.consts) or self.consts[i] is None:
-            raise InputError(f"expected {what} (input {i}) of {self.op} node '{self.name}' to be a constant "
-                             f"in the model file, got {'nothing' if i >= len(self.consts) else self.inputs[i]}")
-        return self.consts[i]
-
-    def ints(self, key: str, default=None) -> list[int]:
-        value = self.attr.get(key, {}).get("list", {}).get("i")
-        return [int(v) for v in value] if value else default
-
-    def string(self, key: str, default: str = "") -> str:
-        value = self.attr.get(key, {}).get("s")
-        return base64.b64decode(value).decode() if value else default
-
-    def strings(self, key: str) -> list[str]:
-        return [base64.b64decode(v).decode() for v in self.attr.get(key, {}).get("list", {}).get("s", [])]
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        return bool(self.attr.get(key, {}).get("b", default))
-
-    def number(self, key: str, default: float = 0.0) -> float:
-        return float(self.attr.get(key, {}).get("f", default))
-
-    def integer(self, key: str, default: int = 0) -> int:
-        return int(self.attr.get(key, {}).get("i", default))
-
-    def refuse(self, what: str) -> InputError:
-        return InputError(f"unsupported {what} in {self.op} node '{self.name}' of the TensorFlow.js model")
-
-
-# ----------------------------------------------------------------------------- convolution and pooling
-
-def _spatial(node: Node, key: str, default: int = 1) -> tuple[int, int]:
-    """(h, w) of an NHWC attribute list such as strides/dilations/ksize."""
-    values = node.ints(key, [default] * 4)
-    if node.string("data_format", "NHWC") != "NHWC":
-        raise node.refuse(f"data_format {node.string('data_format')}")
-    if len(values) != 4 or values[0] != 1 or values[3] != 1:
-        raise node.refuse(f"{key} {values}")
-    return values[1], values[2]
-
-
-def _same_pad(size: int, k: int, s: int, d: int) -> tuple[int, int]:
-    """TensorFlow's SAME padding (before, after) along one axis."""
-    total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def _padder(node: Node, kernel: tuple[int, int], strides, dilations) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """fn(x NCHW, fill) -> x padded as the node's padding attribute says (SAME / VALID / EXPLICIT)."""
-    mode = node.string("padding", "VALID")
-    if mode == "VALID":
-        return lambda x, fill: x
-    if mode == "EXPLICIT":
-        p = node.ints("explicit_paddings", [0] * 8)
-        if len(p) != 8 or any(p[:2]) or any(p[6:]):
-            raise node.refuse(f"explicit_paddings {p}")
-        pads = (p[4], p[5], p[2], p[3])
-        return lambda x, fill: F.pad(x, pads, value=fill)
-    if mode != "SAME":
-        raise node.refuse(f"padding {mode}")
-
-    def pad(x: torch.Tensor, fill: float) -> torch.Tensor:
-        top, bottom = _same_pad(x.shape[2], kernel[0], strides[0], dilations[0])
-        left, right = _same_pad(x.shape[3], kernel[1], strides[1], dilations[1])
-        return F.pad(x, (left, right, top, bottom), value=fill) if top or bottom or left or right else x
-    return pad
-
-
-def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tensor]]):
-    """The fused ops after a conv/matmul -> fn(y, nchw) applying them. ``args`` are the getters of the
-    extra inputs in order (bias for BiasAdd, alpha for Prelu)."""
-    steps = []
-    args = list(args)
-    if sum(n in ("BiasAdd", "Prelu") for n in names) > len(args):
-        raise node.refuse(f"fused ops {names} with {len(args)} extra inputs")
-    for name in names:
-        if name == "BiasAdd":
-            get = args.pop(0)
-            steps.append(lambda y, c, g=get: y + (g().view(1, -1, 1, 1) if c else g()))
-        elif name == "Relu":
-            steps.append(lambda y, c: torch.relu(y))
-        elif name == "Relu6":
-            steps.append(lambda y, c: torch.clamp(y, 0.0, 6.0))
-        elif name == "Elu":
-            steps.append(lambda y, c: F.elu(y))
-        elif name == "Sigmoid":
-            steps.append(lambda y, c: torch.sigmoid(y))
-        elif name == "Tanh":
-            steps.append(lambda y, c: torch.tanh(y))
-        elif name == "LeakyRelu":
-            alpha = node.number("leakyrelu_alpha", 0.2)
-            steps.append(lambda y, c, a=alpha: F.leaky_relu(y, a))
-        elif name == "Prelu":
-            get = args.pop(0)
-            steps.append(lambda y, c, g=get: torch.where(y >= 0, y, y * (g().view(1, -1, 1, 1) if c else g())))
-        else:
-            raise node.refuse(f"fused op {name}")
-
-    def apply(y: torch.Tensor, nchw: bool) -> torch.Tensor:
-        for step in steps:
-            y = step(y, nchw)
-        return y
-    return apply
-
-
-def _fused_args(node: Node, first: int) -> list[Callable[[], torch.Tensor]]:
-    """Getters of the fused ops' extra inputs (every input from ``first`` on, as TensorFlow.js reads them)."""
-    return [node.param(f"arg{k}", node.const(k, "a fused-op argument")) for k in range(first, len(node.inputs))]
-
-
-def _conv(node: Node, depthwise: bool, fused: bool):
-    w = node.const(1, "the filter")
-    if w.ndim != 4:
-        raise node.refuse(f"filter of shape {w.shape}")
-    kh, kw, cin, mult = w.shape
-    if depthwise:  # [kh, kw, C, M] -> [C*M, 1, kh, kw], output channel c*M+m as TF orders it
-        weight = np.ascontiguousarray(w.reshape(kh, kw, cin * mult).transpose(2, 0, 1)[:, None])
-        groups = cin
-    else:  # [kh, kw, Cin, Cout] -> [Cout, Cin, kh, kw]
-        weight = np.ascontiguousarray(w.transpose(3, 2, 0, 1))
-        groups = 1
-    get_w = node.param("filter", weight)
-    strides, dilations = _spatial(node, "strides"), _spatial(node, "dilations")
-    pad = _padder(node, (kh, kw), strides, dilations)
-    post = _activation(node, node.strings("fused_ops"), _fused_args(node, 2)) if fused else None
-
-    def run(v: list[Val]) -> Val:
-        x = v[0].as_nchw()
-        if x.shape[1] != cin:
-            raise InputError(f"expected {cin} channels into '{node.name}', got {x.shape[1]}")
-        y = F.conv2d(pad(x, 0.0), get_w(), stride=strides, dilation=dilations, groups=groups)
-        return Val(post(y, True) if post else y, True)
-    return run
-
-
-def _pool(node: Node, kind: str):
-    kernel, strides = _spatial(node, "ksize"), _spatial(node, "strides")
-    pad = _padder(node, kernel, strides, (1, 1))
-    same = node.string("padding", "VALID") != "VALID"
-
-    def run(v: list[Val]) -> Val:
-        x = v[0].as_nchw()
-        if kind == "max":
-            return Val(F.max_pool2d(pad(x, -math.inf), kernel, strides), True)
-        total = F.avg_pool2d(pad(x, 0.0), kernel, strides)
-        if same:  # TF divides by the number of real (unpadded) inputs under the window
-            ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
-            total = total / F.avg_pool2d(pad(ones, 0.0), kernel, strides)
-        return Val(total, True)
-    return run
-
-
-def _matmul(node: Node, fused: bool):
-    ta, tb = node.flag("transpose_a"), node.flag("transpose_b")
-    consts = node.consts
-    get_b = node.param("b", consts[1]) if len(consts) > 1 and consts[1] is not None else None
-    post = _activation(node, node.strings("fused_ops"), _fused_args(node, 2)) if fused else None
-
-    def run(v: list[Val]) -> Val:
-        a = v[0].nhwc()
-        b = get_b() if get_b is not None else v[1].nhwc()
-        a = a.transpose(-1, -2) if ta else a
-        b = b.transpose(-1, -2) if tb else b
-        y = a @ b
-        return Val(post(y, False) if post else y)
-    return run
+__all__ = ["OPS", "Node", "Val"]
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -401,7 +199,7 @@ def _prelu(node: Node):
 
 
 def _conv_builder(depthwise: bool, fused: bool):
-    return lambda node: _conv(node, depthwise, fused)
+    return lambda node: conv(node, depthwise, fused)
 
 
 OPS: dict[str, Callable[[Node], Callable[[list[Val]], Val]]] = {
@@ -410,10 +208,10 @@ OPS: dict[str, Callable[[Node], Callable[[list[Val]], Val]]] = {
     "DepthwiseConv2dNative": _conv_builder(True, False),
     "DepthwiseConv2d": _conv_builder(True, False),
     "FusedDepthwiseConv2dNative": _conv_builder(True, True),
-    "MatMul": lambda node: _matmul(node, False),
-    "_FusedMatMul": lambda node: _matmul(node, True),
-    "MaxPool": lambda node: _pool(node, "max"),
-    "AvgPool": lambda node: _pool(node, "avg"),
+    "MatMul": lambda node: matmul(node, False),
+    "_FusedMatMul": lambda node: matmul(node, True),
+    "MaxPool": lambda node: pool(node, "max"),
+    "AvgPool": lambda node: pool(node, "avg"),
     "Add": _binary(torch.add), "AddV2": _binary(torch.add), "BiasAdd": _binary(torch.add),
     "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "RealDiv": _binary(torch.div),
     "Div": _binary(torch.div), "Maximum": _binary(torch.maximum), "Minimum": _binary(torch.minimum),
