@@ -3,27 +3,30 @@
 # scored on the frozen test list reports/grid_example.testlist.json, plus WAV2PIX's faces exported with
 # `generate` and scored from the folder as an external model would be, every source under two identity judges
 # (dlib_resnet and faceres: the report's "Judge agreement" section), and the paired WAV2PIX vs l1_regression
-# comparison.
+# comparison. Speakers' genders/ages labelled by eye (reports/grid_example.identity_meta.csv) feed the attributes
+# suite's gender accuracy, same-gender matching and the gender_oracle baseline.
 set -euo pipefail
 S=scratch/grid_ex
 rm -rf $S/grid $S/runs $S/exported $S/results.sqlite $S/compare.json
-w2p-eval prepare videos ../shared/data/grid_videos --out $S/grid --mapping reports/grid_example.mapping.csv --seed 0
+w2p-eval prepare videos ../shared/data/grid_videos --out $S/grid --mapping reports/grid_example.mapping.csv --seed 0 \
+  --identity-meta reports/grid_example.identity_meta.csv
 w2p-eval train baselines/wav2pix_64.yaml --data $S/grid --out $S/runs/wav2pix_64 --epochs 40 --batch-size 16 \
   --checkpoint-every 10 --seed 0 --threads 1
 w2p-eval train baselines/l1_regression.yaml --data $S/grid --out $S/runs/l1_regression --epochs 40 --batch-size 16 \
   --checkpoint-every 40 --seed 0 --threads 1
-for b in speaker_retrieval random_real mean_face real_faces; do
+for b in speaker_retrieval random_real gender_oracle mean_face real_faces; do
   w2p-eval train baselines/$b.yaml --data $S/grid --out $S/runs/$b --seed 0
 done
 # WAV2PIX's final faces as an image folder, one <pair_id>.png per test pair
 w2p-eval generate --ckpt $S/runs/wav2pix_64/checkpoints/epoch_0040.pt --data $S/grid --out $S/exported
 w2p-eval evaluate $S/runs/wav2pix_64 --data $S/grid --seed 0 --backbone dlib_resnet,faceres --testlist reports/grid_example.testlist.json \
   --store $S/results.sqlite \
+  --metrics identity,landmarks,speaker,retrieval,distances,matching,attributes \
   --baselines $S/runs/l1_regression --baselines $S/runs/speaker_retrieval --baselines $S/runs/random_real \
-  --baselines $S/runs/mean_face --baselines $S/runs/real_faces \
+  --baselines $S/runs/gender_oracle --baselines $S/runs/mean_face --baselines $S/runs/real_faces \
   --images $S/exported/epoch_0040 --name wav2pix_64_exported
 w2p-eval compare $S/runs/wav2pix_64 $S/runs/l1_regression --data $S/grid --seed 0 \
   --testlist reports/grid_example.testlist.json --out $S/compare.json
 w2p-eval report $S/runs/wav2pix_64 $S/runs/l1_regression $S/runs/speaker_retrieval $S/runs/random_real \
-  $S/runs/mean_face $S/runs/real_faces --store $S/results.sqlite --data $S/grid --compare $S/compare.json \
+  $S/runs/gender_oracle $S/runs/mean_face $S/runs/real_faces --store $S/results.sqlite --data $S/grid --compare $S/compare.json \
   --out reports/grid_example

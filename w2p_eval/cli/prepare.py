@@ -13,6 +13,11 @@ _frac = click.option("--test-fraction", default=0.2, show_default=True, metavar=
                      help="Share of each identity's segments (seen) and of identities (unseen) put in test.")
 
 
+_meta = click.option("--identity-meta", "identity_meta", metavar="CSV", type=click.Path(), default=None,
+                     help="Per-identity labels: CSV with column identity and any of gender (f/m), age (years), "
+                          "...; <attr>_source columns say where a label came from. Every identity needs a row.")
+
+
 def _done(out: str, line: str) -> None:
     click.echo(f"{out}: {line}")
 
@@ -45,14 +50,16 @@ def prepare() -> None:
 @click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16, 1024),
               help="Side of the saved square face crops.")
 @_frac
+@_meta
 def videos(src, out, seed, mapping, k, min_confidence, margin, window, every, crop_seconds, segment,
-           image_size, test_fraction):
+           image_size, test_fraction, identity_meta):
     """Talking-head videos (SRC/<identity>/*.mp4 ...) -> pairs via ffmpeg + Haar face detection."""
     from w2p_eval.data.prepare_videos import prepare_videos
 
     _done(out, prepare_videos(
         src, out, seed=seed, mapping=mapping, k=k, min_confidence=min_confidence, margin=margin, window=window,
         every=every, crop_seconds=crop_seconds, segment=segment, image_size=image_size, test_fraction=test_fraction,
+        identity_meta=identity_meta,
     ))
 
 
@@ -65,11 +72,13 @@ def videos(src, out, seed, mapping, k, min_confidence, margin, window, every, cr
 @click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
               help="Shortest usable wav.")
 @_frac
-def wav2pix_release(src, out, seed, guard, min_seconds, test_fraction):
+@_meta
+def wav2pix_release(src, out, seed, guard, min_seconds, test_fraction, identity_meta):
     """The authors' release ({train,test}/<name>/cropped_face_frame_N.png + .wav, or pickled path lists)."""
     from w2p_eval.data.prepare_release import prepare_release
 
-    _done(out, prepare_release(src, out, seed=seed, test_fraction=test_fraction, guard=guard, min_seconds=min_seconds))
+    _done(out, prepare_release(src, out, seed=seed, test_fraction=test_fraction, guard=guard, min_seconds=min_seconds,
+                               identity_meta=identity_meta))
 
 
 @prepare.command("folder")
@@ -79,11 +88,13 @@ def wav2pix_release(src, out, seed, guard, min_seconds, test_fraction):
 @click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
               help="Shortest usable wav.")
 @_frac
-def folder(src, out, seed, min_seconds, test_fraction):
+@_meta
+def folder(src, out, seed, min_seconds, test_fraction, identity_meta):
     """Generic SRC/<identity>/<stem>.{png,jpg} + <stem>.wav."""
     from w2p_eval.data.prepare_folder import prepare_folder
 
-    _done(out, prepare_folder(src, out, seed=seed, test_fraction=test_fraction, min_seconds=min_seconds))
+    _done(out, prepare_folder(src, out, seed=seed, test_fraction=test_fraction, min_seconds=min_seconds,
+                              identity_meta=identity_meta))
 
 
 @prepare.command("demo")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio, write_wav
+from w2p_eval.data.identity_meta import check_identities, coverage_line, read_identity_meta_csv
 from w2p_eval.data.images import load_image_rgb, save_png
 from w2p_eval.data.manifest import staging_dir, write_dataset
 from w2p_eval.data.splits import assign_splits
@@ -51,8 +52,10 @@ class PairWriter:
     added so far (the columns of ``manifest.COLUMNS`` plus any mode-specific ones).
     """
 
-    def __init__(self, out: str | os.PathLike, what: str = "items"):
+    def __init__(self, out: str | os.PathLike, what: str = "items", identity_meta: str | os.PathLike | None = None):
         self.out = out
+        # --identity-meta CSV: read and checked now (bad values fail before any work), identities at finish
+        self.identity_meta = None if identity_meta is None else read_identity_meta_csv(identity_meta)
         self.skips = Skips(what)
         self.rows: list[dict] = []
         self.root: Path | None = None  # the staging folder while :meth:`staging` is open
@@ -121,6 +124,8 @@ class PairWriter:
                 df = regroup(df)
             df = assign_splits(df, seed=info["seed"], test_fraction=test_fraction, keep_seen=keep_seen)
             self._remove_unreferenced(df)
+            if self.identity_meta is not None:
+                info = {**info, "identity_meta": check_identities(self.identity_meta, set(df["identity"]))}
         return finish_dataset(self.root, df, info, self.skips)
 
     def _remove_unreferenced(self, df: pd.DataFrame) -> None:
@@ -149,6 +154,8 @@ def finish_dataset(tmp: Path, df, info: dict, skips: Skips) -> str:
         raise InputError(f"expected at least one usable speech-face pair, got none ({skips.summary()})")
     write_dataset(tmp, df, {**info, "skipped": dict(skips.counts)})
     line = summary_line(df, skips)
+    if info.get("identity_meta"):
+        line += f"; {coverage_line(info['identity_meta'])}"
     lines = [f"kind: {info.get('kind')}", f"seed: {info.get('seed')}"]
     lines += [f"skipped\t{item}\t{reason}" for item, reason in skips.items]
     lines.append(f"summary: {line}")

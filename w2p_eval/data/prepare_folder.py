@@ -26,14 +26,15 @@ def recording_of(stem: str) -> str:
     return re.sub(r"[_-]\d+$", "", stem) or stem
 
 
-def prepare_folder(src, out, *, seed: int = 0, test_fraction: float = 0.2, min_seconds: float = 1.0) -> str:
+def prepare_folder(src, out, *, seed: int = 0, test_fraction: float = 0.2, min_seconds: float = 1.0,
+                   identity_meta=None) -> str:
     """Build a dataset at ``out`` from the folder layout at ``src``; returns the summary line."""
     src = require_dir(src, "a folder of <identity>/<stem>.png|jpg + <stem>.wav")
     ident_dirs = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
     images = [(d, f) for d in ident_dirs for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise InputError(f"expected <identity>/<stem>.png|jpg image files under SRC, got none ({src})")
-    writer = PairWriter(out)
+    writer = PairWriter(out, identity_meta=identity_meta)
     with writer.staging():
         seen_hash: dict[tuple[str, str], tuple[str, str]] = {}  # (identity, pixels digest) -> (face_id, path)
         for d, f in images:

@@ -213,12 +213,12 @@ class _Faces:
 
 
 def prepare_release(src, out, *, seed: int = 0, test_fraction: float = 0.2, guard: int = 4,
-                    min_seconds: float = 1.0) -> str:
+                    min_seconds: float = 1.0, identity_meta=None) -> str:
     """Import the release at ``src`` into a dataset at ``out``; returns the summary line."""
     if guard < 0:
         raise InputError(f"expected --guard >= 0, got {guard}")
     items = sorted(find_items(src), key=lambda it: (it.split, it.identity, it.number))
-    writer = PairWriter(out)
+    writer = PairWriter(out, identity_meta=identity_meta)
     with writer.staging():
         faces = _Faces()
         for it in tqdm(items, desc="release", unit="pair", disable=None):

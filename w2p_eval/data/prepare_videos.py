@@ -185,12 +185,13 @@ class _Video:
 
 def prepare_videos(src, out, *, seed: int = 0, mapping=None, k: int = 5, min_confidence: float = 4.0,
                    margin: float = 0.2, window: float = 2.0, every: float = 1.0, crop_seconds: float = 1.0,
-                   segment: float = 10.0, image_size: int = 128, test_fraction: float = 0.2) -> str:
+                   segment: float = 10.0, image_size: int = 128, test_fraction: float = 0.2,
+                   identity_meta=None) -> str:
     """Build a dataset at ``out`` from the videos under ``src``; returns the summary line."""
     params = VideoParams(k, min_confidence, margin, window, every, crop_seconds, segment, image_size)
     params.check()
     src = require_dir(src, "a folder of videos")
-    writer = PairWriter(out)
+    writer = PairWriter(out, identity_meta=identity_meta)
     videos = find_videos(src, read_mapping(mapping) if mapping else None, writer.skips)
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))

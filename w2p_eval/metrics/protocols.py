@@ -35,6 +35,11 @@ real face: the question is "is this the same person", not "is this the same pict
 then is the real-vs-real ceiling (the probe replaced by its own paired real face, same candidates)
 informative — with the paired face itself as candidate it would be 100 % by construction. Probes
 whose identity has only one face in the test set are left out (reported as ``excluded``).
+
+Same-gender matching (Nagrani et al. 2018; Learnable PINs): the impostors are drawn only from test identities
+of the probe's gender (``genders``), so a generator that gets only gender right scores chance. Probes whose
+gender has fewer than N test identities are left out (``excluded``); with one gender only the constraint is
+void, and :func:`same_gender_problem` says so (callers skip the setting with that reason).
 """
 
 from __future__ import annotations
@@ -281,14 +286,47 @@ def _check_n_way(n_way: int, n_ids: int) -> None:
                          f"matching is not possible on this split")
 
 
+def _identity_genders(codes: np.ndarray, n_ids: int, genders, n: int) -> np.ndarray:
+    """Row-aligned genders [N] -> one gender per identity code (str [n_ids]); an identity with two is refused."""
+    gen = np.asarray(genders).astype(str)
+    if gen.shape != (n,):
+        raise InputError(f"expected one gender per item ({n}), got genders of shape {gen.shape}")
+    out = np.empty(n_ids, dtype=object)
+    for c in range(n_ids):
+        vals = set(gen[codes == c].tolist())
+        if len(vals) != 1:
+            raise InputError(f"expected one gender per identity, got {sorted(vals)} for one identity")
+        out[c] = vals.pop()
+    return out.astype(str)
+
+
+def same_gender_problem(labels: Sequence | np.ndarray, genders: Sequence | np.ndarray, n_way: int) -> str | None:
+    """Why same-gender 1:``n_way`` matching cannot be scored on these items (None when it can): one gender
+    only (the constraint is void: it equals unconstrained matching), or no gender with ``n_way`` identities."""
+    lab = _labels(labels)
+    ids, codes = np.unique(lab, return_inverse=True)
+    per_id = _identity_genders(codes.reshape(-1), len(ids), genders, len(lab))
+    counts = {g: int((per_id == g).sum()) for g in sorted(set(per_id.tolist()))}
+    have = ", ".join(f"{g}: {k}" for g, k in counts.items())
+    if len(counts) < 2:
+        return (f"every test identity has gender {next(iter(counts))} ({have} identities): same-gender matching "
+                f"would equal unconstrained matching")
+    if max(counts.values()) < int(n_way):
+        return (f"same-gender 1:{n_way} matching needs {n_way} test identities of one gender, got {have}")
+    return None
+
+
 def draw_matching_tuples(labels: Sequence | np.ndarray, face_ids: Sequence | np.ndarray, n_way: int,
-                         seed: int = 0) -> MatchingTuples:
+                         seed: int = 0, genders: Sequence | np.ndarray | None = None) -> MatchingTuples:
     """Draw one 1:``n_way`` tuple per item (the probe), reproducibly from ``seed``.
 
     labels [N], face_ids [N] (row-aligned with the evaluated set). The true candidate is a row of
     another face_id of the probe's identity; impostors are ``n_way - 1`` distinct other identities,
     each represented by a row of one of its faces; faces are drawn uniformly among the identity's
     distinct face_ids, then a row among that face's copies (copies have the same pixels).
+
+    ``genders`` [N] (row-aligned, one value per identity): impostors only of the probe's gender; probes whose
+    gender has fewer than ``n_way`` identities are excluded. Without it the draws are exactly as before.
     """
     lab = _labels(labels)
     n = len(lab)
@@ -298,6 +336,7 @@ def draw_matching_tuples(labels: Sequence | np.ndarray, face_ids: Sequence | np.
     ids, codes = np.unique(lab, return_inverse=True)
     codes = codes.reshape(-1)
     _check_n_way(int(n_way), len(ids))
+    gender_of = None if genders is None else _identity_genders(codes, len(ids), genders, n)
     # identity -> {face_id: rows}
     faces: list[dict[str, np.ndarray]] = [{} for _ in ids]
     for c in range(len(ids)):
@@ -317,14 +356,19 @@ def draw_matching_tuples(labels: Sequence | np.ndarray, face_ids: Sequence | np.
     out, excluded = [], []
     for i in range(n):
         c = int(codes[i])
-        if len(face_names[c]) < 2:
+        others = np.delete(np.arange(len(ids)), c)
+        if gender_of is not None:
+            others = others[gender_of[others] == gender_of[c]]
+        if len(face_names[c]) < 2 or len(others) < int(n_way) - 1:
             excluded.append(i)
             continue
         true = pick(c, exclude=str(fid[i]))
-        others = np.delete(np.arange(len(ids)), c)
         imps = [pick(int(d)) for d in rng.choice(others, size=int(n_way) - 1, replace=False)]
         out.append([i, true, *imps])
     if not out:
+        if gender_of is not None:
+            raise InputError(f"same-gender 1:{n_way} matching found no probe with 2 distinct faces and "
+                             f"{int(n_way) - 1} impostors of its gender in the test set")
         raise InputError(f"matching needs identities with at least 2 distinct faces (face_id) in the test set, got "
                          f"{max(len(f) for f in face_names)} face per identity at most")
     return MatchingTuples(tuples=np.asarray(out, dtype=np.int64).reshape(-1, int(n_way) + 1), n_way=int(n_way),

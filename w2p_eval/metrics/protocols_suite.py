@@ -26,10 +26,11 @@ import logging
 import numpy as np
 
 from w2p_eval.errors import InputError
+from w2p_eval.judges.attributes import identity_genders
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
-                                        gallery_recall, matching_accuracy, paired_distances)
+                                        gallery_recall, matching_accuracy, paired_distances, same_gender_problem)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ def gallery_metric(k: int) -> str:
     return f"gallery_r{int(k)}"
 
 
-def matching_metric(n_way: int, ceiling: bool = False) -> str:
-    return f"matching_1to{int(n_way)}" + ("_ceiling" if ceiling else "")
+def matching_metric(n_way: int, ceiling: bool = False, same_gender: bool = False) -> str:
+    return f"matching_1to{int(n_way)}" + ("_same_gender" if same_gender else "") + ("_ceiling" if ceiling else "")
 
 
 def split_identity_counts(opts: EvalOptions) -> tuple[int, int]:
@@ -186,7 +187,14 @@ class MatchingSuite(_FaceSpaceSuite):
                        f"seed from the other test identities; chance 1/{n}."),
             MetricSpec(matching_metric(n, True), f"1:{n} matching ceiling (real probe)", True, "rate",
                        f"The same 1:{n} tuples with the generated face replaced by its own paired real face: what a "
-                       f"perfect generator would reach with this judge.")))
+                       f"perfect generator would reach with this judge."),
+            MetricSpec(matching_metric(n, same_gender=True), f"1:{n} matching, same-gender impostors", True, "rate",
+                       f"1:{n} matching with the {n - 1} impostors drawn only from test identities of the speaker's "
+                       f"gender (labels, else the attribute judge; the row's gender_source says which): a "
+                       f"generator that learnt only gender scores chance 1/{n}."),
+            MetricSpec(matching_metric(n, True, True), f"1:{n} same-gender matching ceiling (real probe)", True,
+                       "rate", f"The same-gender 1:{n} tuples with the generated face replaced by its own paired "
+                       f"real face.")))
     done_when = (matching_metric(2),)
 
     def n_ways(self, opts: EvalOptions) -> tuple[tuple[int, ...], bool]:
@@ -218,22 +226,41 @@ class MatchingSuite(_FaceSpaceSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         e = self._embeddings(gs, opts)
-        labels, face_ids, pair_ids = e.labels, e.face_ids, e.pair_ids
-        n_ids = len(np.unique(labels))
         ns, explicit = self.n_ways(opts)
         values, items, config = {}, {}, {"n_ways": list(ns)}
+        self._score_n(gs, opts, e, ns, explicit, values, items)
+        genders = row_genders(gs, opts, e.labels)
+        if isinstance(genders, str):
+            for n in ns:
+                values[matching_metric(n, same_gender=True)] = _skipped(genders, {"chance": 1.0 / n})
+            log.warning("%s: same-gender matching skipped (%s)", gs.run, genders)
+        else:
+            self._score_n(gs, opts, e, ns, False, values, items, genders)
+        return self._result(e, gs, opts, config, values, items)
+
+    def _score_n(self, gs, opts: EvalOptions, e, ns, explicit: bool, values: dict, items: dict,
+                 genders: tuple[np.ndarray, str] | None = None) -> None:
+        """Rows of each 1:N in ``ns`` (``genders`` = (row genders, their source): same-gender impostors)."""
+        labels, face_ids, pair_ids = e.labels, e.face_ids, e.pair_ids
+        n_ids = len(np.unique(labels))
         fid = np.asarray(face_ids)
+        same = genders is not None
         for n in ns:
-            metric, ceil_metric = matching_metric(n), matching_metric(n, True)
+            metric, ceil_metric = matching_metric(n, same_gender=same), matching_metric(n, True, same)
             dropped = excluded = 0
             try:
+                if same and opts.testlist is None:
+                    why = same_gender_problem(labels, genders[0], n)
+                    if why:
+                        raise InputError(why)
                 if opts.testlist is not None:
-                    tuples, dropped = opts.testlist.matching_indices(n, pair_ids, drop_missing=True)
+                    tuples, dropped = opts.testlist.matching_indices(n, pair_ids, drop_missing=True, same_gender=same)
                     if len(tuples) == 0:
                         raise InputError(f"none of test list {opts.testlist.id}'s 1:{n} tuples has all its faces in "
                                          f"{gs.run}'s scored set")
                 else:
-                    drawn = draw_matching_tuples(labels, face_ids, n, seed=opts.seed)
+                    drawn = draw_matching_tuples(labels, face_ids, n, seed=opts.seed,
+                                                 genders=genders[0] if same else None)
                     tuples, excluded = drawn.tuples, int(drawn.excluded.size)
             except InputError as exc:
                 if explicit:
@@ -246,6 +273,8 @@ class MatchingSuite(_FaceSpaceSuite):
             keys = [pair_ids[i] for i in res.probes]
             common = {"chance": res.chance, "n_way": n, "n_tuples": int(len(tuples)), "n_identities": n_ids,
                       "n_excluded_probes": excluded, "n_dropped_tuples": int(dropped)}
+            if same:
+                common["gender_source"] = genders[1]
             values[metric] = (res.accuracy, len(tuples), {
                 **common, "ceiling": res.ceiling, "n_tied": res.n_tied,
                 "ci": ci_dict(res.correct, groups, seed=opts.seed, n_resamples=opts.n_resamples)})
@@ -253,7 +282,34 @@ class MatchingSuite(_FaceSpaceSuite):
                 **common, "ci": ci_dict(res.ceiling_correct, groups, seed=opts.seed, n_resamples=opts.n_resamples)})
             items[metric] = ItemValues(keys=keys, values=res.correct, groups=groups, binary=True)
             items[ceil_metric] = ItemValues(keys=keys, values=res.ceiling_correct, groups=groups, binary=True)
-        return self._result(e, gs, opts, config, values, items)
+
+
+def row_genders(gs, opts: EvalOptions, labels: np.ndarray) -> tuple[np.ndarray, str] | str:
+    """(gender of each scored row str [M], its source) for same-gender matching, or the reason there is none.
+
+    With a test list: the genders frozen in it; else the dataset's labels, falling back to the attribute judge
+    (:func:`w2p_eval.judges.attributes.identity_genders`, memoised in ``opts.memo``)."""
+    names = [gs.identity_names[int(i)] for i in labels]
+    tl = opts.testlist
+    if tl is not None:
+        if not tl.genders:
+            return tl.same_gender_missing(2) or "the test list freezes no genders"
+        of, source = tl.genders, str(tl.gender_source)
+    else:
+        key = ("identity-genders", str(opts.data_dir))
+        if key not in opts.memo:
+            try:
+                opts.memo[key] = identity_genders(opts.data_dir, device=opts.device, cache_dir=opts.cache_dir)
+            except InputError as exc:
+                opts.memo[key] = str(exc)
+        got = opts.memo[key]
+        if isinstance(got, str):
+            return got
+        of, source = got.of, got.source
+    missing = sorted({n for n in names if n not in of})
+    if missing:
+        return f"no gender for test identities {', '.join(missing[:5])}"
+    return np.array([of[n] for n in names]), source
 
 
 RETRIEVAL = RetrievalSuite()

@@ -21,6 +21,7 @@ SUITES: dict[str, str] = {
     "retrieval": "w2p_eval.metrics.protocols_suite:RETRIEVAL",
     "distances": "w2p_eval.metrics.protocols_suite:DISTANCES",
     "matching": "w2p_eval.metrics.protocols_suite:MATCHING",
+    "attributes": "w2p_eval.metrics.attributes:SUITE",
 }
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 

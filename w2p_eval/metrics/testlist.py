@@ -5,7 +5,8 @@ settings), the seeds, the test pairs, the retrieval galleries (identity names pe
 1:N matching tuples (pair ids: probe, the true speaker's other face, impostors). Two labs that
 evaluate with the same file score the same items against the same candidates.
 
-File layout (``format`` "w2p-eval-testlist", ``version`` 1)::
+File layout (``format`` "w2p-eval-testlist", ``version`` 2; version 1 files, without the same-gender keys,
+still load)::
 
     {"format", "version", "id",
      "dataset": {"manifest_hash", "kind", "n_pairs"},           # n_pairs of the split
@@ -13,7 +14,13 @@ File layout (``format`` "w2p-eval-testlist", ``version`` 1)::
      "seeds": {"galleries", "matching"},
      "pairs": [pair ids of the split, manifest order],
      "retrieval": {"gallery_size", "n_galleries", "ks", "galleries": [[identity names]]},
-     "matching": {"<N>": [[probe, true, impostor...] pair ids]}, "matching_excluded": {"<N>": count}}
+     "matching": {"<N>": [[probe, true, impostor...] pair ids]}, "matching_excluded": {"<N>": count},
+     "same_gender": {"genders": {identity: "f"|"m"}, "source": "metadata"|"judge/<name>"|..., "skipped": {"<N>": why},
+                     "matching": {"<N>": [[...]]}, "excluded": {"<N>": count}}}    # version 2
+
+``same_gender``: the 1:N tuples whose impostors share the probe's gender, drawn with the matching seed from the
+genders frozen here (labels of the dataset, else the attribute judge); an impossible N is listed under
+``skipped`` with the reason; without any gender source the block holds only ``skipped`` {"all": why}.
 
 ``id`` = first 16 hex chars of the sha256 of the canonical JSON of everything else (sorted keys), so
 it names the content: any edit changes it, and :func:`load_testlist` refuses a file whose id does
@@ -33,7 +40,8 @@ import numpy as np
 from w2p_eval.errors import InputError
 
 FORMAT = "w2p-eval-testlist"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)  # readable
 DEFAULT_MATCHING = (2, 5, 10)
 DEFAULT_N_GALLERIES = 10
 
@@ -65,6 +73,10 @@ class TestList:
     matching: dict[int, list[list[str]]]
     content: dict = field(repr=False)
     path: Path | None = None
+    same_gender: dict[int, list[list[str]]] = field(default_factory=dict)
+    same_gender_skipped: dict[str, str] = field(default_factory=dict)
+    genders: dict[str, str] | None = None
+    gender_source: str | None = None
 
     def gallery_labels(self, identities: Sequence[str]) -> list[np.ndarray]:
         """Galleries as int64 label arrays (indexes into ``identities``, the dataset's sorted names)."""
@@ -75,12 +87,27 @@ class TestList:
                              f"{', '.join(unknown[:5])} (test list {self.id})")
         return [np.array([index[n] for n in g], dtype=np.int64) for g in self.galleries]
 
-    def matching_indices(self, n_way: int, pair_ids: Sequence[str], drop_missing: bool = False
-                         ) -> tuple[np.ndarray, int]:
-        """The 1:``n_way`` tuples as int64 [M, n_way + 1] row indices into ``pair_ids`` (the evaluated set's
-        order), and how many tuples were dropped for naming a pair not in it (with ``drop_missing``)."""
+    def same_gender_missing(self, n_way: int) -> str | None:
+        """Why the list has no same-gender 1:``n_way`` tuples (None when it has them)."""
+        if n_way in self.same_gender:
+            return None
+        if self.content.get("version") == 1:
+            return f"test list {self.id} has no same-gender tuples (version 1; make a new one with `w2p-eval testlist`)"
+        why = self.same_gender_skipped.get(str(n_way)) or self.same_gender_skipped.get("all")
+        return why or f"test list {self.id} has no same-gender 1:{n_way} tuples"
+
+    def matching_indices(self, n_way: int, pair_ids: Sequence[str], drop_missing: bool = False,
+                         same_gender: bool = False) -> tuple[np.ndarray, int]:
+        """The 1:``n_way`` tuples (``same_gender``: those with same-gender impostors) as int64 [M, n_way + 1] row
+        indices into ``pair_ids`` (the evaluated set's order), and how many tuples were dropped for naming a
+        pair not in it (with ``drop_missing``)."""
         from w2p_eval.metrics.protocols import tuples_from_pair_ids
 
+        if same_gender:
+            why = self.same_gender_missing(n_way)
+            if why:
+                raise InputError(why)
+            return tuples_from_pair_ids(self.same_gender[n_way], pair_ids, drop_missing=drop_missing)
         if n_way not in self.matching:
             have = ", ".join(f"1:{n}" for n in sorted(self.matching)) or "none"
             raise InputError(f"expected 1:{n_way} matching tuples in test list {self.id}, got {have}")
@@ -135,10 +162,40 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
         "retrieval": {"gallery_size": g, "n_galleries": len(gals), "ks": sorted({int(k) for k in ks if int(k) <= g}),
                       "galleries": [[str(x) for x in gal.tolist()] for gal in gals]},
         "matching": tuples, "matching_excluded": excluded,
+        "same_gender": _same_gender_block(data_dir, names, face_ids, pair_ids, sorted(int(n) for n in tuples),
+                                          seed),
     }
     content = json.loads(json.dumps(content))  # canonical builtins only, exactly what a reader sees
     content["id"] = testlist_id(content)
     return content
+
+
+def _same_gender_block(data_dir, names, face_ids, pair_ids, n_ways, seed: int) -> dict:
+    """The list's ``same_gender`` block: frozen genders, their source, and the same-gender tuples per possible N."""
+    from w2p_eval.judges.attributes import identity_genders
+    from w2p_eval.metrics.protocols import draw_matching_tuples, same_gender_problem, tuples_to_pair_ids
+
+    try:
+        g = identity_genders(data_dir)
+    except InputError as exc:
+        return {"skipped": {"all": str(exc)}}
+    present = sorted(set(names.tolist()))
+    block = {"genders": {n: g.of[n] for n in present}, "source": g.source, "matching": {}, "excluded": {},
+             "skipped": {}}
+    row_genders = np.array([g.of[n] for n in names])
+    for n_way in n_ways:
+        why = same_gender_problem(names, row_genders, n_way)
+        if why is None:
+            try:
+                t = draw_matching_tuples(names, face_ids, n_way, seed, genders=row_genders)
+            except InputError as exc:
+                why = str(exc)
+        if why is not None:
+            block["skipped"][str(n_way)] = why
+            continue
+        block["matching"][str(n_way)] = tuples_to_pair_ids(t.tuples, pair_ids)
+        block["excluded"][str(n_way)] = int(t.excluded.size)
+    return block
 
 
 def write_testlist(content: dict, out: str | os.PathLike) -> Path:
@@ -170,8 +227,8 @@ def _read_content(path: Path) -> dict:
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         got = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise InputError(f"expected format {FORMAT!r} in {path}, got {got!r}")
-    if content.get("version") != VERSION:
-        raise InputError(f"expected test list version {VERSION} in {path}, got {content.get('version')!r} "
+    if content.get("version") not in VERSIONS:
+        raise InputError(f"expected test list version {' or '.join(map(str, VERSIONS))} in {path}, got {content.get('version')!r} "
                          f"(made by another w2p-eval version)")
     return content
 
@@ -239,12 +296,18 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
     if any(not isinstance(x, str) for gal in galleries for x in gal):
         raise InputError(f"expected gallery identity names (text) in {path} (malformed test list)")
     tuples = _check_tuples(matching, set(pairs), split, path)
+    same = content.get("same_gender", {}) if content.get("version", 1) >= 2 else {}
+    if not isinstance(same, dict):
+        raise InputError(f"expected 'same_gender' (dict) in {where}, got {type(same).__name__} (malformed test list)")
+    same_tuples = _check_tuples(same.get("matching") or {}, set(pairs), split, path)
     if data_dir is not None:
         _check_dataset(data_dir, mhash, tid, path)
     return TestList(id=tid, manifest_hash=mhash, split=split, protocol=protocol, judge=str(judge.get("name")),
                     judge_settings=dict(judge.get("settings") or {}), seeds=dict(seeds), pair_ids=list(pairs),
                     gallery_size=g, ks=[int(k) for k in ks], galleries=[[str(x) for x in gal] for gal in galleries],
-                    matching=tuples, content=content, path=path)
+                    matching=tuples, content=content, path=path, same_gender=same_tuples,
+                    same_gender_skipped={str(k): str(v) for k, v in (same.get("skipped") or {}).items()},
+                    genders=same.get("genders"), gender_source=same.get("source"))
 
 
 def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, protocol_given: bool = False,

@@ -6,6 +6,8 @@
 - :class:`SpeakerRetrieval`: identify the speaker from the audio (resemblyzer embedding + linear
   head), return that identity's medoid training face (the "retrieval" upper bound).
 - :class:`RealFaces`: the real face paired with each audio (the ceiling of every metric).
+- :class:`GenderOracle`: the mean training face of the speaker's gender, given the true gender (what "only
+  gender learnt" scores on every metric).
 
 ``l1_regression`` is WAV2PIX without the discriminator (w2p_eval.models.wav2pix). The fitting lives in
 w2p_eval.train.baselines; checkpoints hold only tensors and builtins (weights_only-loadable).
@@ -171,5 +173,36 @@ class RealFaces(FaceGenerator):
     @classmethod
     def from_checkpoint(cls, ckpt: dict, device: str = "cpu") -> "RealFaces":
         gen = cls()
+        _common(gen, ckpt)
+        return gen.to(device)
+
+
+class GenderOracle(FaceGenerator):
+    """The mean training face of the speaker's gender, the gender given (labels or the attribute judge).
+
+    ``means`` float32 [3, 3, S, S] in [0, 1]: the mean training face of the female speakers, of the male
+    speakers, and of all (row 2, for an identity of unknown gender or a gender without training faces);
+    ``identity_gender`` int64 [K]: the row of each identity (index into ``identities``).
+    """
+
+    model_name = "gender_oracle"
+    GENDERS = ("f", "m")
+
+    def __init__(self, means: torch.Tensor, identity_gender: torch.Tensor):
+        super().__init__()
+        self.register_buffer("means", means.float().clone())
+        self.register_buffer("identity_gender", identity_gender.long().clone())
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        rows = self.identity_gender[batch["label"].to(self.identity_gender.device)]
+        return self.means[rows].clone()
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, device: str = "cpu") -> "GenderOracle":
+        st = _state(ckpt, "gender_oracle", ("means", "identity_gender"))
+        if st["means"].shape[0] != 3 or st["identity_gender"].numel() != len(ckpt["identities"]):
+            raise InputError(f"expected gender_oracle state with 3 mean faces and one gender per identity, got "
+                             f"{tuple(st['means'].shape)} and {st['identity_gender'].numel()} ({ckpt.get('path')})")
+        gen = cls(st["means"], st["identity_gender"])
         _common(gen, ckpt)
         return gen.to(device)

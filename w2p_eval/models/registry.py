@@ -13,6 +13,7 @@ MODELS: dict[str, str] = {
     "wav2pix": "w2p_eval.models.wav2pix:Wav2Pix",
     "l1_regression": "w2p_eval.models.wav2pix:Wav2Pix",
     "mean_face": "w2p_eval.models.baselines:MeanFace",
+    "gender_oracle": "w2p_eval.models.baselines:GenderOracle",
     "random_real": "w2p_eval.models.baselines:RandomReal",
     "speaker_retrieval": "w2p_eval.models.baselines:SpeakerRetrieval",
     "real_faces": "w2p_eval.models.baselines:RealFaces",

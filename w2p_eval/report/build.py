@@ -23,6 +23,7 @@ from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, 
 from w2p_eval.report import agreement as A
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
+from w2p_eval.report.attributes import attributes_section
 from w2p_eval.report.comparison import comparison_frame, describe
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
@@ -544,8 +545,9 @@ def legend_section(ctx: ReportContext) -> list:
 
 
 # The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
-SECTIONS = [setup_section, main_section, protocols_section, A.agreement_section, comparison_section, reference_section, ablation_section,
-            landmark_section, suite_sections, per_identity_section, epochs_section, samples_section,
+SECTIONS = [setup_section, main_section, protocols_section, A.agreement_section, comparison_section, reference_section,
+            ablation_section, landmark_section, suite_sections, attributes_section, per_identity_section,
+            epochs_section, samples_section,
             overlays_section, confusion_section, losses_section, legend_section]
 
 

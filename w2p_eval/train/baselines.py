@@ -1,4 +1,4 @@
-"""Fitting the baselines (mean_face, random_real, speaker_retrieval, real_faces): one pass, one checkpoint.
+"""Fitting the baselines (mean_face, gender_oracle, random_real, speaker_retrieval, real_faces): one pass, one checkpoint.
 
 ``train(config, data_dir, out_dir, *, resume, device)`` follows the trainer contract of
 models/registry.py and writes ``RUN/checkpoints/epoch_0000.pt`` (epoch 0: fitted, no gradient epochs),
@@ -8,8 +8,10 @@ models/registry.py and writes ``RUN/checkpoints/epoch_0000.pt`` (epoch 0: fitted
 Config keys used: model, seed, image_size, audio_seconds, protocol, and optionally
 ``pool_per_identity`` (random_real, default 100), ``medoid_candidates`` (speaker_retrieval, default 500
 faces per identity), ``speaker_C`` (inverse L2 strength of the speaker head, default 1.0),
-``speaker_weights`` (a VoiceEncoder state-dict file instead of resemblyzer's packaged one) and
-``cache_dir`` (embedding cache root; default $W2P_CACHE or ~/.cache/w2p-eval).
+``speaker_weights`` (a VoiceEncoder state-dict file instead of resemblyzer's packaged one),
+``cache_dir`` (embedding cache root; default $W2P_CACHE or ~/.cache/w2p-eval) and ``gender_judge``
+(gender_oracle: the attribute judge for identities without a gender label, default faceres; ``none`` =
+labels only).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.images import load_image_rgb, resize_rgb
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
+from w2p_eval.judges.attributes import identity_genders
 from w2p_eval.judges.voice import clip_embeddings, fit_linear_head
 from w2p_eval.models.checkpoint import checkpoint_path, save_checkpoint
 from w2p_eval.utils import Skips, atomic_path, atomic_write_text, select_device, topk_accuracy
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("mean_face", "random_real", "speaker_retrieval", "real_faces")
+BASELINES = ("mean_face", "gender_oracle", "random_real", "speaker_retrieval", "real_faces")
 
 # Every key a baseline config may hold (train/run.py:resolve_config refuses any other with a did-you-mean,
 # as it does for WAV2PIX). EXTRA_KEYS are the generic training options `w2p-eval train` can set; a one-pass
@@ -89,6 +92,27 @@ def mean_face(faces: np.ndarray):
     """uint8 [N, S, S, 3] -> their per-pixel mean as float32 tensor [3, S, S] in [0, 1]."""
     mean = faces.astype(np.float64).mean(0) / 255.0
     return torch.from_numpy(mean.transpose(2, 0, 1).astype(np.float32))
+
+
+def gender_means(faces: np.ndarray, labels: np.ndarray, identities: list[str], genders, log_to: dict):
+    """The gender_oracle state: mean training face of the female, of the male and of all speakers
+    (float32 [3, 3, S, S] in [0, 1]) and each identity's row (int64 [K]; 2 = unknown gender). A gender without
+    training faces gets the mean of all faces (said in ``log_to``)."""
+    rows = np.array([("f", "m").index(genders.of[n]) if n in genders.of else 2 for n in identities], np.int64)
+    face_rows = rows[labels]
+    means = [mean_face(faces)] * 3
+    counts = {}
+    for g, name in enumerate(("f", "m")):
+        sel = face_rows == g
+        counts[name] = int(sel.sum())
+        if sel.any():
+            means[g] = mean_face(faces[sel])
+    log_to.update(gender_faces=counts, gender_source=genders.source,
+                  identity_genders={n: genders.of.get(n) for n in identities})
+    if not all(counts.values()):
+        log.warning("gender_oracle: no training faces of gender %s; its mean face is the mean of all faces",
+                    [k for k, v in counts.items() if not v])
+    return {"means": torch.stack(means), "identity_gender": torch.from_numpy(rows)}
 
 
 def face_pool(faces: np.ndarray, labels: np.ndarray, per_identity: int, seed: int):
@@ -173,12 +197,19 @@ def train(config: dict, data_dir: str | Path, out_dir: str | Path, *, resume: bo
         raise InputError(f"expected training pairs ({protocol} protocol) in {data_dir}, found none")
     stats: dict = {"epoch": 0, "model": model, "n_train_pairs": len(ds)}
     state: dict = {}
+    genders = None
+    if model == "gender_oracle":  # before any face is read: no labels and no judge is one line
+        judge = str(config.get("gender_judge", "faceres"))
+        genders = identity_genders(data_dir, judge=None if judge == "none" else judge, device=device,
+                                   cache_dir=config.get("cache_dir"))
     if model != "real_faces":
         faces, labels, first, skips = load_faces(ds, image_size)
         stats.update(n_train_faces=int(len(faces)), n_unique_faces=int(len(first)), skipped=dict(skips.counts))
         unique_faces, unique_labels = faces[first], labels[first]
         if model == "mean_face":
             state["mean_face"] = {"mean": mean_face(faces)}
+        elif model == "gender_oracle":
+            state["gender_oracle"] = gender_means(faces, labels, ds.identities, genders, stats)
         elif model == "random_real":
             pool, pool_labels = face_pool(unique_faces, unique_labels, int(config.get("pool_per_identity", 100)), seed)
             state["random_real"] = {"pool": pool, "pool_labels": pool_labels, "seed": seed}

@@ -12,6 +12,7 @@ TRAINERS: dict[str, str] = {
     "wav2pix": "w2p_eval.train.gan:train",
     "l1_regression": "w2p_eval.train.gan:train",
     "mean_face": "w2p_eval.train.baselines:train",
+    "gender_oracle": "w2p_eval.train.baselines:train",
     "random_real": "w2p_eval.train.baselines:train",
     "speaker_retrieval": "w2p_eval.train.baselines:train",
     "real_faces": "w2p_eval.train.baselines:train",

@@ -1,0 +1,89 @@
+"""`prepare --identity-meta`: per-identity labels (gender, age, ...) in dataset.json, checked like any input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from tests.helpers import run_cli
+from w2p_eval.data.identity_meta import identity_genders, identity_meta
+from w2p_eval.data.manifest import load_info
+from w2p_eval.errors import InputError
+
+
+def _src(root, names=("alice", "bob")):
+    for i, name in enumerate(names):
+        d = root / name
+        d.mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.full((64, 64, 3), 30 * k + 60 * i, np.uint8)).save(d / f"t{k}.png")
+            sf.write(d / f"t{k}.wav", np.sin(np.arange(20000) / (9 + i)).astype(np.float32) * 0.3, 16000)
+    return root
+
+
+def _csv(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_prepare_folder_writes_checked_labels(tmp_path, capsys):
+    src = _src(tmp_path / "src")
+    meta = _csv(tmp_path / "meta.csv", "identity,gender,age,ethnicity,gender_source\n"
+                                       "alice,Female,31,,by eye\nbob,m,40.5,x,\n")
+    code, out, err = run_cli(["prepare", "folder", src, "--out", tmp_path / "data", "--identity-meta", meta], capsys)
+    assert code == 0, err
+    assert "identity meta: gender 2/2 (f 1, m 1), age 2/2, ethnicity 1/2" in out
+    info = load_info(tmp_path / "data")
+    got = identity_meta(info)
+    assert got["identities"] == {"alice": {"gender": "f", "age": 31.0}, "bob": {"gender": "m", "age": 40.5,
+                                                                            "ethnicity": "x"}}
+    assert got["attributes"]["gender"]["source"] == "by eye; meta.csv"
+    assert identity_genders(info) == ({"alice": "f", "bob": "m"}, "by eye; meta.csv")
+
+
+def test_dataset_without_labels_has_none(tiny_data):
+    info = load_info(tiny_data)
+    assert identity_meta(info) is None and identity_genders(info) is None
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("identity,gender\nalice,x\nbob,m\n", "expected gender f or m at row 2"),
+    ("identity,age\nalice,old\nbob,3\n", "expected age as a number of years at row 2"),
+    ("identity,age\nalice,nan\nbob,3\n", "expected age in [0, 130] years at row 2"),
+    ("identity,gender\nalice,f\nbob,m\ncarol,f\n", "got unknown 'carol'"),
+    ("identity,gender\nalice,f\n", "metadata for only some identities is refused"),
+    ("identity,gender\nalice,f\nalice,m\nbob,m\n", "expected each identity once"),
+    ("name,gender\nalice,f\n", "expected a column 'identity'"),
+    ("identity\nalice\n", "expected at least one attribute column"),
+    ("", "got an empty file"),
+    ("identity,gender\nalice,f,extra\n", "expected 2 cells in row 2"),
+])
+def test_bad_labels_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, text, expect):
+    src = _src(tmp_path / "src")
+    meta = _csv(tmp_path / "meta.csv", text)
+    code, out, err = run_cli(["prepare", "folder", src, "--out", tmp_path / "data", "--identity-meta", meta], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("w2p-eval: error: ") and expect in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_missing_csv_is_refused_before_any_work(tmp_path, capsys):
+    code, _, err = run_cli(["prepare", "folder", _src(tmp_path / "src"), "--out", tmp_path / "data",
+                            "--identity-meta", tmp_path / "none.csv"], capsys)
+    assert code == 2 and "expected --identity-meta to be a CSV file" in err and err.count("\n") == 1
+
+
+def test_hand_edited_labels_in_dataset_json_are_refused(tiny_data, tmp_path):
+    info = json.loads((tiny_data / "dataset.json").read_text())
+    info["identity_meta"] = {"attributes": {"gender": {"source": "x"}},
+                             "identities": {n: {"gender": "q"} for n in info["identities"]}}
+    with pytest.raises(InputError, match="expected gender f or m"):
+        identity_meta(info)
+    info["identity_meta"]["identities"] = {info["identities"][0]: {"gender": "f"}}
+    with pytest.raises(InputError, match="metadata for only some identities"):
+        identity_meta(info)
