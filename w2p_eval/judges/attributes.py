@@ -19,6 +19,7 @@ split); every caller records which source it used (``metadata``, ``judge/<name>`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -29,11 +30,13 @@ import torch
 
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.images import load_image_rgb
-from w2p_eval.data.manifest import load_info, load_manifest, split_frame
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
 from w2p_eval.judges.faceres import FaceResNet
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.utils import atomic_write_json, default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -169,18 +172,44 @@ def judge_genders(data_dir, names: list[str], *, judge: str = DEFAULT_JUDGE, dev
         raise InputError(f"expected gender labels in {Path(data_dir) / 'dataset.json'} (`prepare ... "
                          f"--identity-meta CSV`) for {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}, or "
                          f"the attribute judge to guess them: {exc}") from None
-    df = load_manifest(data_dir)
-    train = split_frame(df, "train", "seen")
-    out = {}
-    for name in names:
+    ds = open_dataset(data_dir, cache_dir)
+    cache = _genders_cache(ds, judge, max_faces, cache_dir)
+    known = _read_json(cache) if cache is not None else {}
+    out = {n: known[n] for n in names if known.get(n) in ("f", "m")}
+    if len(out) == len(names):  # all guessed before on this exact dataset: no face is read
+        return out
+    df = ds.rows
+    train = ds.split("train", "seen")
+    for name in [n for n in names if n not in out]:
         rows = train[train["identity"] == name]
-        rows = rows if len(rows) else df[df["identity"] == name]
+        rows = rows if len(rows) else ds.readable(df[df["identity"] == name])
         paths = list(dict.fromkeys(rows["image_path"]))
         paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(max_faces, len(paths)))] if paths else []
-        faces = np.stack([resize_batch(load_image_rgb(Path(data_dir) / p)[None], 224)[0] for p in paths])
+        faces = np.stack([resize_batch(load_image_rgb(ds.path(p))[None], 224)[0] for p in paths])
         out[name] = majority(net.predict(faces)["p_male"])
         log.info("gender of %s by the judge: %s (%d faces)", name, out[name], len(paths))
+    if cache is not None:
+        try:
+            atomic_write_json(cache, {**known, **out})
+        except OSError as exc:  # a cache that cannot be written costs time, not results
+            log.warning("could not keep the judged genders in %s (%s)", cache, exc)
     return out
+
+
+def _genders_cache(ds, judge: str, max_faces: int, cache_dir) -> Path | None:
+    """Where the judged genders of this dataset are kept: keyed by the manifest hash, judge and face count, so a
+    warm command reads no training face to know them (``cache_dir=False``: no cache)."""
+    if cache_dir is False:
+        return None
+    return Path(cache_dir or default_cache_dir()) / "attributes" / f"genders-{ds.hash}-{judge}-{max_faces}.json"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return got if isinstance(got, dict) else {}
 
 
 def majority(probs_male: np.ndarray) -> str:

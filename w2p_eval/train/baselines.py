@@ -44,6 +44,7 @@ BASELINES = ("mean_face", "gender_oracle", "random_real", "speaker_retrieval", "
 DEFAULTS: dict = {
     "model": None, "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen",
     "pool_per_identity": 100, "medoid_candidates": 500, "speaker_C": 1.0, "speaker_weights": None, "cache_dir": None,
+    "gender_judge": "faceres",
 }
 EXTRA_KEYS = ("epochs", "batch_size", "checkpoint_every", "threads", "num_workers", "n_samples")
 _IGNORED = EXTRA_KEYS
