@@ -31,7 +31,7 @@ JUDGED = ("identity", "retrieval", "distances", "matching")
 
 
 # -- names ------------------------------------------------------------------------------------------
-def test_parse_backbones_refuses_unknown_repeated_and_empty():
+def test_parse_backbones_refuses_unknown_repeated_and_empty(tiny_data):
     assert parse_backbones("dlib_resnet, vgg_scratch") == ("dlib_resnet", "vgg_scratch")
     assert parse_backbones(["vgg_scratch"]) == ("vgg_scratch",)
     with pytest.raises(InputError, match=r"unknown identity backbone 'dlib_resnt' \(did you mean dlib_resnet\?\)"):
@@ -40,7 +40,7 @@ def test_parse_backbones_refuses_unknown_repeated_and_empty():
         parse_backbones("dlib_resnet,dlib_resnet")
     with pytest.raises(InputError, match="comma-separated list"):
         parse_backbones("dlib_resnet,")
-    opts = EvalOptions(".", backbone="vgg_scratch,dlib_resnet")
+    opts = EvalOptions(tiny_data, backbone="vgg_scratch,dlib_resnet")
     assert opts.judges == ("vgg_scratch", "dlib_resnet") and opts.backbone == "vgg_scratch"
     one = opts.for_judge("dlib_resnet")
     assert one.judges == ("dlib_resnet",) and one.features is opts.features and one.memo is opts.memo
