@@ -28,7 +28,7 @@ for side in $SIDES; do
   (cd $T && PYTHONPATH=$T W2P_CACHE=$W/cache_$side $PY -m w2p_eval evaluate $W/runs/wav2pix --data $W/data \
      --baselines $W/runs/mean_face --baselines $W/runs/random_real --baselines $W/runs/real_faces \
      --baselines $W/runs/speaker_retrieval --store $W/$side.sqlite --cache-dir $W/cache_$side --seed 0)
-  (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --store $W/$side.sqlite > $W/results_$side.txt)
+  (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --format csv --store $W/$side.sqlite > $W/results_$side.txt)
 done
 $PY - <<PYEOF
 import sqlite3, json, pandas as pd

@@ -87,3 +87,14 @@ def test_hand_edited_labels_in_dataset_json_are_refused(tiny_data, tmp_path):
     info["identity_meta"]["identities"] = {info["identities"][0]: {"gender": "f"}}
     with pytest.raises(InputError, match="metadata for only some identities"):
         identity_meta(info)
+
+
+def test_hand_edited_spelled_out_gender_is_read_as_f_or_m(tiny_data):
+    """dataset.json edited by hand with "Male"/"female": checked as f/m, and used as f/m (not the raw text)."""
+    info = json.loads((tiny_data / "dataset.json").read_text())
+    spelled = ["Male", "female"]
+    info["identity_meta"] = {"attributes": {"gender": {"source": "by hand"}},
+                             "identities": {n: {"gender": spelled[i % 2]} for i, n in enumerate(info["identities"])}}
+    genders, source = identity_genders(info)
+    assert set(genders.values()) <= {"f", "m"} and source == "by hand"
+    assert genders[info["identities"][0]] == "m" and genders[info["identities"][1]] == "f"

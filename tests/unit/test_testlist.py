@@ -108,3 +108,18 @@ def test_cli_bad_input_is_one_line_exit_2(six_ids, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "gallery size 100 needs at least 100 test identities, got 6" in err[0]
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("field, value", [("matching", [1, 2]), ("skipped", ["x"]), ("skipped", {"2": 5}),
+                                          ("genders", {"a": "male"}), ("source", 3)])
+def test_edited_same_gender_block_is_one_line(six_ids, tmp_path, field, value):
+    """An edited list whose id was recomputed: a wrong type in its same_gender block is one line, not a traceback."""
+    content = build_testlist(six_ids, gallery_size=3)
+    edited = json.loads(json.dumps(content))
+    edited["version"] = max(2, int(edited.get("version", 1)))
+    edited.setdefault("same_gender", {})[field] = value
+    edited["id"] = content_id({k: v for k, v in edited.items() if k != "id"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(edited))
+    with pytest.raises(InputError, match=f"same_gender.{field}"):
+        load_testlist(bad)

@@ -155,9 +155,9 @@ class DataFolder(os.PathLike):
                     if len(self.report.pair_examples) < 3:
                         self.report.pair_examples.append(f"{row.pair_id}: {why[0]}: {why[1]}")
             if new:
-                log.warning("%s: skipping %d of %d pairs with unreadable files (%s); e.g. %s", self.root,
-                            sum(new.values()), len(todo), ", ".join(f"{k}: {v}" for k, v in sorted(new.items())),
-                            "; ".join(self.report.pair_examples))
+                log.info("%s: skipping %d of %d pairs with unreadable files (%s); e.g. %s", self.root,
+                         sum(new.values()), len(todo), ", ".join(f"{k}: {v}" for k, v in sorted(new.items())),
+                         "; ".join(self.report.pair_examples))
             self._save_record()
         bad = [p for p in df["pair_id"] if self._verdicts.get(p) is not None]
         return df[~df["pair_id"].isin(bad)].reset_index(drop=True) if bad else df.reset_index(drop=True)

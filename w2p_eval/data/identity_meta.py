@@ -174,7 +174,9 @@ def identity_genders(info: dict, where: str = "dataset.json") -> tuple[dict[str,
     meta = identity_meta(info, where)
     if meta is None or "gender" not in meta["attributes"]:
         return None
-    genders = {n: v["gender"] for n, v in meta["identities"].items() if "gender" in v}
+    genders = {n: parse_value("gender", str(v["gender"]), where) for n, v in meta["identities"].items()
+               if "gender" in v}  # a hand-edited "male"/"Female" is read as the f/m it was checked to mean
+    genders = {n: g for n, g in genders.items() if g is not None}
     if not genders:
         return None
     return genders, str(meta["attributes"]["gender"].get("source", ""))

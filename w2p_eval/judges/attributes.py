@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.images import load_image_rgb
@@ -135,19 +136,21 @@ class Genders:
 
 
 def identity_genders(data_dir: str | os.PathLike, *, judge: str | None = DEFAULT_JUDGE, device: str | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> Genders:
-    """The gender of every identity of the dataset at ``data_dir`` (see the module docstring).
+                     cache_dir: str | os.PathLike | None = None, names: list[str] | None = None) -> Genders:
+    """The gender of every identity of the dataset at ``data_dir`` (see the module docstring), or of ``names``
+    only (e.g. the test identities: the judge then reads no face of the others).
 
     Identities without a label go to the attribute judge (``judge``; None = labels only). InputError (one line)
     when some identity has no label and no judge is available, saying how to add labels.
     """
     info = load_info(data_dir)
-    names = list(info["identities"])
+    names = list(info["identities"]) if names is None else list(dict.fromkeys(names))
     labelled = labelled_genders(info, str(Path(data_dir) / "dataset.json"))
     of, source_of = {}, {}
     if labelled is not None:
         for n, g in labelled[0].items():
-            of[n], source_of[n] = g, "metadata"
+            if n in names:
+                of[n], source_of[n] = g, "metadata"
     todo = [n for n in names if n not in of]
     if todo:
         if judge is None:
@@ -166,25 +169,29 @@ def judge_genders(data_dir, names: list[str], *, judge: str = DEFAULT_JUDGE, dev
     without any uses all its faces). No judge files: InputError saying how to add labels instead."""
     if judge != DEFAULT_JUDGE:
         raise InputError(f"expected gender judge {DEFAULT_JUDGE!r} (or none), got {judge!r}")
+    ds = open_dataset(data_dir, cache_dir)
+    cache = _genders_cache(ds, judge, max_faces, cache_dir)
+    known = _read_json(cache) if cache is not None else {}
+    out = {n: known[n] for n in names if known.get(n) in ("f", "m")}
+    if len(out) == len(names):  # all guessed before on this exact dataset: no face is read, no network loaded
+        return out
     try:
         net = load_attribute_judge(device, ethnicity=False)
     except InputError as exc:
         raise InputError(f"expected gender labels in {Path(data_dir) / 'dataset.json'} (`prepare ... "
                          f"--identity-meta CSV`) for {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}, or "
                          f"the attribute judge to guess them: {exc}") from None
-    ds = open_dataset(data_dir, cache_dir)
-    cache = _genders_cache(ds, judge, max_faces, cache_dir)
-    known = _read_json(cache) if cache is not None else {}
-    out = {n: known[n] for n in names if known.get(n) in ("f", "m")}
-    if len(out) == len(names):  # all guessed before on this exact dataset: no face is read
-        return out
     df = ds.rows
     train = ds.split("train", "seen")
-    for name in [n for n in names if n not in out]:
+    for name in tqdm([n for n in names if n not in out], desc="judging genders", unit="identity", leave=False,
+                     disable=None, dynamic_ncols=True):
         rows = train[train["identity"] == name]
         rows = rows if len(rows) else ds.readable(df[df["identity"] == name])
         paths = list(dict.fromkeys(rows["image_path"]))
         paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(max_faces, len(paths)))] if paths else []
+        if not paths:
+            raise InputError(f"expected readable faces of {name} in {ds} to judge its gender, got none (label it "
+                             f"with `prepare ... --identity-meta CSV`)")
         faces = np.stack([resize_batch(load_image_rgb(ds.path(p))[None], 224)[0] for p in paths])
         out[name] = majority(net.predict(faces)["p_male"])
         log.info("gender of %s by the judge: %s (%d faces)", name, out[name], len(paths))

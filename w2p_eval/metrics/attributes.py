@@ -25,6 +25,8 @@ import logging
 
 import numpy as np
 
+from w2p_eval.errors import InputError
+
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.manifest import load_info
 from w2p_eval.judges.attributes import ETHNICITIES, load_attribute_judge
@@ -95,7 +97,12 @@ class AttributesSuite(MetricSuite):
     done_when = (GENDER_AGREEMENT,)
 
     def evaluator(self, opts: EvalOptions) -> str:
-        return EVALUATOR
+        """``attributes/faceres+gear``, or ``attributes/faceres`` when GEAR's files are absent (no ethnicity rows):
+        rows say which networks made them, and installing GEAR later makes the suite pending again."""
+        try:
+            return f"attributes/{load_attribute_judge(opts.device).name}"
+        except InputError:  # no FaceRes either: check() says so in one line before anything runs
+            return EVALUATOR
 
     def check(self, opts: EvalOptions) -> None:
         load_attribute_judge(opts.device)  # missing weights: one line naming the file and the npm command
@@ -154,7 +161,7 @@ class AttributesSuite(MetricSuite):
                   "image_size": gs.image_size, "threshold": 0.5, "testlist": opts.testlist_id}
         log.info("attributes %s: gender agreement %.3f, age MAE %.1f", gs.run, values[GENDER_AGREEMENT][0],
                  values[AGE_MAE][0])
-        return SuiteResult(EVALUATOR, judge.version(), config, values, items)
+        return SuiteResult(f"attributes/{judge.name}", judge.version(), config, values, items)
 
 
 SUITE = AttributesSuite()

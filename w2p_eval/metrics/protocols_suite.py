@@ -195,7 +195,7 @@ class MatchingSuite(_FaceSpaceSuite):
             MetricSpec(matching_metric(n, True, True), f"1:{n} same-gender matching ceiling (real probe)", True,
                        "rate", f"The same-gender 1:{n} tuples with the generated face replaced by its own paired "
                        f"real face.")))
-    done_when = (matching_metric(2),)
+    done_when = (matching_metric(2), matching_metric(2, same_gender=True))
 
     def n_ways(self, opts: EvalOptions) -> tuple[tuple[int, ...], bool]:
         """(the 1:N sizes to score, whether they were asked for explicitly)."""
@@ -233,7 +233,7 @@ class MatchingSuite(_FaceSpaceSuite):
         if isinstance(genders, str):
             for n in ns:
                 values[matching_metric(n, same_gender=True)] = _skipped(genders, {"chance": 1.0 / n})
-            log.warning("%s: same-gender matching skipped (%s)", gs.run, genders)
+            log.warning("same-gender matching skipped (%s)", genders)
         else:
             self._score_n(gs, opts, e, ns, False, values, items, genders)
         return self._result(e, gs, opts, config, values, items)
@@ -296,10 +296,11 @@ def row_genders(gs, opts: EvalOptions, labels: np.ndarray) -> tuple[np.ndarray, 
             return tl.same_gender_missing(2) or "the test list freezes no genders"
         of, source = tl.genders, str(tl.gender_source)
     else:
-        key = ("identity-genders", str(opts.data_dir))
+        key = ("identity-genders", str(opts.data_dir), tuple(sorted(set(names))))
         if key not in opts.memo:
-            try:
-                opts.memo[key] = identity_genders(opts.data_dir, device=opts.device, cache_dir=opts.cache_dir)
+            try:  # the test identities only: the judge reads no face of the others
+                opts.memo[key] = identity_genders(opts.data_dir, device=opts.device, cache_dir=opts.cache_dir,
+                                                  names=sorted(set(names)))
             except InputError as exc:
                 opts.memo[key] = str(exc)
         got = opts.memo[key]

@@ -175,11 +175,11 @@ def _same_gender_block(data_dir, names, face_ids, pair_ids, n_ways, seed: int) -
     from w2p_eval.judges.attributes import identity_genders
     from w2p_eval.metrics.protocols import draw_matching_tuples, same_gender_problem, tuples_to_pair_ids
 
+    present = sorted(set(names.tolist()))
     try:
-        g = identity_genders(data_dir)
+        g = identity_genders(data_dir, names=present)  # the split's identities only
     except InputError as exc:
         return {"skipped": {"all": str(exc)}}
-    present = sorted(set(names.tolist()))
     block = {"genders": {n: g.of[n] for n in present}, "source": g.source, "matching": {}, "excluded": {},
              "skipped": {}}
     row_genders = np.array([g.of[n] for n in names])
@@ -299,6 +299,7 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
     same = content.get("same_gender", {}) if content.get("version", 1) >= 2 else {}
     if not isinstance(same, dict):
         raise InputError(f"expected 'same_gender' (dict) in {where}, got {type(same).__name__} (malformed test list)")
+    _check_same_gender(same, where)
     same_tuples = _check_tuples(same.get("matching") or {}, set(pairs), split, path)
     if data_dir is not None:
         _check_dataset(data_dir, mhash, tid, path)
@@ -308,6 +309,24 @@ def load_testlist(path: str | os.PathLike, data_dir: str | os.PathLike | None = 
                     matching=tuples, content=content, path=path, same_gender=same_tuples,
                     same_gender_skipped={str(k): str(v) for k, v in (same.get("skipped") or {}).items()},
                     genders=same.get("genders"), gender_source=same.get("source"))
+
+
+def _check_same_gender(same: dict, where: str) -> None:
+    """The ``same_gender`` block's field types (an edited list is one line, never a traceback)."""
+    def bad(what: str, got) -> InputError:
+        return InputError(f"expected {what} in {where}, got {type(got).__name__} {str(got)[:40]!r} (malformed test list)")
+
+    for key in ("matching", "skipped", "excluded"):
+        if not isinstance(same.get(key) or {}, dict):
+            raise bad(f"'same_gender.{key}' (a dict)", same.get(key))
+    if any(not isinstance(v, str) for v in (same.get("skipped") or {}).values()):
+        raise bad("'same_gender.skipped' reasons (text)", same.get("skipped"))
+    genders = same.get("genders")
+    if genders is not None and (not isinstance(genders, dict)
+                                or any(not isinstance(k, str) or v not in ("f", "m") for k, v in genders.items())):
+        raise bad("'same_gender.genders' as {identity: 'f' or 'm'}", genders)
+    if same.get("source") is not None and not isinstance(same.get("source"), str):
+        raise bad("'same_gender.source' (text)", same.get("source"))
 
 
 def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, protocol_given: bool = False,

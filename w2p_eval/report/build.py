@@ -292,10 +292,10 @@ class ReportContext:
 def _n_identities(data_dir) -> int | None:
     if data_dir is None:
         return None
-    from w2p_eval.data.manifest import identities
+    from w2p_eval.data.manifest import load_info
 
-    try:
-        return len(identities(data_dir))
+    try:  # dataset.json only: the report reads no manifest row (and reports no row skips)
+        return len(load_info(data_dir)["identities"])
     except InputError:
         return None
 
