@@ -59,27 +59,12 @@ def prepared_release(work: Path) -> Path:
 
 
 def fewer_training_faces(src: Path, out: Path, per_identity: int) -> Path:
-    """``src`` with only its first ``per_identity`` seen-protocol training faces (all their pairs) per identity and
-    every test pair (hard links): the benchmark's WAV2PIX run trains faster; the timed test split is unchanged."""
-    import shutil
+    """``src`` with only its first ``per_identity`` training faces per identity and every test pair (hard links;
+    the test suite's own helper): the benchmark's WAV2PIX run trains faster; the timed test split is unchanged."""
+    sys.path.insert(0, str(REPO))  # tests/ as a package, like benchmarks/faceres_device.py
+    from tests.helpers import fewer_training_faces as thin
 
-    from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
-
-    if (out / "manifest.csv").is_file():
-        return out
-    df = load_manifest(src)
-    keep = set()
-    for _, faces in df[df["split_seen"] == "train"].groupby("identity")["face_id"]:
-        keep |= set(sorted(set(faces))[:per_identity])
-    df = df[(df["split_seen"] == "test") | df["face_id"].isin(keep)]
-    for rel in sorted(set(df["image_path"]) | set(df["audio_path"])):
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src / rel, out / rel)
-        except OSError:
-            shutil.copy2(src / rel, out / rel)
-    write_dataset(out, df, {k: v for k, v in load_info(src).items() if k not in ("identities", "n_pairs")})
-    return out
+    return out if (out / "manifest.csv").is_file() else thin(src, out, per_identity)
 
 
 def trained_checkpoints(data: Path, work: Path, epochs: int) -> list[Path]:

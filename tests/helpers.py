@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -236,3 +237,16 @@ def six_identities(out: Path) -> Path:
     df["split_seen"] = np.where(face_no >= 2, "test", "train")
     write_dataset(out, df, {k: v for k, v in load_info(out).items() if k not in ("identities", "n_pairs")})
     return out
+
+
+def chromium_page_width():
+    """scripts/check_report_width.py's ``page_width`` (html, window px) -> (page px, window px), or a skip with the
+    reason when Debian's chromium is absent."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from check_report_width import find_chromium, page_width
+    finally:
+        sys.path.pop(0)
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    return page_width

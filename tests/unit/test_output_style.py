@@ -6,13 +6,13 @@ from __future__ import annotations
 import io
 import logging
 import math
-import sys
 import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.helpers import chromium_page_width
 from w2p_eval.cli import RepeatedWarnings
 from w2p_eval.report import figures as F
 from w2p_eval.report import render as R
@@ -125,13 +125,7 @@ def test_licence_is_an_spdx_string():
 
 
 def test_committed_example_reports_fit_the_browser_window():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from check_report_width import find_chromium, page_width
-    finally:
-        sys.path.pop(0)
-    if find_chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    page_width = chromium_page_width()
     pages = sorted((REPO / "reports").glob("*/report.html"))
     current = [p for p in pages if 'class="scroll"' in p.read_text(encoding="utf-8")]
     if not current:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import chromium_page_width
+
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 RUNNABLE = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
@@ -104,12 +106,6 @@ def test_readme_block_runs_as_pasted(demo, block):
 
 @pytest.mark.parametrize("width", [1400, 800])
 def test_demo_report_fits_the_browser_window(demo, width):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from check_report_width import find_chromium, page_width
-    finally:
-        sys.path.pop(0)
-    if find_chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    page_width = chromium_page_width()
     page, window = page_width(demo["work"] / "w2p_demo" / "report" / "report.html", width)
     assert page <= window, f"report.html is {page} px wide in a {window} px window"
