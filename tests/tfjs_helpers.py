@@ -123,6 +123,20 @@ MODEL_INPUTS = {
                 lambda u8: u8[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)),
     "gear": (198, "RGB / 255", lambda u8: u8.astype(np.float32) / 255),
     "age": (64, "RGB 0-255", lambda u8: u8.astype(np.float32)),
-    "gender": (64, "grey (0.299 R + 0.587 G + 0.114 B) / 127.5 - 1",
-               lambda u8: (u8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None] / 127.5 - 1),
+    "gender": (64, "grey (0.299 R + 0.587 G + 0.114 B) / 127.5 - 1", lambda u8: grey_fma(u8)[..., None] / 127.5 - 1),
 }
+
+
+def grey_fma(u8: np.ndarray) -> np.ndarray:
+    """float32 BT.601 grey of uint8 RGB [..., 3], summed R, G, B as fused multiply-adds (each rounded once to float32).
+
+    The fixture's inputs were made with a BLAS whose kernel fuses the multiply-adds; a plain ``u8 @ w`` rounds
+    differently on other CPUs / OpenBLAS kernels (one ulp moves the input's sha256). Emulated in float64, where the
+    product of two float32 values is exact, so every machine builds the same bytes.
+    """
+    w = np.array([0.299, 0.587, 0.114], np.float32).astype(np.float64)
+    rgb = u8.astype(np.float64)
+    acc = np.zeros(u8.shape[:-1], np.float32)
+    for c in range(3):
+        acc = (rgb[..., c] * w[c] + acc.astype(np.float64)).astype(np.float32)
+    return acc
