@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from w2p_eval.data.content import audio_seconds, image_problem
+from w2p_eval.data.identity_meta import identity_meta
 from w2p_eval.data.manifest import (
     COLUMNS, DATASET_JSON, FORMAT, MANIFEST, SPLITS, check_dir, split_frame,
 )
@@ -232,7 +233,9 @@ def read_info(root: Path) -> dict:
         info = json.loads((root / DATASET_JSON).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"expected JSON in {root / DATASET_JSON}, got unreadable text ({exc})") from None
-    return check_dataset_info(info, root / DATASET_JSON, FORMAT)
+    info = check_dataset_info(info, root / DATASET_JSON, FORMAT)
+    identity_meta(info, str(root / DATASET_JSON))  # refused up front by every verb, not mid-run
+    return info
 
 
 def _parse_manifest(raw: bytes, where: Path) -> pd.DataFrame:
