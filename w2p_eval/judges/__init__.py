@@ -36,7 +36,11 @@ def parse_backbones(value) -> tuple[str, ...]:
     """``"dlib_resnet,faceres"`` (or a list of names) -> ("dlib_resnet", "faceres"): the identity judges of one
     evaluation, the first the primary one. Empty lists, unknown names (with "did you mean") and repeated
     names are InputError."""
-    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    if not isinstance(value, (str, list, tuple)) or not all(isinstance(p, str) for p in
+                                                             (value.split(",") if isinstance(value, str) else value)):
+        raise InputError(f"expected identity backbones as a name, a comma-separated list of names or a list of names "
+                         f"(e.g. dlib_resnet,faceres), got {str(value)[:60]!r}")
+    parts = value.split(",") if isinstance(value, str) else list(value)
     names = [str(p).strip() for p in parts]
     if not names or not all(names):
         raise InputError(f"expected identity backbones as a comma-separated list of names (e.g. dlib_resnet,faceres), "
