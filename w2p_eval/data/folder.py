@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -91,6 +92,8 @@ class DataFolder(os.PathLike):
         self._files: dict[str, list] = {}  # "image:rel" / "audio:rel" -> [size, mtime_ns, ino, verdict]
         self._record_loaded = False
         self._dirty = False
+        self._from_record: set[str] = set()  # keys whose verdict came from the record (checked before use)
+        self._record_time_ns = 0  # when the record read was written (its mtime)
 
     # -- path-like ---------------------------------------------------------------------------------
     def __fspath__(self) -> str:
@@ -181,10 +184,17 @@ class DataFolder(os.PathLike):
             st = os.stat(full)
             stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         except OSError:
-            stamp = None
+            st, stamp = None, None
         known = self._files.get(key)
         if stamp is not None and known is not None and known[:3] == stamp:
-            return known[3]
+            # an entry from the record holds when it has the type written and the file has not changed since the
+            # record was written (its ctime, which `touch -r` or an in-place edit cannot set back, is older)
+            if key not in self._from_record or (record_verdict_holds(kind, known[3])
+                                                and st.st_ctime_ns <= self._record_time_ns):
+                return known[3]
+            # a stale or forged entry: re-validated below, its pair skipped and counted if bad
+            log.info("validation record entry %s does not match %s: checked again", key, full)
+        self._from_record.discard(key)
         verdict = image_problem(full) if kind == "image" else audio_seconds(full)
         if stamp is not None:
             self._files[key] = [*stamp, list(verdict) if isinstance(verdict, tuple) else verdict]
@@ -206,11 +216,14 @@ class DataFolder(os.PathLike):
         if path is None or not path.is_file():
             return
         try:
+            self._record_time_ns = path.stat().st_mtime_ns
             rec = json.loads(path.read_text())
             if rec.get("format") == RECORD_FORMAT and rec.get("manifest_hash") == self.hash and \
                     rec.get("root") == str(self.root.resolve()):
                 files = rec["files"]
-                self._files.update({k: v for k, v in files.items() if isinstance(v, list) and len(v) == 4})
+                kept = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 4}
+                self._files.update(kept)
+                self._from_record.update(kept)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a bad record is ignored
             log.warning("ignoring unreadable validation record %s (%s)", path, exc.__class__.__name__)
 
@@ -225,6 +238,15 @@ class DataFolder(os.PathLike):
             self._dirty = False
         except OSError as exc:  # the record only saves time; a read-only cache is not a failure
             log.info("could not write the validation record %s (%s)", path, exc)
+
+
+def record_verdict_holds(kind: str, verdict) -> bool:
+    """Whether a validation-record verdict (read from the cache: data, not truth) has the type :meth:`DataFolder._file`
+    writes: an image's None (readable); an audio file's length, a finite number of seconds > 0. A stored problem
+    is checked again too (a record that calls a good file bad would drop a pair). Anything else: re-validate."""
+    if kind == "image":
+        return verdict is None
+    return not isinstance(verdict, bool) and isinstance(verdict, (int, float)) and math.isfinite(verdict) and verdict > 0
 
 
 def read_info(root: Path) -> dict:
