@@ -63,13 +63,14 @@ def md_fence(text) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def md_cell(text) -> str:
-    """One Markdown table cell: one line, backslashes, pipes, backticks, brackets and asterisks escaped, HTML
-    special characters as entities."""
+def md_cell(text, brackets: bool = False) -> str:
+    """One Markdown table cell: one line, backslashes, pipes, backticks and asterisks escaped, a bracket that
+    would make a link (``](``, ``][``) escaped, HTML special characters as entities. Plain brackets such as an
+    interval's ``[83.1, 88.7]`` stay as they are (``brackets``: every bracket escaped, e.g. an image's alt text)."""
     text = html.escape(one_line(text), quote=False).replace("\\", "\\\\")
-    for ch in "|`[]*":
+    for ch in "|`*" + ("[]" if brackets else ""):
         text = text.replace(ch, "\\" + ch)
-    return text
+    return text if brackets else text.replace("](", "\\](").replace("][", "\\][")
 
 
 def inline_tokens(text: str) -> list[tuple[str, str]]:

@@ -83,12 +83,7 @@ def meta_junk(verb):
 def edited(edit):
     def setup(b, case):
         data = labelled_six(case / "six")
-
-        def with_data(c):
-            c["_data"] = str(data)
-            edit(c)
-            c.pop("_data", None)
-        path = edited_list(data, case / "l.json", with_data)
+        path = edited_list(data, case / "l.json", edit)
         return ["evaluate", str(b["ckpt"]), "--data", str(data), "--metrics", "matching", "--testlist", str(path),
                 "--store", str(case / "s.sqlite")]
     return setup

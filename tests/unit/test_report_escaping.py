@@ -106,7 +106,7 @@ def test_escaping_helpers_known_answers():
     assert md_code("a`b") == "``a`b``" and md_code("`x") == "`` `x ``"
     assert [t for t in inline_tokens("a " + md_code("x``y`") + " b") if t[0] == "code"] == [("code", "x``y`")]
     assert md_fence("```\nx") == "````\n```\nx\n````"
-    assert md_cell("a\\|b`[c]*") == "a\\\\\\|b\\`\\[c\\]\\*"
+    assert md_cell("a\\|b`[c]*") == "a\\\\\\|b\\`[c]\\*" and md_cell("[x](javascript:y)") == "[x\\](javascript:y)"
     assert md_inline("<script>x</script>\n# h") == "&lt;script>x&lt;/script> # h"
     assert md_inline("# h") == "\\# h" and md_inline("**bold** ok") == "**bold** ok"
     assert html_inline("**b** `<i>` " + md_text("<s>")) == "<b>b</b> <code>&lt;i&gt;</code> &lt;s&gt;"

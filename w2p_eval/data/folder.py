@@ -246,7 +246,8 @@ def record_verdict_holds(kind: str, verdict) -> bool:
     is checked again too (a record that calls a good file bad would drop a pair). Anything else: re-validate."""
     if kind == "image":
         return verdict is None
-    return not isinstance(verdict, bool) and isinstance(verdict, (int, float)) and math.isfinite(verdict) and verdict > 0
+    number = isinstance(verdict, (int, float)) and not isinstance(verdict, bool)
+    return number and math.isfinite(verdict) and verdict > 0
 
 
 def read_info(root: Path) -> dict:

@@ -310,7 +310,7 @@ def require(backend: str = "dlib", **options) -> None:
     if backend not in BACKENDS:
         raise InputError(unknown("landmark backend", backend, BACKENDS))
     if backend == "fan":
-        resolve("w2p_eval.judges.landmarks_fan:require")()  # the fan backend's module, imported when chosen (as BACKENDS)
+        resolve("w2p_eval.judges.landmarks_fan:require")()  # its module imported only when chosen, as in BACKENDS
         return
     dlib_model_file("shape_predictor_68_face_landmarks.dat")
     if backend == "dlib_cnn":

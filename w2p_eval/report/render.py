@@ -94,7 +94,7 @@ def render_markdown(title: str, blocks: list[Block], root: str | os.PathLike) ->
             out += [to_markdown(b.table), ""]
         elif b.kind == "figure" and b.path is not None:  # captions carry run names: escaped like table cells
             rel = os.path.relpath(b.path, root).replace(os.sep, "/")
-            alt = md_cell(b.text)
+            alt = md_cell(b.text, brackets=True)
             out += [f"![{alt}]({rel})", ""]
             if b.text:
                 out += [f"*{md_cell(b.text)}*", ""]
