@@ -27,12 +27,12 @@ _MD_ESCAPE = re.compile(r"([\\`*\[\]#|!~$])")
 _BLOCK_START = re.compile(r"^([-+=]|\d+[.)])")
 
 
-def one_line(value) -> str:
+def one_line(value: object) -> str:
     """``value`` as text on one line: every line break (CR, LF, VT, FF, NEL, U+2028/9) becomes a space."""
     return " ".join(str(value).splitlines()) if value is not None else ""
 
 
-def md_text(value) -> str:
+def md_text(value: object) -> str:
     """Data text for a Markdown paragraph, list item, heading or caption: one line, ``<``, ``>``, ``&`` as
     HTML entities (no raw HTML), Markdown's special characters backslash-escaped (no link, no code span, no
     emphasis) and a leading character that would start a block (``-``, ``+``, ``=``, ``1.``) escaped too.
@@ -41,7 +41,7 @@ def md_text(value) -> str:
     return _BLOCK_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text)
 
 
-def md_code(value) -> str:
+def md_code(value: object) -> str:
     """Data text as an inline code span nothing can break out of: one line, fenced by more backticks than the
     longest run inside it (CommonMark), padded when it starts or ends with a backtick. Text holding ``<``, ``>``
     or ``&`` is :func:`md_text` instead (a code span shows HTML as text, but report.md then holds no raw tag
@@ -55,7 +55,7 @@ def md_code(value) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def md_fence(text) -> str:
+def md_fence(text: object) -> str:
     """A fenced code block around ``text`` whose fence is longer than any backtick run inside it."""
     text = str(text)
     runs = [len(r) for r in re.findall("`+", text)]
@@ -63,7 +63,7 @@ def md_fence(text) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def md_cell(text, brackets: bool = False) -> str:
+def md_cell(text: object, brackets: bool = False) -> str:
     """One Markdown table cell: one line, backslashes, pipes, backticks and asterisks escaped, a bracket that
     would make a link (``](``, ``][``) escaped, HTML special characters as entities. Plain brackets such as an
     interval's ``[83.1, 88.7]`` stay as they are (``brackets``: every bracket escaped, e.g. an image's alt text)."""

@@ -14,23 +14,27 @@ verbs).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from w2p_eval.data.identity_meta import identity_meta
 from w2p_eval.judges import require_identity_backbone
 from w2p_eval.judges import faceres, landmarks, voice
 
+if TYPE_CHECKING:  # base imports this module (score_items): the type only, for the annotations
+    from w2p_eval.metrics.base import EvalOptions, MetricSuite
 
-def _applies(suite, items: Sequence) -> bool:
+
+def _applies(suite: "MetricSuite", items: Sequence) -> bool:
     return not items or any(suite.applies(item.model, item.kind) for item in items)
 
 
-def requirements(suites: Sequence, opts, items: Sequence = ()) -> list[tuple[str, object]]:
+def requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions",
+                 items: Sequence = ()) -> list[tuple[str, Callable[[], object]]]:
     """The plan's checks in order, ``[(what, check())]``: each identity judge once (the judged suites), the
     landmark backend, the voice encoder (speaker ID of a speaker_retrieval checkpoint), the attribute judge.
     ``suites``: MetricSuite objects; ``items``: the sources (a suite that applies to none of them needs nothing)."""
     wanted = [s for s in suites if _applies(s, items)]
-    checks: list[tuple[str, object]] = []
+    checks: list[tuple[str, Callable[[], object]]] = []
     if any(getattr(s, "judged", False) for s in wanted):
         for judge in opts.judges:
             options = opts.for_judge(judge).backbone_options or {}
@@ -46,7 +50,7 @@ def requirements(suites: Sequence, opts, items: Sequence = ()) -> list[tuple[str
     return checks
 
 
-def check_requirements(suites: Sequence, opts, items: Sequence = ()) -> None:
+def check_requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions", items: Sequence = ()) -> None:
     """Raise (InputError / MissingWeightsError, one line) unless every file the plan needs is on disk and the
     dataset's identity metadata is of the shape ``prepare`` writes. Loads no network and generates nothing."""
     identity_meta(opts.data_dir.info if hasattr(opts.data_dir, "info") else {}, "dataset.json")

@@ -17,12 +17,15 @@ InputError before anything is scored.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
+if TYPE_CHECKING:  # testlist imports this module: the type only, for the annotation
+    from w2p_eval.metrics.testlist import TestList
 
-def _tuple_problem(n: int, row: list, ident: dict, face: dict, gender: dict | None) -> str | None:
+
+def _tuple_problem(row: list, ident: dict, face: dict, gender: dict | None) -> str | None:
     probe, true, imps = row[0], row[1], row[2:]
     if ident[true] != ident[probe]:
         return f"a true candidate {true!r} of another speaker than its probe {probe!r}"
@@ -50,13 +53,13 @@ def _block_problem(what: str, tuples: dict[int, list], ident: dict, face: dict,
             dup = next(p for p in probes if probes.count(p) > 1)
             return f"{what} 1:{n}: probe {dup!r} in more than one tuple (duplicated tuples)"
         for row in rows:
-            why = _tuple_problem(n, row, ident, face, gender)
+            why = _tuple_problem(row, ident, face, gender)
             if why:
                 return f"{what} 1:{n}: {why}"
     return None
 
 
-def meaning_problem(tl, rows: pd.DataFrame, identities: Sequence[str]) -> str | None:
+def meaning_problem(tl: "TestList", rows: pd.DataFrame, identities: Sequence[str]) -> str | None:
     """Why test list ``tl`` (a loaded :class:`~w2p_eval.metrics.testlist.TestList`) does not mean what
     ``w2p-eval testlist`` writes, for the split's manifest ``rows`` (pair_id, identity, face_id columns) and
     the dataset's ``identities``; None when it does."""
