@@ -72,3 +72,21 @@ def test_a_missing_landmark_model_is_found_before_any_face(run, tmp_path, capsys
                             "--backend", "fan", "--store", str(tmp_path / "s.sqlite")], capsys)
     assert code == 2 and err.count("\n") == 1 and "weights not found" in err and str(tmp_path / "th") in err, err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_speaker_checkpoint_naming_missing_voice_weights_stops_before_any_face(tiny_data, tmp_path, capsys):
+    """The voice encoder a speaker_retrieval checkpoint names (config speaker_weights) is looked for up front."""
+    from w2p_eval.models.checkpoint import load_checkpoint, save_checkpoint
+    from w2p_eval.train.registry import get_trainer
+
+    config = {"model": "speaker_retrieval", "seed": 0, "image_size": 64, "audio_seconds": 1.0, "protocol": "seen"}
+    (path,) = get_trainer("speaker_retrieval")(config, tiny_data, tmp_path / "sr", resume=False, device="cpu")
+    ck = load_checkpoint(path)
+    missing = tmp_path / "voice" / "encoder.pt"
+    save_checkpoint(path, model=ck["model"], epoch=ck["epoch"], config={**ck["config"], "speaker_weights": str(missing)},
+                    identities=ck["identities"], image_size=ck["image_size"], audio_seconds=ck["audio_seconds"],
+                    state=ck["state"], extra=ck.get("extra"))
+    code, _, err = run_cli(["evaluate", str(path), "--data", str(tiny_data), "--metrics", "identity,speaker",
+                            "--store", str(tmp_path / "s.sqlite")], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"encoder.pt in {missing.parent}" in err, err
+    assert not (tmp_path / "s.sqlite").exists()

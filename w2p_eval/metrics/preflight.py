@@ -28,6 +28,15 @@ def _applies(suite: "MetricSuite", items: Sequence) -> bool:
     return not items or any(suite.applies(item.model, item.kind) for item in items)
 
 
+def _speaker_weights(suite: "MetricSuite", items: Sequence) -> list:
+    """The voice-encoder weights each speaker-scored checkpoint names (``config.speaker_weights``; None = the
+    packaged file), each once; [None] without items. A speaker_retrieval checkpoint is a small linear head, and
+    the item keeps it loaded for its scoring anyway."""
+    found = [(item.checkpoint().get("config") or {}).get("speaker_weights")
+             for item in items if suite.applies(item.model, item.kind)] if items else [None]
+    return list(dict.fromkeys(found))
+
+
 def requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions",
                  items: Sequence = ()) -> list[tuple[str, Callable[[], object]]]:
     """The plan's checks in order, ``[(what, check())]``: each identity judge once (the judged suites), the
@@ -44,7 +53,8 @@ def requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions",
     if "landmarks" in names:
         checks.append((f"landmark backend {opts.backend}", lambda: landmarks.require(opts.backend)))
     if "speaker" in names:
-        checks.append(("speaker voice encoder", voice.require))
+        for weights in _speaker_weights([s for s in wanted if s.name == "speaker"][0], items):
+            checks.append(("speaker voice encoder", lambda weights=weights: voice.require(weights)))
     if "attributes" in names:
         checks.append(("attribute judge", faceres.require))
     return checks
