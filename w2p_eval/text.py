@@ -86,7 +86,8 @@ def inline_tokens(text: str) -> list[tuple[str, str]]:
             buf.clear()
     while i < n:
         c = text[i]
-        if c == "\\" and i + 1 < n and not text[i + 1].isalnum() and text[i + 1].isascii() and not text[i + 1].isspace():
+        nxt = text[i + 1] if i + 1 < n else ""
+        if c == "\\" and nxt.isascii() and nxt and not nxt.isalnum() and not nxt.isspace():  # an ASCII punctuation escape
             flush()
             out.append(("esc", text[i + 1]))
             i += 2

@@ -83,7 +83,8 @@ def test_a_speaker_checkpoint_naming_missing_voice_weights_stops_before_any_face
     (path,) = get_trainer("speaker_retrieval")(config, tiny_data, tmp_path / "sr", resume=False, device="cpu")
     ck = load_checkpoint(path)
     missing = tmp_path / "voice" / "encoder.pt"
-    save_checkpoint(path, model=ck["model"], epoch=ck["epoch"], config={**ck["config"], "speaker_weights": str(missing)},
+    config = {**ck["config"], "speaker_weights": str(missing)}
+    save_checkpoint(path, model=ck["model"], epoch=ck["epoch"], config=config,
                     identities=ck["identities"], image_size=ck["image_size"], audio_seconds=ck["audio_seconds"],
                     state=ck["state"], extra=ck.get("extra"))
     code, _, err = run_cli(["evaluate", str(path), "--data", str(tiny_data), "--metrics", "identity,speaker",
