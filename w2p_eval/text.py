@@ -87,7 +87,7 @@ def inline_tokens(text: str) -> list[tuple[str, str]]:
     while i < n:
         c = text[i]
         nxt = text[i + 1] if i + 1 < n else ""
-        if c == "\\" and nxt.isascii() and nxt and not nxt.isalnum() and not nxt.isspace():  # an ASCII punctuation escape
+        if c == "\\" and nxt.isascii() and nxt and not nxt.isalnum() and not nxt.isspace():  # ASCII punctuation
             flush()
             out.append(("esc", text[i + 1]))
             i += 2

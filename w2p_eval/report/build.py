@@ -406,9 +406,9 @@ def comparison_section(ctx: ReportContext) -> list:
         ctx.table(cmp, f"compare_{k + 1}", describe(result))
         if k == 0:
             blocks.append(R.h2("Paired comparisons"))
-        blocks += [R.p(md_text(describe(result))), R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in "
-                                                      "percentage points); McNemar: exact test on discordant items "
-                                                      "(b = A right & B wrong, c = A wrong & B right).")]
+        blocks += [R.p(md_text(describe(result))),
+                   R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in percentage points); McNemar: "
+                                "exact test on discordant items (b = A right & B wrong, c = A wrong & B right).")]
     return blocks
 
 
