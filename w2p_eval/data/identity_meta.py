@@ -180,9 +180,9 @@ def identity_meta(info: dict, where: str = "dataset.json") -> dict | None:
 
     A hand-edited entry with bad values is an InputError naming ``where``.
     """
-    if KEY not in info:
+    meta = info.get(KEY)
+    if meta is None:  # absent (what prepare writes without --identity-meta), or null
         return None
-    meta = info[KEY]
     shape = (f"{KEY} as `prepare --identity-meta` writes it ({{\"attributes\": {{attr: {{\"source\": text}}}}, "
              f"\"identities\": {{name: {{attr: value}}}}}}) in {where}")
     if not isinstance(meta, dict) or set(meta) != {"attributes", "identities"} or \
