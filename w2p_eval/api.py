@@ -19,6 +19,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, score_items
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.models.sources import ArrayItem, CallableItem
+from w2p_eval.validate import finite_number, integer
 
 
 def test_pairs(data: str | os.PathLike, split: str = "test", protocol: str = "seen"):
@@ -69,10 +70,12 @@ def evaluate_faces(
     """
     import pandas as pd
 
+    batch_size = integer(batch_size, "batch_size", low=1)  # issue 31: 0 / negative were a traceback
     if callable(faces):
         if pair_ids is not None:
             raise InputError("expected pair_ids only with an array of faces, got them with a callable")
-        item = CallableItem(fn=faces, run=name, image_size=int(image_size), audio_seconds=float(audio_seconds))
+        item = CallableItem(fn=faces, run=name, image_size=integer(image_size, "image_size", low=8),
+                            audio_seconds=finite_number(audio_seconds, "audio_seconds", low=0, low_open=True))
     else:
         if pair_ids is None:
             raise InputError("expected pair_ids (one per face) with an array of faces, got none")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import json
 import logging
 import os
@@ -195,12 +194,6 @@ def csv_safe(df):
     if not is_numeric_dtype(out.index):
         out.index = out.index.map(csv_cell)
     return out
-
-
-def md_cell(text) -> str:
-    """One Markdown table cell: pipes escaped, line breaks -> spaces, HTML special characters as entities."""
-    text = " ".join(str(text).replace("\r", "\n").split("\n"))
-    return html.escape(text, quote=False).replace("|", "\\|")
 
 
 def default_threads(cores: int | None = None) -> int:

@@ -120,3 +120,37 @@ def test_an_unchanged_dataset_is_checked_from_the_record(tmp_path, monkeypatch):
     reads = Reads(monkeypatch, data)
     rows = DataFolder(data, tmp_path / "cache").split("train")
     assert len(rows) and not reads.images  # every training face's verdict came from the record
+
+
+def test_a_stale_or_forged_validation_record_entry_is_checked_again(tmp_path, capsys):
+    """Issue 31: an image edited in place with its size and mtime set back (`touch -r`), and record entries of the
+    wrong type, are re-validated: the bad pair is skipped and counted, the command goes on (exit 0)."""
+    import json
+    import os
+
+    from w2p_eval.data.folder import DataFolder
+
+    data = make_tiny_dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = DataFolder(data, cache)
+    rows = first.split("test")
+    record = first.record_path()
+    victim = data / rows["image_path"].iloc[0]
+    st = victim.stat()
+    with open(victim, "r+b") as fh:  # in place: same inode and size
+        fh.seek(8)
+        fh.write(b"\0" * (st.st_size - 8))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime set back: the (size, mtime, inode) stamp holds
+    rec = json.loads(record.read_text())
+    audio_keys = [k for k in rec["files"] if k.startswith("audio:")]
+    rec["files"][audio_keys[0]][3] = "forged"  # wrong type: a traceback before
+    rec["files"][audio_keys[1]][3] = float("nan")
+    record.write_text(json.dumps(rec))
+    os.utime(record, ns=(st.st_atime_ns, st.st_mtime_ns))  # older than the victim's change (ctime)
+    again = DataFolder(data, cache)
+    kept = again.split("test")
+    assert len(kept) == len(rows) - 1 and rows["pair_id"].iloc[0] not in set(kept["pair_id"])
+    assert any("image unreadable: 1" in line for line in again.report.lines())
+    code, _, err = run_cli(["landmarks", "--real", "--data", str(data), "--store", str(tmp_path / "s.sqlite"),
+                            "--cache-dir", str(cache)], capsys)
+    assert code == 0 and "Traceback" not in err and "image unreadable: 1" in err, err

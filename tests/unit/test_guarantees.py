@@ -231,7 +231,8 @@ def test_csv_and_markdown_cells_are_escaped(fitted, tmp_path, capsys):
 
 
 def test_csv_cell_rules():
-    from w2p_eval.utils import csv_cell, md_cell
+    from w2p_eval.text import md_cell
+    from w2p_eval.utils import csv_cell
 
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("+x") == "'+x" and csv_cell("@a") == "'@a"
     assert csv_cell("\tx") == "'\tx" and csv_cell("\rx") == "'\rx" and csv_cell("-2+3") == "'-2+3"

@@ -329,6 +329,7 @@ class Expect:
     match: str | None = None
     file_size_limit: int = 0
     outputs: tuple = ()  # path prefixes in the case folder that are the command's own outputs (may change)
+    after: Callable | None = None  # after(case folder, stderr): further checks of what the command wrote
 
 
 HELD_DB: list = []
@@ -547,9 +548,13 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(name, base, tmp_pa
     """Every case: the documented exit code (2 bad input unless the case says 1: the environment, or 0: bad
     data skipped and counted), one `w2p-eval: error:` line (plus the logged warnings the case allows, e.g.
     "waiting for the lock"), no traceback, and nothing outside the command's own outputs changed."""
+    check_case(name, CASES[name], base, tmp_path, capsys)
+
+
+def check_case(name: str, spec, base, tmp_path, capsys) -> None:
+    """Run one case of a table (``spec``: a setup function or an :class:`Expect`) and check its promises."""
     case = tmp_path / "case"
     case.mkdir()
-    spec = CASES[name]
     spec = spec if isinstance(spec, Expect) else Expect(spec)
     argv = spec.setup(base, case)
     before, before_base = snapshot(case), snapshot(base["data"])
@@ -576,6 +581,8 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(name, base, tmp_pa
     assert after == before, f"{name} changed files: {set(after) ^ set(before)}"
     assert snapshot(base["data"]) == before_base
     assert not Path("/tmp/w2p_pwned").exists()
+    if spec.after is not None:
+        spec.after(case, err)
 
 
 def test_the_table_holds_at_least_60_hostile_inputs():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -53,7 +55,13 @@ def test_dataset_without_labels_has_none(tiny_data):
 @pytest.mark.parametrize("text, expect", [
     ("identity,gender\nalice,x\nbob,m\n", "expected gender f or m at row 2"),
     ("identity,age\nalice,old\nbob,3\n", "expected age as a number of years at row 2"),
-    ("identity,age\nalice,nan\nbob,3\n", "expected age in [0, 130] years at row 2"),
+    ("identity,age\nalice,nan\nbob,3\n", "(plain decimal digits"),
+    ("identity,age\nalice,131\nbob,3\n", "expected age in [0, 130] years at row 2"),
+    ("identity,age\nalice,3_5\nbob,3\n", "(plain decimal digits"),
+    ("identity,age\nalice,-0\nbob,3\n", "(plain decimal digits"),
+    ("identity,age\nalice,1e1\nbob,3\n", "(plain decimal digits"),
+    ("identity,Gender,gender\nalice,f,f\nbob,m,m\n", "distinct, non-empty column names (case does not count)"),
+    ("identity,GENDER\nalice,femme\nbob,m\n", "expected gender f or m"),
     ("identity,gender\nalice,f\nbob,m\ncarol,f\n", "got unknown 'carol'"),
     ("identity,gender\nalice,f\n", "metadata for only some identities is refused"),
     ("identity,gender\nalice,f\nalice,m\nbob,m\n", "expected each identity once"),
@@ -98,3 +106,45 @@ def test_hand_edited_spelled_out_gender_is_read_as_f_or_m(tiny_data):
     genders, source = identity_genders(info)
     assert set(genders.values()) <= {"f", "m"} and source == "by hand"
     assert genders[info["identities"][0]] == "m" and genders[info["identities"][1]] == "f"
+
+
+def test_column_names_and_values_are_read_case_insensitively(tmp_path, capsys):
+    """A `Gender` / `AGE` / `Identity` header is the gender / age / identity column (not free text), and
+    documented spellings in any case are f / m."""
+    from w2p_eval.data.identity_meta import read_identity_meta_csv
+
+    meta = read_identity_meta_csv(_csv(tmp_path / "m.csv", "Identity,Gender,AGE,Ethnicity\nalice,FEMALE,35,x\n"
+                                                           "bob,Man,40.5,y\n"))
+    assert set(meta["attributes"]) == {"gender", "age", "ethnicity"}
+    assert meta["identities"] == {"alice": {"gender": "f", "age": 35.0, "ethnicity": "x"},
+                                  "bob": {"gender": "m", "age": 40.5, "ethnicity": "y"}}
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_directory_or_fifo_is_named_as_such(tmp_path, capsys, kind):
+    path = tmp_path / "meta"
+    path.mkdir() if kind == "directory" else os.mkfifo(path)
+    code, _, err = run_cli(["prepare", "folder", _src(tmp_path / "src"), "--out", tmp_path / "data",
+                            "--identity-meta", path], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert ("got a directory" if kind == "directory" else "got a FIFO") in err, err
+
+
+@pytest.mark.parametrize("meta, expect", [
+    ("junk", "expected identity_meta as `prepare --identity-meta` writes it"),
+    ({"attributes": {"Gender": {"source": "x"}}, "identities": {}}, "got attribute 'Gender'"),
+    ({"attributes": {"gender": "x"}, "identities": {}}, "got attribute 'gender'"),
+    ({"attributes": {"age": {"source": "x"}}, "identities": {"id00": {"age": "35"}}}, "to be a number"),
+    ({"attributes": {"age": {"source": "x"}}, "identities": {"id00": {"height": 3}}}, "use the declared attributes"),
+])
+def test_dataset_json_identity_meta_not_of_prepares_shape_is_refused_by_every_verb(tiny_data, tmp_path, capsys,
+                                                                                   meta, expect):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    info = json.loads((data / "dataset.json").read_text())
+    (data / "dataset.json").write_text(json.dumps({**info, "identity_meta": meta}))
+    for argv in (["testlist", "--data", data, "--out", tmp_path / "t.json"],
+                 ["landmarks", "--real", "--data", data, "--store", tmp_path / "s.sqlite"]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and err.count("\n") == 1 and expect in err, err
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "s.sqlite").exists()

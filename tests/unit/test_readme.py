@@ -79,13 +79,14 @@ def demo(tmp_path_factory):
     return {"work": work, "env": env, "stderr": proc.stderr}
 
 
-def test_demo_quick_prints_no_warning_twice(demo):
+def test_demo_quick_prints_no_warning_and_nothing_twice(demo):
+    """On its own data the demo prints no WARNING (issue 31: the default 1:5 / 1:10 sizes 4 identities cannot
+    hold are info notes; an asked-for size is still refused), and no note twice."""
     lines = [ln.strip() for ln in re.split(r"[\r\n]", demo["stderr"])]
     warnings = [ln for ln in lines if ln.startswith(("WARNING", "ERROR", "w2p-eval: note", "w2p-eval: warning"))]
-    assert warnings, "expected the demo's skipped 1:5/1:10 matching warnings on 4 identities"
+    assert not [w for w in warnings if not w.startswith("w2p-eval: note")], warnings
     twice = {w: n for w, n in Counter(warnings).items() if n > 1}
     assert not twice, twice
-    assert any("(×" in w for w in warnings), "a repeated warning should be summarised with its count"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b['line']}-{b['lang']}" for b in BLOCKS])

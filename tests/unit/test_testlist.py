@@ -123,3 +123,81 @@ def test_edited_same_gender_block_is_one_line(six_ids, tmp_path, field, value):
     bad.write_text(json.dumps(edited))
     with pytest.raises(InputError, match=f"same_gender.{field}"):
         load_testlist(bad)
+
+
+# -- issue 31: a list whose id was recomputed is still checked for what its tuples mean ---------------------
+def labelled_six(root: Path) -> Path:
+    """``six_identities`` with gender labels (ids 0, 2, 4 f; 1, 3, 5 m) as `prepare --identity-meta` writes them."""
+    from tests.helpers import six_identities as make
+
+    data = make(root)
+    info = json.loads((data / "dataset.json").read_text())
+    info["identity_meta"] = {"attributes": {"gender": {"source": "test"}},
+                             "identities": {n: {"gender": "fm"[k % 2]} for k, n in enumerate(info["identities"])}}
+    (data / "dataset.json").write_text(json.dumps(info))
+    return data
+
+
+def edited_list(data: Path, out: Path, edit) -> Path:
+    """A real list of ``data`` (1:2 and 1:3, same-gender too) edited by ``edit(content)``, id recomputed."""
+    content = build_testlist(data, gallery_size=3, n_galleries=2, matching=[2, 3])
+    assert content["same_gender"]["matching"], content["same_gender"]
+    content["_data"] = str(data)  # for edits that read the manifest; taken out before the id is computed
+    edit(content)
+    content.pop("_data", None)
+    content["id"] = content_id(content)
+    out.write_text(json.dumps(content))
+    return out
+
+
+def _cross_gender(c):
+    """Swap one same-gender impostor for a pair of the other gender (a 1:2 same-gender tuple)."""
+    df = load_manifest(Path(c["_data"]), check_files=False).set_index("pair_id")
+    genders = c["same_gender"]["genders"]
+    row = c["same_gender"]["matching"]["2"][0]
+    want = genders[df.loc[row[0], "identity"]]
+    row[2] = next(p for p in c["pairs"] if genders[df.loc[p, "identity"]] != want)
+
+
+def _tripled(c):
+    c["matching"]["2"] = c["matching"]["2"] * 3
+
+
+def _own_face(c):
+    row = c["matching"]["2"][0]
+    row[1] = row[0]
+
+
+def _twin_impostors(c):
+    c["matching"]["3"][0][3] = c["matching"]["3"][0][2]
+
+
+def _foreign_gender(c):
+    c["same_gender"]["genders"]["ghost"] = "f"
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (_cross_gender, "whose frozen gender is not the probe's"), (_tripled, "more than one tuple"),
+    (_own_face, "the probe's own face as the true candidate"), (_twin_impostors, "two impostors of one identity"),
+    (_foreign_gender, "identities the dataset does not have"),
+])
+def test_edited_list_with_recomputed_id_is_refused_for_its_meaning(tmp_path, capsys, edit, expect):
+    data = labelled_six(tmp_path / "data")
+    path = edited_list(data, tmp_path / "l.json", edit)
+    load_testlist(path, data)  # the id matches: the file itself loads
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(tmp_path), "--data", str(data), "--metrics", "matching", "--testlist", str(path),
+              "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and expect in err, err
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_list_as_drawn_passes_the_meaning_checks(tmp_path):
+    from w2p_eval.data.folder import open_dataset
+    from w2p_eval.metrics.testlist_meaning import meaning_problem
+
+    data = labelled_six(tmp_path / "data")
+    tl = load_testlist(edited_list(data, tmp_path / "l.json", lambda c: None), data)
+    ds = open_dataset(data)
+    assert meaning_problem(tl, ds.split("test", "seen"), list(ds.identities)) is None

@@ -197,6 +197,36 @@ def small_model(tmp_path):
                        outputs=["y"])
 
 
+def _edit_json(fn):
+    def edit(p):
+        model = json.loads(p.read_text())
+        fn(model)
+        p.write_text(json.dumps(model))
+    return edit
+
+
+def _weight(model):
+    return model["weightsManifest"][0]["weights"][0]
+
+
+def _relu_node(model):
+    return next(n for n in model["modelTopology"]["node"] if n["op"] == "Relu")
+
+
+ISSUE_31 = [  # shapes whose byte count overflows int64, an int32 filter, a one-input AddV2, 100k-deep JSON
+    (_edit_json(lambda m: _weight(m).__setitem__("shape", [2**30, 2**30, 2**30, 2**30])), r"expected \d+ bytes"),
+    (_edit_json(lambda m: _weight(m).__setitem__("shape", [-3, 3, 3, 4])), r"shape of non-negative integers"),
+    (_edit_json(lambda m: _weight(m).__setitem__("dtype", "int32")), r"filter of dtype int32"),
+    (_edit_json(lambda m: _relu_node(m).__setitem__("op", "AddV2")), r"at least 2 inputs of AddV2 node 'y'"),
+    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), r"expected a TensorFlow.js model.json.*RecursionError"),
+]
+
+
+@pytest.mark.parametrize("edit,message", ISSUE_31)
+def test_issue_31_graph_files_are_one_input_error(tmp_path, edit, message):
+    _check_bad_file(tmp_path, edit, message)
+
+
 @pytest.mark.parametrize("edit,message", [
     (lambda p: p.with_suffix(".bin").write_bytes(p.with_suffix(".bin").read_bytes()[:-4]), r"expected 432 bytes.*got 428"),
     (lambda p: p.with_suffix(".bin").write_bytes(p.with_suffix(".bin").read_bytes() + b"\0"), r"got 433.*edited"),
@@ -209,6 +239,10 @@ def small_model(tmp_path):
      r"outside"),
 ])
 def test_bad_files_are_one_input_error(tmp_path, edit, message):
+    _check_bad_file(tmp_path, edit, message)
+
+
+def _check_bad_file(tmp_path, edit, message):
     path = small_model(tmp_path / "m")
     edit(path)
     with pytest.raises(InputError, match=message) as exc:

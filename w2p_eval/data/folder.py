@@ -22,12 +22,14 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from w2p_eval.data.content import audio_seconds, image_problem
+from w2p_eval.data.identity_meta import identity_meta
 from w2p_eval.data.manifest import (
     COLUMNS, DATASET_JSON, FORMAT, MANIFEST, SPLITS, check_dir, split_frame,
 )
@@ -90,6 +92,8 @@ class DataFolder(os.PathLike):
         self._files: dict[str, list] = {}  # "image:rel" / "audio:rel" -> [size, mtime_ns, ino, verdict]
         self._record_loaded = False
         self._dirty = False
+        self._from_record: set[str] = set()  # keys whose verdict came from the record (checked before use)
+        self._record_time_ns = 0  # when the record read was written (its mtime)
 
     # -- path-like ---------------------------------------------------------------------------------
     def __fspath__(self) -> str:
@@ -180,10 +184,17 @@ class DataFolder(os.PathLike):
             st = os.stat(full)
             stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         except OSError:
-            stamp = None
+            st, stamp = None, None
         known = self._files.get(key)
         if stamp is not None and known is not None and known[:3] == stamp:
-            return known[3]
+            # an entry from the record holds when it has the type written and the file has not changed since the
+            # record was written (its ctime, which `touch -r` or an in-place edit cannot set back, is older)
+            if key not in self._from_record or (record_verdict_holds(kind, known[3])
+                                                and st.st_ctime_ns <= self._record_time_ns):
+                return known[3]
+            # a stale or forged entry: re-validated below, its pair skipped and counted if bad
+            log.info("validation record entry %s does not match %s: checked again", key, full)
+        self._from_record.discard(key)
         verdict = image_problem(full) if kind == "image" else audio_seconds(full)
         if stamp is not None:
             self._files[key] = [*stamp, list(verdict) if isinstance(verdict, tuple) else verdict]
@@ -205,11 +216,14 @@ class DataFolder(os.PathLike):
         if path is None or not path.is_file():
             return
         try:
+            self._record_time_ns = path.stat().st_mtime_ns
             rec = json.loads(path.read_text())
             if rec.get("format") == RECORD_FORMAT and rec.get("manifest_hash") == self.hash and \
                     rec.get("root") == str(self.root.resolve()):
                 files = rec["files"]
-                self._files.update({k: v for k, v in files.items() if isinstance(v, list) and len(v) == 4})
+                kept = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 4}
+                self._files.update(kept)
+                self._from_record.update(kept)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a bad record is ignored
             log.warning("ignoring unreadable validation record %s (%s)", path, exc.__class__.__name__)
 
@@ -226,13 +240,25 @@ class DataFolder(os.PathLike):
             log.info("could not write the validation record %s (%s)", path, exc)
 
 
+def record_verdict_holds(kind: str, verdict) -> bool:
+    """Whether a validation-record verdict (read from the cache: data, not truth) has the type :meth:`DataFolder._file`
+    writes: an image's None (readable); an audio file's length, a finite number of seconds > 0. A stored problem
+    is checked again too (a record that calls a good file bad would drop a pair). Anything else: re-validate."""
+    if kind == "image":
+        return verdict is None
+    number = isinstance(verdict, (int, float)) and not isinstance(verdict, bool)
+    return number and math.isfinite(verdict) and verdict > 0
+
+
 def read_info(root: Path) -> dict:
     """``root/dataset.json``, read and checked (:func:`w2p_eval.validate.check_dataset_info`)."""
     try:
         info = json.loads((root / DATASET_JSON).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"expected JSON in {root / DATASET_JSON}, got unreadable text ({exc})") from None
-    return check_dataset_info(info, root / DATASET_JSON, FORMAT)
+    info = check_dataset_info(info, root / DATASET_JSON, FORMAT)
+    identity_meta(info, str(root / DATASET_JSON))  # refused up front by every verb, not mid-run
+    return info
 
 
 def _parse_manifest(raw: bytes, where: Path) -> pd.DataFrame:

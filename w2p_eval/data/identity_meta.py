@@ -1,9 +1,12 @@
 """Per-identity metadata (gender, age, anything else) of a dataset: read from a CSV by `prepare --identity-meta`,
 kept in ``dataset.json`` under ``identity_meta``, read back by :func:`identity_meta` / :func:`identity_genders`.
 
-CSV: a header with ``identity`` and at least one attribute column; ``gender`` must be ``f`` or ``m`` (``female`` /
-``male`` and any case are accepted and written as ``f`` / ``m``), ``age`` a finite number of years in [0, 130];
-any other column (e.g. ``ethnicity``) is kept as text. A column ``<attr>_source`` says where ``<attr>`` came from
+CSV: a header with ``identity`` and at least one attribute column. Column names are read case-insensitively
+(``Gender``, ``AGE``, ``Identity`` are ``gender``, ``age``, ``identity``; two names that differ only in case are
+refused). ``gender`` must be one of the spellings in ``GENDER_SPELLINGS`` in any case (``f``, ``female``,
+``w``, ``woman``; ``m``, ``male``, ``man``), written as ``f`` / ``m``; ``age`` a plain decimal number of years
+(digits with an optional decimal point: no sign, exponent, underscore, ``inf`` or ``nan``) in [0, 130]; any
+other column (e.g. ``ethnicity``) is kept as text. A column ``<attr>_source`` says where ``<attr>`` came from
 (default: the CSV's file name). An empty cell means "unknown" for that identity (counted, see
 :func:`coverage_line`).
 
@@ -21,32 +24,37 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
+import re
+import stat
 from pathlib import Path
 
 from w2p_eval.errors import InputError
 
 GENDERS = ("f", "m")
-_GENDER_WORDS = {"f": "f", "m": "m", "female": "f", "male": "m"}
+GENDER_SPELLINGS = {"f": "f", "female": "f", "w": "f", "woman": "f", "m": "m", "male": "m", "man": "m"}
+AGE_RANGE = (0.0, 130.0)
+_AGE = re.compile(r"^(\d+(\.\d*)?|\.\d+)$")  # plain decimal: no sign, exponent, underscore, inf, nan
 MAX_CELL = 200
 KEY = "identity_meta"
 
 
 def _gender(text: str, where: str) -> str:
-    g = _GENDER_WORDS.get(text.strip().lower())
+    g = GENDER_SPELLINGS.get(text.strip().lower())
     if g is None:
-        raise InputError(f"expected gender f or m at {where}, got {text[:40]!r}")
+        raise InputError(f"expected gender f or m at {where} (spelled {', '.join(GENDER_SPELLINGS)}; any case), "
+                         f"got {text[:40]!r}")
     return g
 
 
 def _age(text: str, where: str) -> float:
-    try:
-        age = float(text)
-    except ValueError:
-        raise InputError(f"expected age as a number of years at {where}, got {text[:40]!r}") from None
-    if not math.isfinite(age) or not 0 <= age <= 130:
-        raise InputError(f"expected age in [0, 130] years at {where}, got {text[:40]!r}")
+    lo, hi = AGE_RANGE
+    if not _AGE.match(text.strip()):
+        raise InputError(f"expected age as a number of years at {where} (plain decimal digits, e.g. 35 or 35.5, "
+                         f"in [{lo:g}, {hi:g}]), got {text[:40]!r}")
+    age = float(text)
+    if not lo <= age <= hi:
+        raise InputError(f"expected age in [{lo:g}, {hi:g}] years at {where}, got {text[:40]!r}")
     return age
 
 
@@ -64,15 +72,32 @@ def parse_value(attr: str, text: str, where: str):
     return text
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file ("a missing path", "a directory", "a FIFO", ...), or None.
+    Read with stat only: opening a FIFO would wait for a writer."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a missing path"
+    except OSError as exc:
+        return f"a path that cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def read_identity_meta_csv(path: str | os.PathLike) -> dict:
     """Read and check a metadata CSV (values only; identities are checked by :func:`check_identities`).
 
     -> ``{"attributes": {attr: {"source": str}}, "identities": {name: {attr: value}}}`` (empty cells left out).
     """
     path = Path(path)
-    if not path.is_file():
+    kind = _not_a_file(path)
+    if kind:
         raise InputError(f"expected --identity-meta to be a CSV file (columns identity, gender, age, ...), "
-                         f"got a missing path ({path})")
+                         f"got {kind} ({path})")
     try:
         text = path.read_text(encoding="utf-8-sig")
         rows = list(csv.reader(io.StringIO(text)))
@@ -80,11 +105,12 @@ def read_identity_meta_csv(path: str | os.PathLike) -> dict:
         raise InputError(f"expected a UTF-8 CSV in {path}, got an unreadable file ({exc})") from None
     if not rows:
         raise InputError(f"expected a header with identity and attribute columns in {path}, got an empty file")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip().lower() for h in rows[0]]
     if "identity" not in header:
-        raise InputError(f"expected a column 'identity' in {path}, got columns {header}")
+        raise InputError(f"expected a column 'identity' in {path}, got columns {[h.strip() for h in rows[0]]}")
     if len(set(header)) != len(header) or "" in header:
-        raise InputError(f"expected distinct, non-empty column names in {path}, got {header}")
+        raise InputError(f"expected distinct, non-empty column names (case does not count) in {path}, "
+                         f"got {[h.strip() for h in rows[0]]}")
     attrs = [h for h in header if h != "identity" and not h.endswith("_source")]
     if not attrs:
         raise InputError(f"expected at least one attribute column (gender, age, ...) besides identity in {path}, "
@@ -155,16 +181,31 @@ def identity_meta(info: dict, where: str = "dataset.json") -> dict | None:
     A hand-edited entry with bad values is an InputError naming ``where``.
     """
     meta = info.get(KEY)
-    if meta is None:
+    if meta is None:  # absent (what prepare writes without --identity-meta), or null
         return None
-    if not isinstance(meta, dict) or not isinstance(meta.get("identities"), dict) or \
-            not isinstance(meta.get("attributes"), dict):
-        raise InputError(f"expected {KEY} with 'attributes' and 'identities' mappings in {where}, got "
-                         f"{type(meta).__name__}")
+    shape = (f"{KEY} as `prepare --identity-meta` writes it ({{\"attributes\": {{attr: {{\"source\": text}}}}, "
+             f"\"identities\": {{name: {{attr: value}}}}}}) in {where}")
+    if not isinstance(meta, dict) or set(meta) != {"attributes", "identities"} or \
+            not isinstance(meta["identities"], dict) or not isinstance(meta["attributes"], dict) or \
+            not meta["attributes"]:
+        raise InputError(f"expected {shape}, got {str(meta)[:60]!r}")
+    folded = [a.strip().lower() for a in meta["attributes"]]
+    for a, desc in meta["attributes"].items():
+        if not (isinstance(desc, dict) and isinstance(desc.get("source"), str) and set(desc) == {"source"}) or \
+                not a.strip() or (a.lower() in ("identity", "gender", "age") and a != a.lower()) or \
+                folded.count(a.strip().lower()) > 1:
+            raise InputError(f"expected {shape}, got attribute {str(a)[:40]!r}: {str(desc)[:40]!r}")
     for name, values in meta["identities"].items():
         if not isinstance(values, dict):
             raise InputError(f"expected {KEY} of {name!r} to be a mapping in {where}, got {type(values).__name__}")
         for a, v in values.items():
+            if a not in meta["attributes"]:
+                raise InputError(f"expected {KEY} of {name!r} to use the declared attributes "
+                                 f"({', '.join(meta['attributes'])}) in {where}, got {str(a)[:40]!r}")
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)) or \
+                    (a == "age" and not isinstance(v, (int, float))):
+                raise InputError(f"expected {KEY} {a} of {name!r} to be {'a number' if a == 'age' else 'text'} "
+                                 f"in {where}, got {str(v)[:40]!r}")
             parse_value(a, str(v), f"{KEY} of {name!r} in {where}")
     return check_identities(meta, info.get("identities", []), f"{KEY} in {where}")
 

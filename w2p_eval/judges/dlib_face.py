@@ -222,3 +222,9 @@ class DlibResnetNativeBackbone(_DlibAligned):
             return torch.zeros((0, 128))
         desc = self.descriptor.compute_face_descriptor(list(chips))
         return torch.tensor(np.array([np.asarray(d) for d in desc]), dtype=torch.float32)
+
+
+def require(**options) -> None:
+    """Preflight (issue 31): the dlib descriptor and predictor files are on disk, or MissingWeightsError naming
+    them, where they were looked for and how to get them; nothing is loaded."""
+    model_dir()

@@ -36,11 +36,18 @@ def weights_path() -> Path:
     return torch_home() / "checkpoints" / WEIGHTS_FILE
 
 
-def load_state(path: Path) -> dict:
-    """A state_dict from ``path`` (weights_only=True); missing -> MissingWeightsError, unreadable -> InputError."""
+def require(path: Path | None = None, **options) -> None:
+    """Preflight: the VGGFace2 weights file is on disk (``path``, default :func:`weights_path`), or
+    MissingWeightsError naming it, the folder and where to get it; nothing is loaded."""
+    path = weights_path() if path is None else path
     if not path.is_file():
         raise MissingWeightsError("facenet-pytorch InceptionResnetV1 (VGGFace2)", WEIGHTS_FILE, str(path.parent),
                                   f"{WEIGHTS_URL} (save it there, or set TORCH_HOME)")
+
+
+def load_state(path: Path) -> dict:
+    """A state_dict from ``path`` (weights_only=True); missing -> MissingWeightsError, unreadable -> InputError."""
+    require(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -98,3 +98,9 @@ class FaceResBackbone(IdentityBackbone):
 
     def make_head(self, n_classes: int) -> torch.nn.Module:
         return LinearHead(DIM, n_classes)
+
+
+def require(folder=None, **options) -> None:
+    """Preflight: FaceRes's model.json and shard are on disk (and match their pins), or MissingWeightsError
+    naming the file, the folder and the npm command; nothing is loaded."""
+    model_path("faceres", folder, what=f"HSE FaceRes (faceres of {PACKAGE})")

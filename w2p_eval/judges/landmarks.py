@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError, MissingWeightsError
-from w2p_eval.names import lookup
+from w2p_eval.names import lookup, resolve, unknown
 
 log = logging.getLogger(__name__)
 
@@ -302,3 +302,16 @@ def draw_landmarks(img: np.ndarray, result: LandmarkResult, color=(0, 255, 0)) -
     else:
         cv2.rectangle(out, (0, 0), (w - 1, h - 1), (255, 0, 0), max(1, radius))
     return out
+
+
+def require(backend: str = "dlib", **options) -> None:
+    """Preflight (issue 31): the files landmark ``backend`` reads are on disk, or MissingWeightsError naming the
+    first one absent, where it was looked for and how to get it; no model is loaded."""
+    if backend not in BACKENDS:
+        raise InputError(unknown("landmark backend", backend, BACKENDS))
+    if backend == "fan":
+        resolve("w2p_eval.judges.landmarks_fan:require")()  # its module imported only when chosen, as in BACKENDS
+        return
+    dlib_model_file("shape_predictor_68_face_landmarks.dat")
+    if backend == "dlib_cnn":
+        dlib_model_file("mmod_human_face_detector.dat")

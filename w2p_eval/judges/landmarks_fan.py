@@ -110,3 +110,8 @@ class FanBackend(LandmarkBackend):
         # face-alignment returns pixel coordinates of the (upscaled) image; map back to the input grid
         pts = (pts + 0.5) / scale - 0.5
         return finish_result(pts, box, score, img.shape, self.margin)
+
+
+def require(**options) -> None:
+    """Preflight: both face-alignment weight files are on disk (:func:`check_fan_weights`)."""
+    check_fan_weights()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -113,7 +114,7 @@ def read_model_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
         model = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: too deep
         raise InputError(f"expected a TensorFlow.js model.json at {path}, got an unreadable file "
                          f"({exc.__class__.__name__}: {str(exc)[:80]})") from None
     nodes = model.get("modelTopology", {}).get("node") if isinstance(model, dict) else None
@@ -129,7 +130,12 @@ def _entry_bytes(entry: dict) -> tuple[int, np.dtype]:
     dtype = quant.get("dtype") or entry.get("dtype")
     if dtype not in _DTYPES:
         raise InputError(f"unsupported weight dtype {dtype} of '{entry.get('name')}' in the TensorFlow.js model")
-    count = int(np.prod([int(s) for s in entry.get("shape", [])], dtype=np.int64))
+    shape = entry.get("shape", [])
+    if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31
+                                              for s in shape):
+        raise InputError(f"expected a shape of non-negative integers for weight '{str(entry.get('name'))[:60]}' in "
+                         f"the TensorFlow.js model, got {str(shape)[:60]}")
+    count = math.prod(shape)  # Python ints: a huge shape is a byte count that cannot match, never an overflow
     return count * np.dtype(_DTYPES[dtype]).itemsize, np.dtype(_DTYPES[dtype])
 
 

@@ -101,6 +101,8 @@ def conv(node: Node, depthwise: bool, fused: bool):
     w = node.const(1, "the filter")
     if w.ndim != 4:
         raise node.refuse(f"filter of shape {w.shape}")
+    if not np.issubdtype(w.dtype, np.floating):  # an int32 filter would fail inside torch's conv
+        raise node.refuse(f"filter of dtype {w.dtype} (expected float)")
     kh, kw, cin, mult = w.shape
     if depthwise:  # [kh, kw, C, M] -> [C*M, 1, kh, kw], output channel c*M+m as TF orders it
         weight = np.ascontiguousarray(w.reshape(kh, kw, cin * mult).transpose(2, 0, 1)[:, None])

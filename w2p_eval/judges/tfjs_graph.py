@@ -16,7 +16,7 @@ import torch
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_torch import exact_cudnn
-from w2p_eval.judges.tfjs_ops import OPS
+from w2p_eval.judges.tfjs_ops import MIN_INPUTS, OPS
 from w2p_eval.judges.tfjs_value import Node, Val
 
 
@@ -73,6 +73,10 @@ class TfjsGraph(torch.nn.Module):
                 raise InputError(f"unsupported op {raw['op']} (node '{name}') in {source}: the TensorFlow.js "
                                  f"reader knows {', '.join(sorted(OPS))}")
             ins = [_source(s)[0] for s in raw.get("input", []) if not s.startswith("^")]
+            need = MIN_INPUTS.get(raw["op"], 1)
+            if len(ins) < need:
+                raise InputError(f"expected at least {need} inputs of {raw['op']} node '{name}' in {source}, "
+                                 f"got {len(ins)}")
             node = Node(name, raw["op"], ins, raw.get("attr", {}), [values.get(s) for s in ins],
                         param=lambda key, arr, i=i: self._getter(self._buffer(f"p{i}_{key}", arr)))
             self._steps.append((name, ins, OPS[raw["op"]](node)))

@@ -227,3 +227,12 @@ OPS: dict[str, Callable[[Node], Callable[[list[Val]], Val]]] = {
     "Reshape": _reshape, "Squeeze": _squeeze, "ExpandDims": _expand_dims, "Pad": _pad, "PadV2": _pad,
     "ConcatV2": _concat, "StridedSlice": _strided_slice,
 }
+
+# inputs each op reads (a node with fewer is refused when the graph is built, not an IndexError at run time)
+MIN_INPUTS: dict[str, int] = {
+    **{op: 2 for op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "DepthwiseConv2d",
+                        "FusedDepthwiseConv2dNative", "MatMul", "_FusedMatMul", "Add", "AddV2", "BiasAdd", "Sub",
+                        "Mul", "RealDiv", "Div", "Maximum", "Minimum", "SquaredDifference", "Prelu", "Mean", "Sum",
+                        "Max", "Min", "Prod", "Reshape", "ExpandDims", "Pad", "PadV2", "ConcatV2")},
+    "StridedSlice": 4,
+}

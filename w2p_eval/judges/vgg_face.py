@@ -164,3 +164,9 @@ class VggScratchBackbone(IdentityBackbone):
 
     def make_head(self, n_classes: int) -> nn.Module:
         return VggScratchNet(n_classes, width=self.width)
+
+
+def require(weights: str | os.PathLike | None = None, **options) -> None:
+    """Preflight: VGG-Face's weights file is on disk (``weights`` / ``$W2P_VGG_FACE_WEIGHTS``), or
+    MissingWeightsError naming it, where it was looked for and where to get it; nothing is loaded."""
+    resolve_weights(weights)

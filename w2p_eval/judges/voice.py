@@ -71,14 +71,7 @@ def load_voice_encoder(weights_path: str | os.PathLike | None = None, device: st
     Raises MissingWeightsError (one line) when the file is absent, InputError when it is not a
     resemblyzer checkpoint.
     """
-    path = Path(weights_path) if weights_path else default_weights_path()
-    if path is None or not path.is_file():
-        packaged = "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)"
-        raise MissingWeightsError(
-            "resemblyzer VoiceEncoder", path.name if path else "pretrained.pt",
-            str(path.parent if path else "the resemblyzer package (not installed)"),
-            packaged if not weights_path else f"a VoiceEncoder state dict saved there, or drop speaker_weights and {packaged}",
-        )
+    path = require(weights_path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         state = ckpt["model_state"] if isinstance(ckpt, dict) and "model_state" in ckpt else ckpt
@@ -208,3 +201,17 @@ def fit_linear_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float = 1.0
     weight[present] = coef / sd
     bias[present] = inter - (coef / sd) @ mu
     return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def require(weights_path: str | os.PathLike | None = None, **options) -> Path:
+    """Preflight: the VoiceEncoder weights (``weights_path``, default resemblyzer's packaged file) are on disk
+    -> their path; else MissingWeightsError naming the file, the folder and how to get it. Nothing is loaded."""
+    path = Path(weights_path) if weights_path else default_weights_path()
+    if path is None or not path.is_file():
+        packaged = "pip install 'w2p-eval[speaker]' (resemblyzer ships the weights in its wheel)"
+        raise MissingWeightsError(
+            "resemblyzer VoiceEncoder", path.name if path else "pretrained.pt",
+            str(path.parent if path else "the resemblyzer package (not installed)"),
+            packaged if not weights_path else f"a VoiceEncoder state dict saved there, or drop speaker_weights and {packaged}",
+        )
+    return path

@@ -24,6 +24,7 @@ import numpy as np
 
 from w2p_eval.data.folder import DataFolder, open_dataset
 from w2p_eval.metrics.features import FeatureCache
+from w2p_eval.metrics.preflight import check_requirements
 from w2p_eval.models.generation import GeneratedSet
 
 @dataclass(frozen=True)
@@ -285,5 +286,6 @@ def score_items(items, suites: list[MetricSuite], opts: EvalOptions) -> list[dic
         suite.check(suite_opts)
     for item in items:
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
+    check_requirements(suites, opts, items)  # every judge's files before any face (issue 31)
     data_hash = manifest_hash(opts.data_dir)
     return [row for item in items for row in score_item(item, suites, opts, data_hash)]

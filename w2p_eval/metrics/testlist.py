@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from w2p_eval.errors import InputError
+from w2p_eval.metrics.testlist_meaning import meaning_problem
 
 FORMAT = "w2p-eval-testlist"
 VERSION = 2
@@ -351,11 +352,16 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
     opts.split, opts.protocol = tl.split, tl.protocol
     if not backbone_given:  # the list's judge; a --backbone list that holds it keeps its other judges too
         opts.backbone, opts.judges = tl.judge, (tl.judge,)
-    pairs = set(opts.data_dir.split(tl.split, tl.protocol)["pair_id"].astype(str))
+    rows = opts.data_dir.split(tl.split, tl.protocol)
+    pairs = set(rows["pair_id"].astype(str))
     if pairs != set(tl.pair_ids):
         raise InputError(f"expected the {tl.split} split of {opts.data_dir} to hold test list {tl.id}'s "
                          f"{len(tl.pair_ids)} pairs, got {len(pairs)} ({len(set(tl.pair_ids) - pairs)} of the list's "
                          f"missing)")
+    why = meaning_problem(tl, rows, list(opts.data_dir.identities))
+    if why:
+        raise InputError(f"expected test list {tl.id} ({tl.path}) as `w2p-eval testlist` draws it, got {why} "
+                         f"(edited by hand?; make a new one with `w2p-eval testlist`)")
     opts.testlist = tl
     opts.gallery_size = tl.gallery_size
     return tl

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, ItemValues, SuiteResult, step_bar, suite_tasks
+from w2p_eval.metrics.preflight import check_requirements
 from w2p_eval.metrics.registry import get_suite, metric_spec
 from w2p_eval.models.sources import SourceItem, checkpoint_items, folder_item
 from w2p_eval.report.comparison import FORMAT, format_comparison, load_comparison  # noqa: F401  (re-exported)
@@ -165,6 +166,7 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
         raise InputError(f"expected two differently named sources, got {ia.run!r} for both (give --name-a/--name-b)")
     for item in (ia, ib):
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
+    check_requirements([s for s, _ in tasks], opts, [ia, ib])  # every judge's files before any face (issue 31)
     _check_same_pairs(ia.run, _pairs_of(ia, opts), ib.run, _pairs_of(ib, opts))  # before any face is made
     pairs_a, res_a = _score(ia, tasks, opts)
     pairs_b, res_b = _score(ib, tasks, opts)

@@ -23,6 +23,7 @@ from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, score_item, suite_tasks
+from w2p_eval.metrics.preflight import check_requirements
 from w2p_eval.metrics.registry import DEFAULT_SUITES, get_suite
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.models.sources import SourceItem, check_distinct_names, checkpoint_items, folder_item
@@ -92,6 +93,7 @@ def evaluate_items(items: Sequence[SourceItem], opts: EvalOptions, *, suites: Se
         suite.check(suite_opts)  # unknown judge names are bad input before anything is generated
     for item in items:  # a folder that cannot be scored is bad input, found before anything runs
         item.check(opts.data_dir, split=opts.split, protocol=opts.protocol)
+    check_requirements([s for s, _ in tasks], opts, items)  # every judge's files before any face (issue 31)
     data_hash = manifest_hash(opts.data_dir)
     store_path = Path(store) if store else default_store(opts.data_dir)
     results = ResultsStore(store_path)

@@ -20,6 +20,7 @@ import pandas as pd
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import format_value, info, sort_metrics
+from w2p_eval.text import md_code, md_text
 
 IDENTITY_PREFIX = "identity/"
 DEFAULT_JUDGE = "identity/dlib_resnet"  # the CLI's default --backbone
@@ -157,20 +158,21 @@ def agreement_section(ctx) -> list:
     found = rank_agreement(rows, judges)
     table = agreement_table(found)
     sides = side_by_side(rows, judges)
-    names = ", ".join(f"`{judge_name(j)}`" for j in judges)
-    ctx.table(table, "judge_agreement", f"Rank agreement of the models between identity judges ({names}).")
-    ctx.table(sides, "judge_side_by_side", f"Identity and protocol metrics under each judge ({names}).")
+    names = ", ".join(md_code(judge_name(j)) for j in judges)
+    plain = ", ".join(judge_name(j) for j in judges)
+    ctx.table(table, "judge_agreement", f"Rank agreement of the models between identity judges ({plain}).")
+    ctx.table(sides, "judge_side_by_side", f"Identity and protocol metrics under each judge ({plain}).")
     defined = [a for a in found if not math.isnan(a.tau)]
     flipped = [a for a in found if a.flips]
     summary = (f"{sum(math.isclose(a.tau, 1.0) for a in defined)} of {len(defined)} comparisons (metric, pair of judges) with a "
                f"defined τ order the models identically (τ = 1); " + (
-                   "order flips in: " + "; ".join(f"{info(a.metric).label} ({judge_name(a.judge_b)}: "
+                   "order flips in: " + "; ".join(f"{md_text(info(a.metric).label)} ({md_text(judge_name(a.judge_b))}: "
                                                   f"{len(a.flips)} pair{'s' if len(a.flips) > 1 else ''})"
                                                   for a in flipped)
                    if flipped else "no pair of models changes order under any metric") + ".")
     return [R.h2("Judge agreement"),
             R.p(f"The identity and protocol metrics were computed under {len(judges)} identity judges ({names}; "
-                f"primary: `{judge_name(judges[0])}`, shown in every other table). Per metric: Kendall's τ "
+                f"primary: {md_code(judge_name(judges[0]))}, shown in every other table). Per metric: Kendall's τ "
                 "(tau-b, scipy.stats.kendalltau) between the primary judge's order of the models (final "
                 "checkpoints) and each other judge's, with its two-sided p-value; \"order flips\" lists every pair "
                 "of models ranked one way by one judge and the other way by the other (ties are not flips). "

@@ -29,6 +29,7 @@ from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import declared, info, sort_metrics
 from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
+from w2p_eval.text import md_code, md_text
 from w2p_eval.utils import atomic_write_text, csv_safe, git_commit, make_temp_dir
 
 log = logging.getLogger(__name__)
@@ -130,28 +131,30 @@ def _data_statement(data_dir, df: pd.DataFrame) -> list[str]:
 
         try:
             meta = load_info(data_dir)
-            lines.append(f"Data: `{data_dir}` (kind {meta.get('kind')}, {len(meta.get('identities', []))} identities, "
-                         f"{meta.get('n_pairs')} speech-face pairs, built with seed {meta.get('seed')}).")
+            lines.append(f"Data: {md_code(data_dir)} (kind {md_text(meta.get('kind'))}, "
+                         f"{len(meta.get('identities', []))} identities, {md_text(meta.get('n_pairs'))} speech-face "
+                         f"pairs, built with seed {md_text(meta.get('seed'))}).")
         except InputError as exc:
-            lines.append(f"Data folder given but unreadable: {exc}")
-    hashes = sorted(set(df["data_hash"]))
-    lines.append(f"Manifest hash(es) of the evaluated data: {', '.join(f'`{h}`' for h in hashes)}.")
+            lines.append(f"Data folder given but unreadable: {md_text(exc)}")
+    hashes = sorted(set(df["data_hash"].astype(str)))
+    lines.append(f"Manifest hash(es) of the evaluated data: {', '.join(md_code(h) for h in hashes)}.")
     for protocol in sorted(set(df["protocol"])):
         desc = ("seen speakers: the same identities in train and test, test faces from other source segments "
                 "(no face copy and no overlapping audio across the split)" if protocol == "seen" else
                 "unseen speakers: test identities never appear in training")
-        lines.append(f"Split protocol `{protocol}` ({desc}); evaluated split(s): "
-                     f"{', '.join(sorted(set(df.loc[df['protocol'] == protocol, 'split'])))}.")
+        splits = sorted(set(df.loc[df["protocol"] == protocol, "split"].astype(str)))
+        lines.append(f"Split protocol {md_code(protocol)} ({desc}); evaluated split(s): "
+                     f"{', '.join(md_text(s) for s in splits)}.")
     seeds = sorted(int(s) for s in set(df["seed"]))
     lines.append(f"Evaluation seeds: {', '.join(map(str, seeds))} (tables show mean ± std over these seeds "
                  f"where there are several).")
     evals = df.drop_duplicates(["evaluator", "evaluator_version"])
-    lines.append("Judges: " + "; ".join(f"`{e}` {v or ''}".strip() for e, v in
+    lines.append("Judges: " + "; ".join(f"{md_code(e)} {md_text(v or '')}".strip() for e, v in
                                          zip(evals["evaluator"], evals["evaluator_version"])) + ".")
     judges = A.identity_judges(df)
     if len(judges) > 1:
-        lines.append(f"Identity judges: {', '.join(f'`{j}`' for j in judges)}; every table but \"Judge agreement\" "
-                     f"shows the primary judge `{judges[0]}`.")
+        lines.append(f"Identity judges: {', '.join(md_code(j) for j in judges)}; every table but \"Judge agreement\" "
+                     f"shows the primary judge {md_code(judges[0])}.")
     lines.append("Real test faces go through the same resolution pipeline as generated ones (resized to the "
                  "generator's output size before any judge sees them).")
     return lines
@@ -353,10 +356,10 @@ def main_section(ctx: ReportContext) -> list:
     num, txt = T.main_table(ctx.df)
     ctx.table(num, "main_numeric", "Models and baselines x metrics (means, fractions).")
     judges = ctx.judges
-    judge_note = (f" Identity and protocol metrics: primary judge `{judges[0]}` (the others under \"Judge "
-                  f"agreement\")." if len(judges) > 1 else "")
+    note = " Identity and protocol metrics: primary judge {} (the others under \"Judge agreement\")."
+    judge_note = note.format(md_code(judges[0])) if len(judges) > 1 else ""
     ctx.table(txt, "main", "Models and baselines x metrics (final checkpoint; value [95 % CI], or mean ± std over "
-                           "seeds)." + judge_note.replace("`", ""))
+                           "seeds)." + (note.format(judges[0]) if len(judges) > 1 else ""))
     blocks = [R.h2("Models and baselines"),
               R.p("Each run's final checkpoint, one table per group of metrics (the whole table: "
                   "`tables/main.csv`). Rates in %. One evaluation seed: value [95 % interval] (seeded cluster "
@@ -403,9 +406,9 @@ def comparison_section(ctx: ReportContext) -> list:
         ctx.table(cmp, f"compare_{k + 1}", describe(result))
         if k == 0:
             blocks.append(R.h2("Paired comparisons"))
-        blocks += [R.p(describe(result)), R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in "
-                                                      "percentage points); McNemar: exact test on discordant items "
-                                                      "(b = A right & B wrong, c = A wrong & B right).")]
+        blocks += [R.p(md_text(describe(result))),
+                   R.table(cmp, "A − B: paired cluster-bootstrap 95 % interval (rates in percentage points); McNemar: "
+                                "exact test on discordant items (b = A right & B wrong, c = A wrong & B right).")]
     return blocks
 
 
@@ -488,7 +491,7 @@ def samples_section(ctx: ReportContext) -> list:
     if grid:
         blocks.append(R.figure(grid, "Rows: test speakers (first test pair each). Columns: the real face, then "
                                      "each model/checkpoint's face generated from that speech."))
-    return blocks + [R.p(f"Not drawn: {n}") for n in notes]
+    return blocks + [R.p(f"Not drawn: {md_text(n)}") for n in notes]
 
 
 def overlays_section(ctx: ReportContext) -> list:

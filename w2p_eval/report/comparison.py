@@ -91,4 +91,54 @@ def load_comparison(path: str | os.PathLike) -> dict:
         raise InputError(f"expected a JSON comparison in {p}, got unreadable content ({exc})") from None
     if not isinstance(result, dict) or result.get("format") != FORMAT or not isinstance(result.get("metrics"), list):
         raise InputError(f"expected a comparison (format {FORMAT!r}) in {p}, got something else")
+    problem = comparison_problem(result)
+    if problem:
+        raise InputError(f"expected a comparison as `w2p-eval compare --out` writes it in {p}, got {problem}")
     return result
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _ci_problem(ci, where: str) -> str | None:
+    if ci is None:
+        return None
+    if not isinstance(ci, dict) or not all(ci.get(k) is None or _is_num(ci.get(k)) for k in ("low", "high")):
+        return f"{where}: an interval that is not {{'low': number, 'high': number}} ({str(ci)[:60]!r})"
+    return None
+
+
+def comparison_problem(result: dict) -> str | None:
+    """Why a parsed comparison file is not what ``compare`` writes (types of every field the report and
+    ``compare --show`` read), or None."""
+    for side in ("a", "b"):
+        s = result.get(side)
+        if not isinstance(s, dict) or not all(isinstance(s.get(k), str) for k in ("name", "source", "path")):
+            return f"source {side!r} without text name/source/path"
+    if not (isinstance(result.get("n_pairs"), int) and isinstance(result.get("seed"), int)):
+        return "n_pairs or seed that is not an integer"
+    if not all(isinstance(result.get(k), str) for k in ("split", "protocol")):
+        return "split or protocol that is not text"
+    judges = result.get("judges") or []
+    if not isinstance(judges, list) or not all(isinstance(j, str) for j in judges):
+        return "judges that are not a list of names"
+    if result.get("testlist") is not None and not isinstance(result.get("testlist"), str):
+        return "a test list that is not text"
+    for k, e in enumerate(result["metrics"]):
+        where = f"metric entry {k}"
+        if not isinstance(e, dict) or not isinstance(e.get("label"), str) or not isinstance(e.get("unit"), str):
+            return f"{where} without a text label and unit"
+        if not isinstance(e.get("higher_is_better"), bool):
+            return f"{where}: higher_is_better {e.get('higher_is_better')!r} (expected true or false)"
+        for key in ("a", "b", "difference"):
+            if e.get(key) is not None and not _is_num(e[key]):
+                return f"{where}: {key} {str(e[key])[:40]!r} (expected a number or null)"
+        for key in ("a_ci", "b_ci", "diff_ci"):
+            bad = _ci_problem(e.get(key), f"{where} {key}")
+            if bad:
+                return bad
+        m = e.get("mcnemar")
+        if m is not None and not (isinstance(m, dict) and all(_is_num(m.get(k)) for k in ("p_value", "b", "c"))):
+            return f"{where}: a McNemar entry that is not {{'p_value', 'b', 'c'}} numbers"
+    return None

@@ -22,6 +22,10 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # figure text carries run and identity names (data): a "$" is a dollar sign, never mathtext (an unbalanced
+    # or malformed formula in a name would otherwise fail the whole report)
+    matplotlib.rcParams["text.parse_math"] = False
+    matplotlib.rcParams["text.usetex"] = False
     import matplotlib.pyplot as plt
 
     return plt

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from w2p_eval.text import html_inline as _inline
+from w2p_eval.text import md_cell, md_fence, md_inline, md_text, to_markdown
 from w2p_eval.text import table_cells as _cells
-from w2p_eval.text import to_markdown
-from w2p_eval.utils import md_cell
 
 # Every table sits in its own horizontal scroll box (.scroll) and every figure, code block and long word is kept
 # inside the page, so the page is never wider than the window (tests/unit/test_report_browser.py checks it in
@@ -71,27 +71,30 @@ def figure(path, caption: str = ""):
 
 
 def render_markdown(title: str, blocks: list[Block], root: str | os.PathLike) -> str:
-    """Markdown with image links relative to ``root`` (the report folder)."""
+    """Markdown with image links relative to ``root`` (the report folder). Headings and the title are plain
+    text (:func:`~w2p_eval.text.md_text`); paragraphs and list items are the small Markdown subset
+    :func:`~w2p_eval.text.inline_tokens` reads, kept on one line with raw HTML escaped
+    (:func:`~w2p_eval.text.md_inline`); a code block's fence is longer than any backtick run inside it."""
     root = Path(root)
-    out = [f"# {title}", ""]
+    out = [f"# {md_text(title)}", ""]
     for b in blocks:
         if b.kind == "h2":
-            out += [f"## {b.text}", ""]
+            out += [f"## {md_text(b.text)}", ""]
         elif b.kind == "h3":
-            out += [f"### {b.text}", ""]
+            out += [f"### {md_text(b.text)}", ""]
         elif b.kind == "p":
-            out += [b.text, ""]
+            out += [md_inline(b.text), ""]
         elif b.kind == "ul":
-            out += [f"- {item}" for item in b.items] + [""]
+            out += [f"- {md_inline(item)}" for item in b.items] + [""]
         elif b.kind == "code":
-            out += ["```", b.text, "```", ""]
+            out += [md_fence(b.text), ""]
         elif b.kind == "table" and b.table is not None and not b.table.empty:
             if b.text:
                 out += [f"*{md_cell(b.text)}*", ""]
             out += [to_markdown(b.table), ""]
         elif b.kind == "figure" and b.path is not None:  # captions carry run names: escaped like table cells
             rel = os.path.relpath(b.path, root).replace(os.sep, "/")
-            alt = md_cell(b.text).replace("[", "\\[").replace("]", "\\]")
+            alt = md_cell(b.text, brackets=True)
             out += [f"![{alt}]({rel})", ""]
             if b.text:
                 out += [f"*{md_cell(b.text)}*", ""]
@@ -132,18 +135,6 @@ def render_html(title: str, blocks: list[Block]) -> str:
                        f"<figcaption>{_inline(b.text)}</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-
-def _inline(text: str) -> str:
-    """Escape, then turn `code` and **bold** Markdown spans into HTML."""
-    parts = html.escape(text).split("`")
-    for i in range(1, len(parts), 2):
-        parts[i] = f"<code>{parts[i]}</code>"
-    joined = "".join(parts)
-    bold = joined.split("**")
-    for i in range(1, len(bold), 2):
-        bold[i] = f"<b>{bold[i]}</b>"
-    return "".join(bold)
 
 
 def is_missing(v) -> bool:

@@ -19,7 +19,7 @@ from w2p_eval.report import reference
 from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
 from w2p_eval.results import row_ci
 from w2p_eval.text import table_cells as _cells
-from w2p_eval.text import to_markdown
+from w2p_eval.text import one_line, to_markdown
 from w2p_eval.utils import atomic_write_text, csv_safe
 
 
@@ -264,7 +264,9 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    """Data text for a LaTeX table cell or caption: one line (a blank line would end the tabular), every special
+    character escaped."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in one_line(text))
 
 
 def to_latex(df: pd.DataFrame, caption: str = "") -> str:
