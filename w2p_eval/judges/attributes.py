@@ -37,7 +37,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.faceres import FaceResNet
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
-from w2p_eval.utils import atomic_write_json, default_cache_dir
+from w2p_eval.utils import atomic_write_json, default_cache_dir, select_device
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ _JUDGES: dict[tuple, AttributeJudge] = {}
 
 def load_attribute_judge(device: str | None = None, folder=None, ethnicity: bool = True) -> AttributeJudge:
     """One :class:`AttributeJudge` per (device, folder, ethnicity) and process."""
-    from w2p_eval.utils import select_device
-
     device = select_device(device)
     key = (device, str(folder), bool(ethnicity))
     if key not in _JUDGES:
