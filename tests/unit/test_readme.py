@@ -39,7 +39,7 @@ def readme_blocks(text: str) -> list[dict]:
     for m in FENCE.finditer(text):
         before = text[:m.start()].rstrip("\n").splitlines()
         mark = NEEDS.search(before[-1]) if before else None
-        blocks.append({"lang": m.group(1).lower(), "code": m.group(2), "line": len(before) + 1 + (1 if before else 0),
+        blocks.append({"lang": m.group(1).lower(), "code": m.group(2), "line": text.count("\n", 0, m.start()) + 1,
                        "needs": mark.group(1) if mark else None})
     return blocks
 

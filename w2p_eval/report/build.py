@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
