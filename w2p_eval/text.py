@@ -156,7 +156,7 @@ def html_inline(text: str) -> str:
 def table_cells(df) -> tuple[list[str], list[list[str]]]:
     """A pandas DataFrame -> (header, rows) of strings: NaN as '–', floats with 4 significant digits.
     The index is shown (first column) unless it is a plain RangeIndex."""
-    import pandas as pd
+    import pandas as pd  # lazy: `w2p-eval results` imports text; a DataFrame's caller has pandas loaded
 
     index_name = df.index.name or ""
     show_index = not isinstance(df.index, pd.RangeIndex)

@@ -6,11 +6,13 @@ Kept light (no torch/numpy/pandas at import): the CLI's option checks use it bef
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import tempfile
@@ -101,7 +103,7 @@ def default_cache_dir() -> Path:
 def select_device(device: str | None = None) -> str:
     """``None``/"auto" -> "cuda" when available else "cpu"; otherwise the given name."""
     if device in (None, "", "auto"):
-        import torch
+        import torch  # lazy: the CLI's start-up imports utils (--help stays light)
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -184,7 +186,7 @@ def csv_cell(value):
 
 def csv_safe(df):
     """A copy of a DataFrame whose text cells, column names and index labels pass through :func:`csv_cell`."""
-    from pandas.api.types import is_numeric_dtype
+    from pandas.api.types import is_numeric_dtype  # lazy: the CLI's start-up imports utils (--help stays light)
 
     out = df.copy()
     for col in out.columns:
@@ -221,7 +223,7 @@ def configure_cpu_threads() -> None:
 def set_threads(n: int | None) -> None:
     """Limit torch intra-op threads (None leaves the default)."""
     if n:
-        import torch
+        import torch  # lazy: the CLI's start-up imports utils (--help stays light)
 
         torch.set_num_threads(int(n))
 
@@ -229,7 +231,7 @@ def set_threads(n: int | None) -> None:
 def topk_accuracy(logits, labels, k: int) -> float:
     """Share of rows (float [N, C] logits, int [N] labels) whose label is among the ``k`` largest logits;
     ``k`` is capped at the class count, ties go to the lower class index, NaN for no rows."""
-    import numpy as np
+    import numpy as np  # lazy: the CLI's start-up imports utils (--help stays light)
 
     logits, labels = np.asarray(logits), np.asarray(labels)
     if len(labels) == 0:
@@ -258,9 +260,6 @@ def write_failure(path: str | os.PathLike, exc: BaseException) -> OSError:
     """An OSError for a library's write failure that is not one (e.g. soundfile's LibsndfileError on a full
     disk), with the errno the machine's state explains: a read-only mount (EROFS), a full disk (ENOSPC),
     a file-size limit (EFBIG), else EIO. ``cli.main`` turns it into one line and exit 1."""
-    import errno
-    import resource
-
     folder = Path(os.path.abspath(path)).parent
     code = errno.EIO
     try:

@@ -8,13 +8,14 @@ and output / store locations. Format ``version`` numbers are checked against wha
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from w2p_eval.errors import InputError
+from w2p_eval.errors import EnvironmentFailure, InputError
 from w2p_eval.names import did_you_mean
 
 DATASET_VERSIONS = (1,)
@@ -48,7 +49,7 @@ def check_device(name: str | None) -> str | None:
     """``None``/"auto"/"cpu"/"cuda"/"cuda:N"/"mps" that exists on this machine; anything else is refused."""
     if name in (None, "", "auto"):
         return name
-    import torch
+    import torch  # lazy: `w2p-eval results` and the CLI's option checks import validate
 
     try:
         dev = torch.device(str(name))
@@ -188,8 +189,8 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: I
     leave the dataset folder are bad rows (skipped and counted by the caller). An identity that
     dataset.json does not list is a broken dataset and refused outright, naming the row.
     """
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # lazy: `w2p-eval results` and the CLI's option checks import validate
+    import pandas as pd  # lazy: `w2p-eval results` and the CLI's option checks import validate
 
     known = set(identities)
     unknown = ~df["identity"].isin(known)
@@ -216,7 +217,7 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: I
 # -- checkpoints -----------------------------------------------------------------------------------
 def check_checkpoint(ckpt: dict, path) -> dict:
     """Types, ranges and version of a loaded checkpoint dict; every tensor in ``state`` finite."""
-    import torch
+    import torch  # lazy: `w2p-eval results` and the CLI's option checks import validate
 
     where = f" in checkpoint {path}"
     if ckpt.get("version") not in CHECKPOINT_VERSIONS:
@@ -336,8 +337,6 @@ def check_store(path, columns, *, write: bool, timeout_s: float = 5.0) -> Path:
     so an unrelated database is refused without being changed (no table added, no WAL switch).
     A store SQLite cannot open for reasons of the machine (read-only mount, full disk, a lock held past
     ``timeout_s``) is an EnvironmentFailure (exit 1), not bad input: the file itself is a valid store."""
-    from w2p_eval.errors import EnvironmentFailure
-
     path = check_location(path, "the results store", file=True)
     if not path.exists():
         if not write:
@@ -353,8 +352,6 @@ def check_store(path, columns, *, write: bool, timeout_s: float = 5.0) -> Path:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                 raise
-            import logging
-
             logging.getLogger(__name__).warning("the results store %s is locked by another process; waiting up to "
                                                 "%g s (--store-timeout)", path, timeout_s)
             have = _schema(path, max(0.0, timeout_s - 1.0))

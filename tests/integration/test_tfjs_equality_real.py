@@ -5,7 +5,7 @@ The references are the committed fixtures ``tests/fixtures/tfjs_<model>.npz`` ma
 ../shared (their float32 input's sha256 is checked against the fixture's first). When node can load
 ``@tensorflow/tfjs`` (``NODE_PATH``), one more test runs it live on a few faces.
 
-Worst cases measured (torch CPU vs tfjs CPU, 60 faces): see README "Judges" / BENCHMARKS.md.
+Worst cases measured (torch CPU vs tfjs CPU, 60 faces): see docs/judges.md / BENCHMARKS.md.
 """
 
 from __future__ import annotations

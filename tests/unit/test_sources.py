@@ -293,7 +293,7 @@ def test_evaluate_faces_from_an_array_and_a_callable_agree(tiny_data, tmp_path):
 
 
 def test_readme_python_snippet_runs(tiny_data, tmp_path, monkeypatch):
-    """The README's "Score your own model's faces" Python snippet, executed on the tiny dataset."""
+    """The README's Python snippet (its "Python" example), executed on the tiny dataset."""
     text = (REPO / "README.md").read_text()
     block = re.search(r"<!-- api-snippet -->\s*```python\n(.*?)```", text, re.S)
     assert block, "README lacks the Python API snippet"

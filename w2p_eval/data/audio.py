@@ -9,6 +9,7 @@ import soundfile as sf
 import soxr
 
 from w2p_eval.errors import InputError
+from w2p_eval.utils import write_failure
 
 SAMPLE_RATE = 16000
 PRE_EMPHASIS = 0.95
@@ -83,6 +84,4 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, sr: int = SAMPLE_RATE) -> 
     try:
         sf.write(str(path), np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16")
     except (sf.LibsndfileError, RuntimeError) as exc:
-        from w2p_eval.utils import write_failure
-
         raise write_failure(path, exc) from None

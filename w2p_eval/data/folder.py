@@ -30,9 +30,7 @@ import pandas as pd
 
 from w2p_eval.data.content import audio_seconds, image_problem
 from w2p_eval.data.identity_meta import identity_meta
-from w2p_eval.data.manifest import (
-    COLUMNS, DATASET_JSON, FORMAT, MANIFEST, SPLITS, check_dir, split_frame,
-)
+from w2p_eval.data.layout import COLUMNS, DATASET_JSON, FORMAT, MANIFEST, SPLITS, check_dir, split_frame
 from w2p_eval.errors import InputError
 from w2p_eval.utils import atomic_write_json, default_cache_dir
 from w2p_eval.validate import InsideResolver, check_dataset_info, manifest_row_problems

@@ -1,5 +1,8 @@
 """The dataset folder format: ``manifest.csv`` (one row per speech-face pair) + ``dataset.json``.
 
+The public read/write functions of a dataset folder. The layout's names (file names, COLUMNS, SPLITS, PROTOCOLS,
+check_dir, split_frame) live in :mod:`w2p_eval.data.layout` and are re-exported here; reading goes through
+:mod:`w2p_eval.data.folder`, which builds on the layout only (no import circle).
 See docs/architecture.md for the column contract. Identity labels are indexes into the
 sorted identity list stored in dataset.json, so they never change between runs.
 """
@@ -13,39 +16,18 @@ from pathlib import Path
 from typing import Iterator
 
 from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.folder import DataFolder, open_dataset, read_info, skipped_report  # noqa: F401 (re-exported)
+from w2p_eval.data.layout import (  # noqa: F401  (re-exported: the format's names are read from here)
+    COLUMNS, DATASET_JSON, FORMAT, MANIFEST, PROTOCOLS, SPLITS, check_dir, split_frame,
+)
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import clean_stale_partials, sibling_lock
 from w2p_eval.utils import atomic_path, atomic_write_json, make_temp_dir, sha256_file
 from w2p_eval.validate import check_location
 
-MANIFEST = "manifest.csv"
-DATASET_JSON = "dataset.json"
-FORMAT = "w2p-eval-dataset"
-COLUMNS = [
-    "pair_id", "identity", "split_seen", "split_unseen", "image_path", "audio_path",
-    "audio_start", "audio_duration", "source", "source_time", "face_id", "segment_id",
-]
-SPLITS = ("train", "test")
-PROTOCOLS = ("seen", "unseen")
-
-
-def check_dir(data_dir: str | os.PathLike) -> Path:
-    data_dir = Path(data_dir)
-    if not (data_dir / MANIFEST).is_file() or not (data_dir / DATASET_JSON).is_file():
-        raise InputError(
-            f"expected a w2p-eval dataset folder with {MANIFEST} and {DATASET_JSON} "
-            f"(made by `w2p-eval prepare`), got {data_dir}"
-        )
-    return data_dir
-
-
-_check_dir = check_dir  # the name before the dataset object (kept for callers not yet changed)
-
 
 def load_info(data_dir) -> dict:
     """dataset.json, checked (a DataFolder's ``info`` as is; for a path only dataset.json is read)."""
-    from w2p_eval.data.folder import DataFolder, read_info  # folder builds on this module
-
     return data_dir.info if isinstance(data_dir, DataFolder) else read_info(check_dir(data_dir))
 
 
@@ -59,44 +41,20 @@ def load_manifest(data_dir, check_files: bool = True):
     split asks ``DataFolder.split(split, protocol)`` instead, which checks only those. Skips are reported
     when the command ends (:func:`skipped_report`).
     """
-    ds = _opened(data_dir)
+    ds = open_dataset(data_dir)
     return ds.readable(ds.rows) if check_files else ds.rows.copy()
-
-
-def skipped_report() -> list[str]:
-    """One line per dataset (and kind of skip) whose pairs were skipped by this command (for its end)."""
-    from w2p_eval.data import folder  # folder builds on this module
-
-    return folder.skipped_report()
-
-
-def _opened(data_dir):
-    from w2p_eval.data.folder import open_dataset  # folder builds on this module
-
-    return open_dataset(data_dir)
 
 
 def identities(data_dir) -> list[str]:
     """The dataset's identities, sorted (label i == identities[i])."""
-    return list(_opened(data_dir).identities)
+    return list(open_dataset(data_dir).identities)
 
 
 def manifest_hash(data_dir) -> str:
     """Short sha256 of manifest.csv: the key every cache of this dataset uses (a DataFolder's, as read)."""
-    from w2p_eval.data.folder import DataFolder  # folder builds on this module
-
     if isinstance(data_dir, DataFolder):
         return data_dir.hash
     return sha256_file(check_dir(data_dir) / MANIFEST)
-
-
-def split_frame(df, split: str, protocol: str = "seen"):
-    """Rows of one split under one protocol (``seen`` or ``unseen``)."""
-    if protocol not in PROTOCOLS:
-        raise InputError(f"expected protocol one of {list(PROTOCOLS)}, got {protocol!r}")
-    if split not in SPLITS:
-        raise InputError(f"expected split one of {list(SPLITS)}, got {split!r}")
-    return df[df[f"split_{protocol}"] == split].reset_index(drop=True)
 
 
 def write_dataset(out_dir: str | os.PathLike, df, info: dict) -> None:

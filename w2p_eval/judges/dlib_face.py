@@ -22,6 +22,7 @@ import abc
 import importlib.util
 import logging
 import math
+import multiprocessing as mp
 import os
 import weakref
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from w2p_eval.errors import MissingWeightsError
+from w2p_eval.judges.dlib_torch import load_dlib_face_net
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class Aligner:
     """5-point shape predictor on the fixed face box + ``dlib.get_face_chip`` (one process)."""
 
     def __init__(self, predictor_path: str, upsample_to: int):
-        import dlib
+        import dlib  # lazy: backend chosen by name
 
         self._dlib = dlib
         self.predictor = dlib.shape_predictor(str(predictor_path))
@@ -121,7 +123,7 @@ class _DlibAligned(IdentityBackbone):
 
     def __init__(self, device: str = "cpu", upsample_to: int = CHIP_SIZE, workers: int = 1, batch_size: int = 64):
         super().__init__(device)
-        import dlib
+        import dlib  # lazy: backend chosen by name
 
         folder = model_dir()
         self._dlib = dlib
@@ -138,8 +140,6 @@ class _DlibAligned(IdentityBackbone):
 
     def _get_pool(self):
         if self._pool is None:
-            import multiprocessing as mp
-
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             self._pool = mp.get_context(method).Pool(self.workers, initializer=_init_align_worker,
                                                      initargs=(str(self.predictor_path), self.input_size))
@@ -187,8 +187,6 @@ class DlibResnetBackbone(_DlibAligned):
 
     def __init__(self, device: str = "cpu", upsample_to: int = CHIP_SIZE, workers: int = 1, batch_size: int = 64):
         super().__init__(device, upsample_to, workers, batch_size)
-        from w2p_eval.judges.dlib_torch import load_dlib_face_net
-
         self.net = load_dlib_face_net(self.descriptor_path, device)
 
     def version(self) -> str:

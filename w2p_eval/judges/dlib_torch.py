@@ -27,6 +27,7 @@ Input: uint8 RGB face chips [N, 150, 150, 3] (as ``dlib.get_face_chip`` makes th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -436,8 +437,6 @@ class DlibFaceNet(torch.nn.Module):
 
 def exact_cudnn(on_cuda: bool):
     """On CUDA, convolutions in full float32 (no TF32), so descriptors match dlib's; a no-op on CPU."""
-    import contextlib
-
     if not on_cuda:
         return contextlib.nullcontext()
     c = torch.backends.cudnn

@@ -80,7 +80,7 @@ class FacenetBackbone(IdentityBackbone):
 
     def __init__(self, device: str = "cpu", weights: str | os.PathLike | None = None):
         super().__init__(device)
-        from facenet_pytorch import InceptionResnetV1
+        from facenet_pytorch import InceptionResnetV1  # lazy: backend chosen by name
 
         self.weights = Path(weights) if weights else weights_path()
         state = load_state(self.weights)

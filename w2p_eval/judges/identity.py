@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -370,8 +371,6 @@ def _training_lock(path: Path | None):
     if path is None:
         yield
         return
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

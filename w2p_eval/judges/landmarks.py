@@ -143,7 +143,7 @@ class DlibBackend(LandmarkBackend):
     detector_file = None
 
     def __init__(self, upsample: int | None = None, margin: float = DEFAULT_MARGIN):
-        import dlib
+        import dlib  # lazy: backend chosen by name
 
         self.upsample = None if upsample is None else int(upsample)
         self.margin = float(margin)

@@ -31,8 +31,8 @@ DOWNLOAD_HINT = "the face-alignment project (https://www.adrianbulat.com/downloa
 
 def fan_weight_files() -> dict[str, str]:
     """{"fan": file name of the 2D-FAN-4 weights, "s3fd": file name of the detector weights}."""
-    from face_alignment import api
-    from face_alignment.detection.sfd import sfd_detector
+    from face_alignment import api  # lazy: backend chosen by name
+    from face_alignment.detection.sfd import sfd_detector  # lazy: backend chosen by name
 
     return {
         "fan": os.path.basename(urlparse(api.models_urls["2DFAN-4"]).path),
@@ -65,7 +65,7 @@ class FanBackend(LandmarkBackend):
     def __init__(self, device: str | None = None, flip_input: bool = False, min_side: int = AUTO_TARGET_PX,
                  margin: float = DEFAULT_MARGIN):
         paths = check_fan_weights()  # before constructing anything: never a silent download
-        import face_alignment
+        import face_alignment  # lazy: backend chosen by name
 
         self.device = select_device(device)
         self.flip_input = bool(flip_input)

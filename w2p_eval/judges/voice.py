@@ -98,7 +98,7 @@ def undo_pre_emphasis(y, coef: float = 0.95):
 
     Accepts a numpy array or torch tensor; returns float64 numpy (the recursion is stable for |coef| < 1).
     """
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter  # lazy: seconds to import; only speaker audio needs it
 
     arr = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
     return lfilter([1.0], [1.0, -coef], arr.astype(np.float64), axis=-1)
@@ -106,7 +106,7 @@ def undo_pre_emphasis(y, coef: float = 0.95):
 
 def wave_to_mel(wave: np.ndarray) -> np.ndarray:
     """Raw 16 kHz clip float [T] -> volume-normalised mel power frames float32 [F, 40] (F = T//160 + 1)."""
-    import librosa
+    import librosa  # lazy: librosa (numba) takes seconds to import
 
     mel = librosa.feature.melspectrogram(
         y=normalize_volume(wave), sr=SAMPLE_RATE, n_fft=WIN, hop_length=HOP, n_mels=N_MELS
@@ -184,7 +184,7 @@ def fit_linear_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float = 1.0
     bias float32 [n_classes]) so that ``x @ weight.T + bias`` are the logits. Classes absent from
     ``y`` get bias -1e4 (never predicted). Needs at least 2 classes present.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # lazy: sklearn takes ~1 s; only fitting needs it
 
     present = np.unique(y)
     if len(present) < 2:

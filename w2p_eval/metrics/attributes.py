@@ -86,7 +86,7 @@ class AttributesSuite(MetricSuite):
                    "face; 0 = no age information."),
         MetricSpec(ETHNICITY_AGREEMENT, "ethnicity agreement (generated vs real)", True, "rate",
                    "Share of pairs where GEAR's most probable of (white, black, asian, indian, other) is the same "
-                   "for the generated and the real face (GEAR's ethnicity head is weak on these faces: README)."),
+                   "for the generated and the real face (GEAR's ethnicity head is weak on these faces: docs/judges.md)."),
         MetricSpec(GENDER_ACC_FAKE, "gender accuracy (generated)", True, "rate",
                    "Share of generated faces whose judged gender is the speaker's labelled gender (dataset "
                    "metadata; the row's gender_source says where the labels came from)."),

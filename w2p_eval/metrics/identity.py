@@ -29,12 +29,14 @@ import time
 
 import numpy as np
 
+from w2p_eval.judges import parse_backbones
 from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
 from w2p_eval.metrics import embedding as E
 from w2p_eval.metrics.base import (EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict,
                                    score_items)
 from w2p_eval.metrics.stats import bootstrap_ci_many
 from w2p_eval.metrics.features import JudgedFaces
+from w2p_eval.models.sources import checkpoint_items
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -244,8 +246,6 @@ class IdentitySuite(MetricSuite):
         return f"identity/{opts.backbone}"
 
     def check(self, opts: EvalOptions) -> None:
-        from w2p_eval.judges import parse_backbones
-
         parse_backbones(opts.judges)  # unknown or repeated names raise with a hint
 
     def judge(self, opts: EvalOptions, image_size: int) -> IdentityJudge:
@@ -289,8 +289,6 @@ def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resne
     once per generator image size and cached; see :func:`identity_classifier`). ``run_name`` overrides the
     run name of :func:`w2p_eval.models.sources.run_name_of`.
     """
-    from w2p_eval.models.sources import checkpoint_items
-
     items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
                        backbone=backbone, backbone_options=backbone_options, batch_size=batch_size)

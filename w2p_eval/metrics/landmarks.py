@@ -12,13 +12,19 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+import pandas as pd
 
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError
-from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
+from w2p_eval.judges.landmarks import (N_POINTS, LandmarkResult, draw_landmarks, get_backend, list_images,
+                                       score_images)
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
-from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
+from w2p_eval.models.sources import checkpoint_items, real_faces_at, split_rows
+from w2p_eval.utils import Skips, atomic_path, default_cache_dir, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +88,6 @@ def real_faces(data_dir, split: str = "test", protocol: str = "seen", image_size
     Same operations as ``generate_split``'s real faces, so cached real-face landmarks match what a
     checkpoint's evaluation would compute.
     """
-    from w2p_eval.models.sources import real_faces_at, split_rows
-
     df = split_rows(data_dir, split, protocol)
     return list(df["pair_id"]), real_faces_at(data_dir, list(df["image_path"]), image_size)
 
@@ -120,8 +124,6 @@ def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backe
                    cache_dir=None, faces: tuple[list[str], np.ndarray] | None = None) -> tuple[list[str], list]:
     """Landmarks of the split's real faces at ``image_size``, cached on disk, keyed by (manifest hash,
     split, protocol, size, backend + its settings). ``faces`` = (pair_ids, uint8 [N,S,S,3]) skips reloading."""
-    from w2p_eval.data.folder import open_dataset
-
     data_dir = open_dataset(data_dir, cache_dir)
     model = get_backend(backend)
     settings_hash = sha256_json({"version": model.version, **model.settings()}, 8)
@@ -151,10 +153,6 @@ def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backe
 # ---------------------------------------------------------------- overlays
 def write_overlay(path, rows: Sequence[tuple[np.ndarray, LandmarkResult]], columns: int = 8, tile: int = 128) -> Path:
     """PNG grid of faces with their landmarks (green points; red frame = not detected)."""
-    import cv2
-
-    from w2p_eval.judges.landmarks import draw_landmarks
-
     tiles = []
     for img, res in rows:  # letterbox each image into a tile x tile square
         s = tile / max(img.shape[:2])
@@ -197,8 +195,6 @@ PER_IMAGE_HEADER = ",".join(PER_IMAGE_COLUMNS)
 def write_per_image_csv(path, names: Sequence[str], results: Sequence[LandmarkResult]) -> Path:
     """One CSV row per image: name, detected, note, score, box, then x0..x67, y0..y67 (0-based px); the
     header line is exactly :data:`PER_IMAGE_HEADER`."""
-    import pandas as pd
-
     pts = points_array(results).reshape(len(results), -1)
     df = pd.DataFrame({
         "image": list(names), "detected": [r.detected for r in results], "note": [r.note for r in results],
@@ -322,8 +318,6 @@ def evaluate_landmarks(
     """Score every checkpoint (files or run folders) -> result rows: detection rate of generated
     faces, of the real faces at the same size (ceiling), and NME generated vs paired real.
     A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone."""
-    from w2p_eval.models.sources import checkpoint_items
-
     if not ckpt_paths:
         raise InputError("expected at least one checkpoint file or run folder, got none")
     items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
@@ -335,8 +329,6 @@ def evaluate_landmarks(
 def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,
                   seed=0, overlay_dir=None, cache_dir=None) -> list[dict]:
     """Detection rate of the dataset's real faces at ``image_size`` (no checkpoint) -> one row."""
-    from w2p_eval.data.folder import open_dataset
-
     data_dir = open_dataset(data_dir, cache_dir)  # a path from a Python caller is opened once, here
     model_be = get_backend(backend)
     ids, res = real_landmarks(data_dir, split, protocol, image_size, backend, workers, cache_dir)
@@ -361,9 +353,6 @@ def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=No
     """Detection rate of any folder of images (no dataset) -> ([row], per-image results).
     Unreadable files are counted skips (``extra["skipped"]``), not misses. ``per_image_csv``: also
     write every image's result (see :func:`write_per_image_csv`)."""
-    from w2p_eval.judges.landmarks import list_images
-    from w2p_eval.utils import Skips
-
     files = list_images(folder)
     res = score_images(files, backend, workers=workers, progress=True)
     skips = Skips("images")
@@ -386,8 +375,6 @@ def evaluate_images(folder, *, backend="dlib", workers=1, seed=0, overlay_dir=No
     if per_image_csv is not None:
         extra["per_image_csv"] = str(write_per_image_csv(per_image_csv, [f.name for f in files], res))
     if overlay_dir is not None:
-        from w2p_eval.data.images import load_image_rgb
-
         rows = [(load_image_rgb(f), r) for f, r in zip(files, res) if not r.error][:32]
         extra["overlay"] = str(write_overlay(Path(overlay_dir) / f"images-{backend}.png", rows))
     return [_row(base, DETECTION_RATE, detection_summary(res), extra)], res

@@ -27,6 +27,7 @@ import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.attributes import identity_genders
+from w2p_eval.metrics import identity
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
@@ -70,13 +71,9 @@ class _FaceSpaceSuite(MetricSuite):
         return f"identity/{opts.backbone}"
 
     def check(self, opts: EvalOptions) -> None:
-        from w2p_eval.metrics import identity
-
         identity.SUITE.check(opts)
 
     def _embeddings(self, gs, opts: EvalOptions) -> JudgedFaces:
-        from w2p_eval.metrics import identity
-
         return identity.embeddings(gs, opts)
 
     def _result(self, e: JudgedFaces, gs, opts: EvalOptions, config: dict, values: dict, items: dict) -> SuiteResult:

@@ -12,13 +12,16 @@ import os
 
 import numpy as np
 
+from w2p_eval.data.dataset import PairDataset
+from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
 from w2p_eval.metrics.base import (EvalOptions, MetricSpec, MetricSuite, ReportSection, SuiteResult, ci_dict,
                                   result_rows)
 from w2p_eval.metrics.identity import topk_hits
-from w2p_eval.models.generation import GeneratedSet
-from w2p_eval.utils import topk_accuracy
+from w2p_eval.models.generation import GeneratedSet, check_compatible
+from w2p_eval.models.sources import checkpoint_items
+from w2p_eval.utils import select_device, topk_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,6 @@ def speaker_values(ckpt: dict, data_dir, *, split: str = "test", protocol: str =
     (1 / identities in the training split), the number of identities and ``ci``: the seeded 95 % cluster
     bootstrap interval (:func:`w2p_eval.metrics.base.ci_dict`; clips cut from one face's audio window resampled
     together, as every other suite groups pairs by face)."""
-    from w2p_eval.data.dataset import PairDataset
-    from w2p_eval.models.generation import check_compatible
-    from w2p_eval.utils import select_device
-
     where = ckpt.get("path", "the checkpoint")
     if ckpt["model"] != "speaker_retrieval":
         raise InputError(f"expected a speaker_retrieval checkpoint for speaker-ID accuracy, got model "
@@ -117,9 +116,6 @@ def evaluate_speaker_id(
 ) -> list[dict]:
     """Results rows (``speaker_id_top1``, ``speaker_id_top5``) of a ``speaker_retrieval`` checkpoint: a
     convenience over :func:`w2p_eval.metrics.base.result_rows` without generating faces."""
-    from w2p_eval.data.manifest import manifest_hash
-    from w2p_eval.models.sources import checkpoint_items
-
     opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir)
     rows = []
     for item in checkpoint_items(ckpt_path):

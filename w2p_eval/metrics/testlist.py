@@ -37,8 +37,15 @@ from typing import Sequence
 
 import numpy as np
 
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.manifest import PROTOCOLS, SPLITS, manifest_hash
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.testlist_meaning import meaning_problem
+from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
+from w2p_eval.judges.attributes import identity_genders
+from w2p_eval.metrics.protocols import (draw_galleries, draw_matching_tuples, same_gender_problem, tuples_from_pair_ids,
+                                        tuples_to_pair_ids)
+from w2p_eval.utils import atomic_path, sha256_json
 
 FORMAT = "w2p-eval-testlist"
 VERSION = 2
@@ -49,8 +56,6 @@ DEFAULT_N_GALLERIES = 10
 
 def testlist_id(content: dict) -> str:
     """Stable id of a test list: sha256 (16 hex) of the canonical JSON of ``content`` without ``id``."""
-    from w2p_eval.utils import sha256_json
-
     return sha256_json({k: v for k, v in content.items() if k != "id"})
 
 
@@ -102,8 +107,6 @@ class TestList:
         """The 1:``n_way`` tuples (``same_gender``: those with same-gender impostors) as int64 [M, n_way + 1] row
         indices into ``pair_ids`` (the evaluated set's order), and how many tuples were dropped for naming a
         pair not in it (with ``drop_missing``)."""
-        from w2p_eval.metrics.protocols import tuples_from_pair_ids
-
         if same_gender:
             why = self.same_gender_missing(n_way)
             if why:
@@ -126,11 +129,6 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
     InputError saying which are). Pairs are the manifest's readable pairs of the split (as every
     evaluation loads them).
     """
-    from w2p_eval.data.folder import open_dataset
-    from w2p_eval.data.manifest import PROTOCOLS, SPLITS
-    from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
-    from w2p_eval.metrics.protocols import draw_galleries, draw_matching_tuples, tuples_to_pair_ids
-
     if split not in SPLITS or protocol not in PROTOCOLS:
         raise InputError(f"expected split in {SPLITS} and protocol in {PROTOCOLS}, got {split!r} / {protocol!r}")
     if judge not in IDENTITY_BACKBONES:
@@ -173,9 +171,6 @@ def build_testlist(data_dir: str | os.PathLike, *, split: str = "test", protocol
 
 def _same_gender_block(data_dir, names, face_ids, pair_ids, n_ways, seed: int) -> dict:
     """The list's ``same_gender`` block: frozen genders, their source, and the same-gender tuples per possible N."""
-    from w2p_eval.judges.attributes import identity_genders
-    from w2p_eval.metrics.protocols import draw_matching_tuples, same_gender_problem, tuples_to_pair_ids
-
     present = sorted(set(names.tolist()))
     try:
         g = identity_genders(data_dir, names=present)  # the split's identities only
@@ -201,8 +196,6 @@ def _same_gender_block(data_dir, names, face_ids, pair_ids, n_ways, seed: int) -
 
 def write_testlist(content: dict, out: str | os.PathLike) -> Path:
     """Write a test list atomically (complete new file or the old one) -> its path."""
-    from w2p_eval.utils import atomic_path
-
     out = Path(out)
     with atomic_path(out, suffix=".json") as tmp:
         tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
@@ -252,8 +245,6 @@ def _check_tuples(matching: dict, known: set, split: str, path: Path) -> dict[in
 
 def _check_dataset(data_dir, mhash: str, tid: str, path: Path) -> None:
     """Refuse a dataset whose manifest hash is not the one the test list was made for."""
-    from w2p_eval.data.manifest import manifest_hash
-
     have = manifest_hash(data_dir)
     if have != mhash:
         raise InputError(f"test list {tid} ({path.name}) was made for dataset manifest {mhash}, got {data_dir} "

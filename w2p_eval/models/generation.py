@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from w2p_eval.data.dataset import PairDataset
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.images import save_png, tensor_to_uint8
 from w2p_eval.errors import InputError
+from w2p_eval.models import registry
+from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint
+from w2p_eval.outdir import claim, owned_folder, refuse_links
+from w2p_eval.utils import atomic_path, csv_safe, select_device
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +63,6 @@ class GeneratedSet:
 
     def subset(self, keep: np.ndarray) -> "GeneratedSet":
         """The rows where bool [N] ``keep`` is true (same source and metadata)."""
-        import dataclasses
-
         idx = np.flatnonzero(np.asarray(keep, bool))
         return dataclasses.replace(
             self, pair_ids=[self.pair_ids[i] for i in idx], identities=[self.identities[i] for i in idx],
@@ -82,8 +90,6 @@ def _check_requested(ckpt: dict, ckpt_path, image_size: int | None, audio_second
 
 def _run_generator(gen, ds, device, batch_size: int, seed: int, ckpt_path):
     """(fake, real) uint8 [N, H, W, 3] arrays for every pair of ``ds`` in order; (None, None) when empty."""
-    from w2p_eval.data.images import tensor_to_uint8
-
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     torch.manual_seed(seed)
     fakes, reals = [], []
@@ -120,11 +126,6 @@ def generate_split(
     both values otherwise). ``stochastic=True`` keeps dropout on as the original inference did.
     ``ckpt``: the checkpoint dict already loaded from ``ckpt_path`` (it is then not loaded again).
     """
-    from w2p_eval.data.dataset import PairDataset
-    from w2p_eval.models import registry
-    from w2p_eval.models.checkpoint import load_checkpoint
-    from w2p_eval.utils import select_device
-
     device = select_device(device)
     ckpt = ckpt if ckpt is not None else load_checkpoint(ckpt_path)
     _check_requested(ckpt, ckpt_path, image_size, audio_seconds)
@@ -177,15 +178,6 @@ def export_generated(
     pair_id, identity, image_path (relative to OUT), checkpoint, epoch, model. Each file is
     written atomically; the manifest last. Returns the manifest path.
     """
-    import pandas as pd
-
-    from w2p_eval.data.images import save_png
-    from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.outdir import claim, owned_folder, refuse_links
-    from w2p_eval.utils import atomic_path, csv_safe
-
-    from w2p_eval.data.folder import open_dataset
-
     claim(out_dir, "generate")  # new, empty, or an earlier generate output; never a foreign folder
     list_checkpoints(ckpt)
     data_dir = open_dataset(data_dir)  # read once (bad input is refused before OUT is created)
@@ -214,8 +206,6 @@ def export_generated(
 def face_file_name(pair_id) -> str:
     """A file name for a pair id, unique per id and at most 82 characters: the id's safe characters,
     plus a short hash of the exact id whenever anything was replaced or cut ("x y", "x_y", "x/y" differ)."""
-    import hashlib
-
     pid = str(pair_id)
     safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in pid).lstrip(".")
     if safe == pid and 0 < len(safe) <= 64:

@@ -16,6 +16,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
@@ -111,8 +112,6 @@ class Agreement:
 def kendall(metric: str, judge_a: str, judge_b: str, values_a: dict[str, float],
             values_b: dict[str, float], order: list[str] | None = None) -> Agreement:
     """:class:`Agreement` of two judges' values per run ({run: value}); ``order``: how to list the runs."""
-    from scipy.stats import kendalltau
-
     runs = [r for r in (order or sorted(values_a)) if r in values_a and r in values_b
             and math.isfinite(values_a[r]) and math.isfinite(values_b[r])]
     a = np.array([values_a[r] for r in runs], np.float64)

@@ -7,28 +7,32 @@ so an interrupted report never leaves a half-written folder that looks complete.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
 import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
+from w2p_eval.metrics.registry import SUITES, get_suite
+from w2p_eval.models.generation import generate_split
 from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, read_marker, refuse_links,
                              sibling_lock, write_marker)
 from w2p_eval.report import agreement as A
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report.attributes import attributes_section
-from w2p_eval.report.comparison import comparison_frame, describe
+from w2p_eval.report.comparison import comparison_frame, describe, load_comparison
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import declared, info, sort_metrics
 from w2p_eval.report.runs import RunInfo, load_run, rows_of_runs
+from w2p_eval.results import ResultsStore, sample_file
 from w2p_eval.text import md_code, md_text
 from w2p_eval.utils import atomic_write_text, csv_safe, git_commit, make_temp_dir
 
@@ -56,8 +60,6 @@ def _pick_epochs(epochs: list) -> list:
 def _sample_faces(store: Path, row, data_dir, protocol: str, seed: int):
     """(identities, real, fake, epoch) of one evaluated source: the faces ``evaluate`` kept beside the store, or
     for an older store a generator pass of the checkpoint when it is still on disk; None when neither exists."""
-    from w2p_eval.results import sample_file
-
     path = sample_file(store, row["run"], str(row["checkpoint_hash"]))
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
@@ -66,7 +68,6 @@ def _sample_faces(store: Path, row, data_dir, protocol: str, seed: int):
     ckpt = Path(str(row["checkpoint"]))
     if data_dir is None or str(row.get("source") or "checkpoint") != "checkpoint" or not ckpt.is_file():
         return None
-    from w2p_eval.models.generation import generate_split
 
     gs = generate_split(ckpt, data_dir, split="test", protocol=protocol, seed=seed)
     first: dict[str, int] = {}
@@ -127,8 +128,6 @@ def _runs_from_rows(df: pd.DataFrame) -> list[RunInfo]:
 def _data_statement(data_dir, df: pd.DataFrame) -> list[str]:
     lines = []
     if data_dir is not None:
-        from w2p_eval.data.manifest import load_info
-
         try:
             meta = load_info(data_dir)
             lines.append(f"Data: {md_code(data_dir)} (kind {md_text(meta.get('kind'))}, "
@@ -216,10 +215,6 @@ def build_report(
     ``comparisons``: JSON files written by ``w2p-eval compare --out FILE``, each rendered as a "Paired
     comparisons" table (read before anything is written; a bad file is InputError).
     """
-    from w2p_eval.results import ResultsStore
-
-    from w2p_eval.report.comparison import load_comparison
-
     claim(out, "report")  # a foreign --out is refused before anything is read
     compared = [load_comparison(c) for c in comparisons]
     store = Path(store)
@@ -295,7 +290,6 @@ class ReportContext:
 def _n_identities(data_dir) -> int | None:
     if data_dir is None:
         return None
-    from w2p_eval.data.manifest import load_info
 
     try:  # dataset.json only: the report reads no manifest row (and reports no row skips)
         return len(load_info(data_dir)["identities"])
@@ -324,8 +318,6 @@ GROUP_SECTIONS = {"protocols": "Retrieval, distances and matching", "landmarks":
 
 def _own_section(group: str, cols: list[str]) -> str | None:
     """The title of the later section that shows ``group``'s metrics, or None."""
-    from w2p_eval.metrics.registry import SUITES, get_suite
-
     if group in GROUP_SECTIONS:
         return GROUP_SECTIONS[group]
     for name in SUITES:
@@ -337,8 +329,6 @@ def _own_section(group: str, cols: list[str]) -> str | None:
 
 def metric_groups(metrics) -> list[tuple[str, list[str]]]:
     """``metrics`` split by the suite that declares them (MAIN_GROUPS), in suite order; undeclared ones last."""
-    from w2p_eval.metrics.registry import SUITES, get_suite
-
     wanted, groups = list(metrics), {}
     for name in SUITES:
         group = MAIN_GROUPS.get(name, name)
@@ -443,8 +433,6 @@ def landmark_section(ctx: ReportContext) -> list:
 
 def suite_sections(ctx: ReportContext) -> list:
     """Sections the metric suites contribute (``MetricSuite.report_section``): their metrics as a table."""
-    from w2p_eval.metrics.registry import SUITES, get_suite
-
     blocks = []
     for name in SUITES:
         section = get_suite(name).report_section()

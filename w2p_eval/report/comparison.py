@@ -6,10 +6,14 @@ The comparison itself is computed in :mod:`w2p_eval.pipeline.compare`; this modu
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from w2p_eval.errors import InputError
+from w2p_eval.text import interval_text, plain_table, table_cells
 
 FORMAT = "w2p-eval-compare"
 
@@ -17,8 +21,6 @@ FORMAT = "w2p-eval-compare"
 def _fmt(unit: str, value, ci: dict | None = None, signed: bool = False) -> str:
     """A value as every table prints it (``86.0 % [83.1, 88.7]``, 4 significant digits otherwise, '–' when
     missing); a signed difference in percentage points for rates (``+0.2 pp [-1.0, 1.3]``)."""
-    from w2p_eval.text import interval_text
-
     if value is None:
         return "–"
     rate = unit == "rate"
@@ -39,8 +41,6 @@ def _p(m: dict | None) -> str:
 
 def comparison_frame(result: dict):
     """The comparison as a pandas DataFrame (index = metric label): A, B, A − B [95 % CI], McNemar p (b/c)."""
-    import pandas as pd
-
     a, b = result["a"]["name"], result["b"]["name"]
     several = len(result.get("judges") or []) > 1  # then identity-space metrics appear once per judge
     rows = []
@@ -68,8 +68,6 @@ def describe(result: dict) -> str:
 
 def format_comparison(result: dict) -> str:
     """One table for stdout, with a header naming both sources and a footnote on the tests."""
-    from w2p_eval.text import plain_table, table_cells
-
     head = describe(result)
     foot = ("A − B: paired cluster-bootstrap 95 % interval (BCa, face ids resampled together; rates in percentage "
             "points). McNemar: exact two-sided test on discordant items, b = A right & B wrong, c = A wrong & B "
@@ -80,8 +78,6 @@ def format_comparison(result: dict) -> str:
 
 def load_comparison(path: str | os.PathLike) -> dict:
     """Read a comparison saved by ``w2p-eval compare --out FILE`` (or ``--json > FILE``); InputError otherwise."""
-    import json
-
     p = Path(path)
     try:
         result = json.loads(p.read_text())

@@ -10,8 +10,10 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from w2p_eval.report.metrics_info import info
 from w2p_eval.results import row_ci
@@ -19,14 +21,13 @@ from w2p_eval.utils import atomic_path
 
 
 def _plt():
-    import matplotlib
-
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     matplotlib.use("Agg", force=True)
     # figure text carries run and identity names (data): a "$" is a dollar sign, never mathtext (an unbalanced
     # or malformed formula in a name would otherwise fail the whole report)
     matplotlib.rcParams["text.parse_math"] = False
     matplotlib.rcParams["text.usetex"] = False
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: pyplot fixes the backend when imported; Agg must be chosen first
 
     return plt
 
@@ -70,7 +71,6 @@ def metric_vs_epoch(df: pd.DataFrame, metric: str, out_dir, name: str | None = N
                    color=color, label=run + (" (external)" if run in external else ""))
         if np.isfinite(last["low"]) and np.isfinite(last["high"]):
             ax.axhspan(float(last["low"]) * scale, float(last["high"]) * scale, color=color, alpha=0.12, linewidth=0)
-    from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     epochs = means.loc[means["run"].isin(curves), "epoch"].astype(float)

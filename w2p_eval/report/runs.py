@@ -8,7 +8,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,6 @@ def read_losses(path: Path) -> list[dict]:
 
 def load_run(path: str | os.PathLike) -> RunInfo:
     """A run folder (RUN/config.yaml, RUN/checkpoints/epoch_NNNN.pt, RUN/losses.jsonl) or one checkpoint."""
-    import yaml
-
-    from w2p_eval.models.checkpoint import list_checkpoints
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"expected a run folder or checkpoint file, got missing path {path}")
@@ -74,8 +73,6 @@ def load_run(path: str | os.PathLike) -> RunInfo:
     if not isinstance(config, dict):
         raise InputError(f"expected a mapping in {cfg_path}, got {type(config).__name__}")
     if not config.get("model") or "audio_seconds" not in config or "image_size" not in config:
-        from w2p_eval.models.checkpoint import load_checkpoint
-
         ckpt = load_checkpoint(ckpts[-1])
         config = {**ckpt.get("config", {}), **config}
         config.setdefault("model", ckpt.get("model"))
