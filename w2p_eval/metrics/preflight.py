@@ -14,21 +14,18 @@ verbs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from w2p_eval.data.identity_meta import identity_meta
 from w2p_eval.judges import require_identity_backbone
 from w2p_eval.judges import faceres, landmarks, voice
 
-if TYPE_CHECKING:  # base imports this module (score_items): the type only, for the annotations
-    from w2p_eval.metrics.base import EvalOptions, MetricSuite
 
-
-def _applies(suite: "MetricSuite", items: Sequence) -> bool:
+def _applies(suite: Any, items: Sequence) -> bool:
     return not items or any(suite.applies(item.model, item.kind) for item in items)
 
 
-def _speaker_weights(suite: "MetricSuite", items: Sequence) -> list:
+def _speaker_weights(suite: Any, items: Sequence) -> list:
     """The voice-encoder weights each speaker-scored checkpoint names (``config.speaker_weights``; None = the
     packaged file), each once; [None] without items. A speaker_retrieval checkpoint is a small linear head, and
     the item keeps it loaded for its scoring anyway."""
@@ -37,7 +34,7 @@ def _speaker_weights(suite: "MetricSuite", items: Sequence) -> list:
     return list(dict.fromkeys(found))
 
 
-def requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions",
+def requirements(suites: Sequence[Any], opts: Any,
                  items: Sequence = ()) -> list[tuple[str, Callable[[], object]]]:
     """The plan's checks in order, ``[(what, check())]``: each identity judge once (the judged suites), the
     landmark backend, the voice encoder (speaker ID of a speaker_retrieval checkpoint), the attribute judge.
@@ -60,7 +57,7 @@ def requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions",
     return checks
 
 
-def check_requirements(suites: Sequence["MetricSuite"], opts: "EvalOptions", items: Sequence = ()) -> None:
+def check_requirements(suites: Sequence[Any], opts: Any, items: Sequence = ()) -> None:
     """Raise (InputError / MissingWeightsError, one line) unless every file the plan needs is on disk and the
     dataset's identity metadata is of the shape ``prepare`` writes. Loads no network and generates nothing."""
     identity_meta(opts.data_dir.info if hasattr(opts.data_dir, "info") else {}, "dataset.json")

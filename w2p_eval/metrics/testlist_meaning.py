@@ -17,12 +17,9 @@ InputError before anything is scored.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
-
-if TYPE_CHECKING:  # testlist imports this module: the type only, for the annotation
-    from w2p_eval.metrics.testlist import TestList
 
 
 def _tuple_problem(row: list, ident: dict, face: dict, gender: dict | None) -> str | None:
@@ -59,7 +56,7 @@ def _block_problem(what: str, tuples: dict[int, list], ident: dict, face: dict,
     return None
 
 
-def meaning_problem(tl: "TestList", rows: pd.DataFrame, identities: Sequence[str]) -> str | None:
+def meaning_problem(tl: Any, rows: pd.DataFrame, identities: Sequence[str]) -> str | None:
     """Why test list ``tl`` (a loaded :class:`~w2p_eval.metrics.testlist.TestList`) does not mean what
     ``w2p-eval testlist`` writes, for the split's manifest ``rows`` (pair_id, identity, face_id columns) and
     the dataset's ``identities``; None when it does."""
