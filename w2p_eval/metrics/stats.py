@@ -342,3 +342,39 @@ def mcnemar_exact(correct_a: Sequence | np.ndarray, correct_b: Sequence | np.nda
     return {"b": b, "c": c, "n": int(a.size), "n_discordant": b + c, "accuracy_a": float(a.mean()),
             "accuracy_b": float(b_.mean()), "difference": float(a.mean() - b_.mean()), "p_value": p,
             "test": "exact McNemar (two-sided binomial on discordant pairs)"}
+
+
+def cluster_bootstrap_stat(statistic, groups: Sequence | np.ndarray, *, seed: int = 0, n_resamples: int = 2000,
+                           confidence: float = 0.95) -> list[Interval]:
+    """Percentile cluster-bootstrap intervals of any statistics of items (EER, AUC: not means of items).
+
+    ``statistic(idx) -> sequence of floats``: the statistics on the items ``idx`` (int64 [n], repeats allowed);
+    ``groups`` [N]: one key per item (e.g. the probe's identity); a resample draws groups with replacement and
+    takes all their items. Returns one :class:`Interval` per statistic (value on all items; a resample whose
+    statistic is undefined, i.e. raises InputError or is NaN, is left out and the method says how many were).
+    """
+    codes, n_groups = _groups(groups, len(np.asarray(groups)))
+    _check_conf(confidence, n_resamples, "percentile")
+    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
+    values = np.asarray(statistic(np.arange(len(codes))), np.float64)
+    if n_groups < 2:
+        return [Interval(float(v), float(v), float(v), confidence, "percentile (fallback: one group, no interval)",
+                         len(codes), n_groups, 0, None) for v in values]
+    rng = np.random.default_rng(seed)
+    dist = np.full((int(n_resamples), len(values)), np.nan)
+    for b in range(int(n_resamples)):
+        idx = np.concatenate([members[g] for g in rng.integers(0, n_groups, n_groups)])
+        try:
+            dist[b] = statistic(idx)
+        except InputError:
+            continue
+    ok = np.isfinite(dist).all(axis=1)
+    method = "percentile (cluster bootstrap)" + ("" if ok.all() else f" ({int((~ok).sum())} undefined resamples "
+                                                                         f"left out)")
+    if not ok.any():
+        return [Interval(float(v), float(v), float(v), confidence, "point (fallback: no defined resample)",
+                         len(codes), n_groups, 0, None) for v in values]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(dist[ok], [alpha, 1 - alpha], axis=0)
+    return [Interval(float(v), float(a), float(b), confidence, method, len(codes), n_groups, int(n_resamples),
+                     int(seed)) for v, a, b in zip(values, lo, hi)]
