@@ -4,6 +4,7 @@ every identity judge, and the registry / report hooks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ SUITES = ("diversity", "consistency", "verification", "coverage")
 
 @pytest.fixture(scope="module")
 def six(tmp_path_factory) -> Path:
-    return six_identities(tmp_path_factory.mktemp("six") / "data")
+    """six_identities with gender labels (3 f, 3 m) in dataset.json, so same-gender verification is scored."""
+    data = six_identities(tmp_path_factory.mktemp("six") / "data")
+    info = json.loads((data / "dataset.json").read_text())
+    info["identity_meta"] = {"attributes": {"gender": {"source": "test"}},
+                             "identities": {f"id{i:02d}": {"gender": "fm"[i % 2]} for i in range(6)}}
+    (data / "dataset.json").write_text(json.dumps(info))
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,8 @@ def test_verification_ceiling_chance_and_intervals(scored):
     assert ci["low"] <= ci["value"] <= ci["high"] and ci["n_groups"] == 6 and ci["method"].startswith("percentile")
     assert real["verification_auc"]["extra"]["chance"] == 0.5
     same = real["verification_eer_same_gender"]
-    assert same["n"] > 0 or "gender" in same["extra"]["skipped"] or same["extra"]["skipped"]
+    assert same["n"] > 0 and same["extra"]["gender_source"] == "metadata"
+    assert real["verification_auc_same_gender_ceiling"]["value"] == real["verification_auc_same_gender"]["value"]
 
 
 def test_coverage_known_answers(scored):

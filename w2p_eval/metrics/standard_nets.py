@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
 
 from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult
 
@@ -35,23 +36,50 @@ def _nets():
 
 
 def split_score(logits: np.ndarray, splits: int, seed: int) -> tuple[float, float]:
-    """Inception-Score formula (torch-fidelity's ``isc_features_to_metric``): rows shuffled with ``seed``, cut in
-    ``splits`` parts, exp(mean KL(p(y|x) || p(y))) per part -> (mean, std) over the parts. float logits [N, C]."""
-    from torch_fidelity.metric_isc import isc_features_to_metric  # heavy optional backend (see _nets)
+    """The Inception-Score formula as torch-fidelity's ``isc_features_to_metric`` computes it (rows permuted by
+    ``np.random.RandomState(seed)``, cut in ``splits`` parts, exp(mean_x KL(p(y|x) || p(y))) per part) ->
+    (mean, std) over the parts; float64, with 0 log 0 = 0, so saturated softmaxes give a number, not NaN.
+    ``logits`` float [N, C]."""
+    z = np.asarray(logits, np.float64)
+    z = z[np.random.RandomState(int(seed)).permutation(len(z))]
+    log_p = z - logsumexp(z, axis=1, keepdims=True)
+    p = np.exp(log_p)
+    n, scores = len(z), []
+    for i in range(int(splits)):
+        part, log_part = p[i * n // splits:(i + 1) * n // splits], log_p[i * n // splits:(i + 1) * n // splits]
+        q = part.mean(axis=0)
+        log_q = np.log(np.where(q > 0, q, 1.0))
+        kl = np.where(part > 0, part * (log_part - log_q), 0.0).sum(axis=1).mean()
+        scores.append(float(np.exp(kl)))
+    return float(np.mean(scores)), float(np.std(scores))
 
-    got = isc_features_to_metric(torch.from_numpy(np.asarray(logits, np.float64)), splits=int(splits), shuffle=True,
-                                 rng_seed=int(seed))
-    return float(got["inception_score_mean"]), float(got["inception_score_std"])
+
+def _digests(faces: np.ndarray) -> list[bytes]:
+    return [hashlib.sha1(im.tobytes()).digest() for im in np.ascontiguousarray(faces)]
 
 
-def _distinct(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct images [U, H, W, 3], index of each row's image [N])."""
-    keys = [hashlib.sha1(im.tobytes()).digest() for im in np.ascontiguousarray(faces)]
-    uniq: dict[bytes, int] = {}
-    inv = np.array([uniq.setdefault(k, len(uniq)) for k in keys], np.int64)
-    first = np.zeros(len(uniq), np.int64)
-    first[inv[::-1]] = np.arange(len(faces))[::-1]
-    return faces[first], inv
+def network_outputs(gs, memo: dict, run) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``run(uint8 [U, H, W, 3]) -> tuple of arrays [U, ...]`` on each distinct image of ``gs.fake`` and
+    ``gs.real`` once -> (outputs of the generated rows, outputs of the real rows). Real faces' outputs are kept in
+    ``memo`` (digest -> row outputs): every source of an evaluation shares them, memory bounded by the split."""
+    fake_keys, real_keys = _digests(gs.fake), _digests(gs.real)
+    todo: dict[bytes, np.ndarray] = {}
+    for keys, faces in ((fake_keys, gs.fake), (real_keys, gs.real)):
+        for k, im in zip(keys, faces):
+            if k not in memo and k not in todo:
+                todo[k] = im
+    local = {}
+    if todo:
+        outs = run(np.stack(list(todo.values())))
+        local = {k: tuple(o[i] for o in outs) for i, k in enumerate(todo)}
+    for k in real_keys:
+        memo.setdefault(k, local.get(k))
+
+    def rows(keys):
+        got = [local[k] if k in local else memo[k] for k in keys]
+        return tuple(np.stack(col) for col in zip(*got))
+
+    return rows(fake_keys), rows(real_keys)
 
 
 class _WeightsSuite(MetricSuite):
@@ -115,11 +143,9 @@ class InceptionSuite(_WeightsSuite):
             return self.skipped(opts, gs)
         nets = _nets()
         net = self.network(opts, nets.load_inception)
-        pools, logits = {}, {}
-        for side, faces in (("fake", gs.fake), ("real", gs.real)):
-            uniq, inv = _distinct(faces)
-            p, l = nets.inception_features(net, uniq, opts.device or "cpu", opts.batch_size)
-            pools[side], logits[side] = p[inv], l[inv]
+        fake, real = network_outputs(gs, opts.memo.setdefault((self.key, "real-outputs", str(self.path(opts))), {}),
+                                     lambda x: nets.inception_features(net, x, opts.device or "cpu", opts.batch_size))
+        pools, logits = {"fake": fake[0], "real": real[0]}, {"fake": fake[1], "real": real[1]}
         from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric  # see _nets
 
         stats = [fid_features_to_statistics(torch.from_numpy(pools[s].astype(np.float64))) for s in ("fake", "real")]
@@ -154,10 +180,9 @@ class VggfaceScoreSuite(_WeightsSuite):
             return self.skipped(opts, gs)
         nets = _nets()
         net = self.network(opts, nets.load_vggface2)
-        logits = {}
-        for side, faces in (("fake", gs.fake), ("real", gs.real)):
-            uniq, inv = _distinct(faces)
-            logits[side] = nets.vggface2_logits(net, uniq, opts.device or "cpu", opts.batch_size)[inv]
+        fake, real = network_outputs(gs, opts.memo.setdefault((self.key, "real-outputs", str(self.path(opts))), {}),
+                                     lambda x: (nets.vggface2_logits(net, x, opts.device or "cpu", opts.batch_size),))
+        logits = {"fake": fake[0], "real": real[0]}
         n = len(gs.fake)
         splits = min(self.splits, n)
         fake, std = split_score(logits["fake"], splits, opts.seed)
