@@ -99,3 +99,24 @@ def test_every_judge_gets_a_task(six):
     assert sorted((s.name, o.backbone) for s, o in tasks) == sorted(
         (s, j) for s in SUITES for j in ("dlib_resnet", "facenet_vggface2"))
     assert {s.evaluator(o) for s, o in tasks} == {"identity/dlib_resnet", "identity/facenet_vggface2"}
+
+
+def test_report_section_with_reference_rows(scored, six, tmp_path):
+    from w2p_eval.report.build import build_report
+    from w2p_eval.results import ResultsStore
+
+    store = tmp_path / "results.sqlite"
+    ResultsStore(store).write([r for run in scored.values() for r in run.values()])
+    build_report([], store, tmp_path / "report", data_dir=six, samples=False)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Diversity, consistency, verification and coverage" in md
+    table = (tmp_path / "report" / "tables" / "recent_metrics.csv").read_text()
+    for row in ("chance", "one face for everyone", "ceiling (real faces)"):
+        assert row in table
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "report" / "tables" / "recent_metrics.csv", index_col=0)
+    assert t.loc["one face for everyone", "inter_identity_cosine"] == "1"
+    assert t.loc["ceiling (real faces)", "precision"] == "100.00 %"
+    assert t.loc["chance", "verification_eer"] == "50.00 %"
+    assert t.loc["ceiling (real faces)", "verification_eer"] == t.loc["real", "verification_eer"]
