@@ -222,7 +222,7 @@ class CoverageSuite(_FaceSpaceSuite):
             res = R.prdc(R.l2_normalize(e.real_emb[reals]), R.l2_normalize(e.fake_emb), k=self.k)
         except InputError as exc:
             return self._result(e, gs, opts, {"k": self.k}, {m: _skipped(str(exc)) for m in PRDC}, {})
-        common = {"k": self.k, "n_real": int(len(reals)), "n_generated": int(len(e.labels)), "ceiling": 1.0,
+        common = {"k": self.k, "n_real": int(len(reals)), "n_generated": int(len(e.labels)),
                   "interval_groups": "identity"}
         values, items = {}, {}
         for metric, value, per_item, groups, keys, binary in (

@@ -316,7 +316,7 @@ MAIN_GROUPS = {"identity": "identity", "retrieval": "protocols", "distances": "p
                "verification": "recent", "coverage": "recent", "inception": "recent", "vggface_score": "recent"}
 GROUP_TITLES = {"identity": "Identity (the paper's judge) and face-space metrics",
                 "protocols": "Retrieval, paired distances and matching", "landmarks": "Landmarks",
-                "speaker": "Speech-only speaker ID"}
+                "speaker": "Speech-only speaker ID", "recent": "Diversity, consistency, verification, coverage"}
 # groups that have a section of their own further down (same cells, more context): a pointer, not a copy
 GROUP_SECTIONS = {"protocols": "Retrieval, distances and matching", "landmarks": "Landmark detection",
                   "recent": RECENT_TITLE}

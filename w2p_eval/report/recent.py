@@ -64,6 +64,8 @@ def reference_rows(fin: pd.DataFrame, metrics: list[str]) -> dict[str, dict[str,
                 ceiling[m] = format_value(m, float(row["value"]), ci=(row["extra"] or {}).get("ci"))
         elif m in IDENTICAL:
             ceiling[m] = format_value(m, IDENTICAL[m])
+        elif m == "density":  # identical sets: about 1 (each face in about k of the k-NN balls)
+            ceiling[m] = "≈ 1"
         elif isinstance(extra.get("real"), dict):
             ceiling[m] = _ref_text(m, extra["real"])
         elif "ceiling" in extra:
