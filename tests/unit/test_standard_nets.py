@@ -130,3 +130,22 @@ def test_caffe_strides_keep_the_layout():
     assert set(net.state_dict()) == set(torchvision.models.resnet50(weights=None, num_classes=8631).state_dict())
     out = net(torch.zeros(1, 3, 224, 224))
     assert out.shape == (1, 8631)
+
+
+def test_convert_vggface2_pickle_reads_arrays_only(tmp_path):
+    torch.manual_seed(0)
+    state = torchvision.models.resnet50(weights=None, num_classes=8631).state_dict()
+    pkl = tmp_path / "resnet50_ft_weight.pkl"
+    pkl.write_bytes(pickle.dumps({k: v.numpy() for k, v in state.items() if "num_batches" not in k}))
+    out = N.convert_vggface2_pickle(pkl, tmp_path / "resnet50_ft.pt")
+    net = N.load_vggface2(out)
+    assert torch.equal(net.fc.weight, state["fc.weight"])
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"fc.weight": Path("x")}))
+    with pytest.raises(InputError, match="refused pathlib"):
+        N.convert_vggface2_pickle(evil, tmp_path / "never.pt")
+    small = tmp_path / "small.pkl"
+    small.write_bytes(pickle.dumps({"fc.weight": np.zeros((3, 3), np.float32)}))
+    with pytest.raises(InputError, match="8631 classes"):
+        N.convert_vggface2_pickle(small, tmp_path / "never.pt")
+    assert not (tmp_path / "never.pt").exists()

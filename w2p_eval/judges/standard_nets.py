@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import torchvision
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.utils import atomic_path
 
 VGGFACE2_CLASSES = 8631
 VGGFACE2_MEAN_RGB = (131.0912, 103.8827, 91.4953)
@@ -146,7 +148,13 @@ def load_vggface2(path: Path, device: str = "cpu") -> torchvision.models.ResNet:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"expected a torch state_dict ({WEIGHTS['vggface2'].filename}) in {path}, got {_first_line(exc)}") from None
+        raise InputError(f"expected a torch state_dict ({WEIGHTS['vggface2'].filename}) in {path}, got "
+                         f"{_first_line(exc)}") from None
+    return _vggface2_net(state, path).to(device).eval()
+
+
+def _vggface2_net(state, path) -> torchvision.models.ResNet:
+    """The network with ``state`` loaded; a state of another layout -> InputError naming the first key that differs."""
     net = _caffe_strides(torchvision.models.resnet50(weights=None, num_classes=VGGFACE2_CLASSES))
     want = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
@@ -155,7 +163,38 @@ def load_vggface2(path: Path, device: str = "cpu") -> torchvision.models.ResNet:
         raise InputError(f"expected a torchvision resnet50 state_dict with {VGGFACE2_CLASSES} classes in {path}: "
                          f"{bad[0]} {want[bad[0]]}, got {got.get(bad[0], 'missing')} ({len(bad)} keys differ)")
     net.load_state_dict(state, strict=False)
-    return net.to(device).eval()
+    return net
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays in dicts and nothing else (any other class is refused, never constructed)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused {module}.{name} (only numpy arrays are read)")
+
+
+def convert_vggface2_pickle(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """cydonia999/VGGFace2-pytorch's ``resnet50_ft_weight.pkl`` (a pickled {name: numpy array}) -> a torch
+    state_dict at ``dst`` that :func:`load_vggface2` reads (checked). Only numpy arrays are unpickled."""
+    try:
+        with open(src, "rb") as f:
+            arrays = _ArrayUnpickler(f, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise InputError(f"expected a pickled dict of numpy arrays (resnet50_ft_weight.pkl) in {src}, got "
+                         f"{_first_line(exc)}") from None
+    if not isinstance(arrays, dict) or not all(isinstance(v, np.ndarray) for v in arrays.values()):
+        raise InputError(f"expected a pickled dict of numpy arrays in {src}, got {type(arrays).__name__}")
+    state = {str(k): torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    _vggface2_net(state, src)  # the layout is checked before anything is written
+    with atomic_path(Path(dst)) as tmp:
+        torch.save(state, tmp)
+    return Path(dst)
 
 
 def vggface2_logits(net, faces: np.ndarray, device: str = "cpu", batch: int = 32) -> np.ndarray:
