@@ -149,3 +149,21 @@ def test_convert_vggface2_pickle_reads_arrays_only(tmp_path):
     with pytest.raises(InputError, match="8631 classes"):
         N.convert_vggface2_pickle(small, tmp_path / "never.pt")
     assert not (tmp_path / "never.pt").exists()
+
+
+def test_evaluate_cli_weight_options(tmp_path, monkeypatch):
+    from tests.helpers import mean_face_run, run_cli
+
+    monkeypatch.delenv("W2P_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.delenv("W2P_VGGFACE2_WEIGHTS", raising=False)
+    data, run = mean_face_run(tmp_path)
+    rc, out, err = run_cli(["evaluate", run, "--data", data, "--metrics", "inception",
+                            "--inception-weights", tmp_path / "missing.pth", "--cache-dir", tmp_path / "c"])
+    assert rc == 2 and err.count("\n") == 1 and "missing.pth" in err and "torch-fidelity" in err
+    assert not (data / "results.sqlite").exists()
+    rc, out, err = run_cli(["evaluate", run, "--data", data, "--metrics", "inception,vggface_score",
+                            "--cache-dir", tmp_path / "c"])
+    assert rc == 0, err
+    assert "--inception-weights" in err and "--vggface2-weights" in err  # one line each: which file, from where
+    rc, out, _ = run_cli(["results", "--data", data, "--format", "json"])
+    assert rc == 0 and "inception/none" in out

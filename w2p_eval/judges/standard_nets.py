@@ -13,7 +13,7 @@ identities) for SF2F's VGGFace Score.
   ``layer4.2.bn3.*``, ``layerN.0.downsample.0/1.*``, ``fc.weight`` [8631, 2048], ``fc.bias`` [8631]; BatchNorm
   running statistics included, ``num_batches_tracked`` optional). The VGGFace2 authors' ``resnet50_ft`` (as
   converted by cydonia999/VGGFace2-pytorch, ``resnet50_ft_weight.pkl``, the file SF2F uses) has exactly these
-  names: save its arrays as a torch state_dict (``torch.save({k: torch.from_numpy(v) ...}, "resnet50_ft.pt")``).
+  names: :func:`convert_vggface2_pickle` (``scripts/convert_vggface2.py``) saves its arrays as a torch state_dict.
   The network runs as the authors' Caffe model does: each stage's stride on the first 1x1 convolution, max
   pooling with ceil mode and no padding; input as SF2F's script feeds it (RGB 0-255 minus (131.0912, 103.8827,
   91.4953), bilinear to 224 px with aligned corners).
@@ -77,7 +77,7 @@ WEIGHTS = {
     "vggface2": WeightsFile(
         "VGGFace2 ResNet-50", "--vggface2-weights", "W2P_VGGFACE2_WEIGHTS", "resnet50_ft.pt",
         "the VGGFace2 authors' resnet50_ft (ox-vgg/vgg_face2; PyTorch arrays in cydonia999/VGGFace2-pytorch's "
-        "resnet50_ft_weight.pkl, saved as a torch state_dict: docs/recent-metrics.md)"),
+        "resnet50_ft_weight.pkl, converted by scripts/convert_vggface2.py: docs/recent-metrics.md)"),
 }
 
 
