@@ -120,3 +120,15 @@ def test_report_section_with_reference_rows(scored, six, tmp_path):
     assert t.loc["ceiling (real faces)", "precision"] == "100.00 %"
     assert t.loc["chance", "verification_eer"] == "50.00 %"
     assert t.loc["ceiling (real faces)", "verification_eer"] == t.loc["real", "verification_eer"]
+
+
+def test_audio_length_table_has_every_metric(scored):
+    import pandas as pd
+
+    from w2p_eval.report.recent import audio_length_table
+
+    rows = [{**r, "model": "wav2pix", "epoch": 1} for run in ("real", "constant") for r in scored[run].values()]
+    table = audio_length_table(pd.DataFrame(rows), {"constant": 0.3, "real": 1.0})
+    assert list(table.index) == ["0.3", "1"]
+    assert {"inter-identity cosine (collapse)", "verification EER", "coverage (Naeem et al.)"} <= set(table.columns)
+    assert table.loc["0.3", "inter-identity cosine (collapse)"].startswith("1 [")
