@@ -1,4 +1,5 @@
-"""Known-answer tests of the recent papers' metrics on plain arrays (metrics/recent.py, stats.cluster_bootstrap_stat)."""
+"""Known-answer tests of the recent papers' metrics on plain arrays (metrics/recent.py,
+stats.cluster_bootstrap_stat)."""
 
 from __future__ import annotations
 

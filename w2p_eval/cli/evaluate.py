@@ -33,8 +33,8 @@ from w2p_eval.cli import options as O
 @O.cache_dir_option
 @O.seed_option("the evaluation (judge training, generation, KID subsets, bootstrap intervals)")
 def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, gallery_size, n_galleries, matching,
-             backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split, protocol, final_only, force,
-             workers, device, cache_dir, seed):
+             backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split, protocol, final_only,
+             force, workers, device, cache_dir, seed):
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.errors import InputError

@@ -115,8 +115,8 @@ def load_inception(path: Path, device: str = "cpu") -> FeatureExtractorInception
             net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                               feature_extractor_weights_path=str(path))
         except Exception as exc:  # a foreign or truncated file: say what was expected, one line
-            raise InputError(f"expected torch-fidelity's Inception-v3 state_dict ({WEIGHTS['inception'].filename}) in {path}, got "
-                             f"{_first_line(exc)}") from None
+            raise InputError(f"expected torch-fidelity's Inception-v3 state_dict ({WEIGHTS['inception'].filename}) "
+                             f"in {path}, got {_first_line(exc)}") from None
     return net.to(device).eval()
 
 

@@ -100,7 +100,7 @@ def _train_one(base: dict, data_dir, out: Path, sec: float, overrides, epochs, s
 
 
 def _write_table(run_dirs, store_path: Path, out: Path, protocol: str, seed: int, backbone: str, backend: str):
-    """The paper's ablation table from the store -> (table, written paths)."""
+    """The paper's ablation table and the every-metric table from the store -> (table, every, written paths)."""
     from w2p_eval.report import tables as T
     from w2p_eval.report.recent import audio_length_table
     from w2p_eval.report.runs import load_run, rows_of_runs
