@@ -118,7 +118,7 @@ class _WeightsSuite(MetricSuite):
 
     def skipped(self, opts: EvalOptions, gs) -> SuiteResult:
         reason = _nets().WEIGHTS[self.key].missing()
-        log.warning("%s: %s rows skipped (%s)", gs.run, self.name, reason)
+        log.warning("%s rows skipped (%s)", self.name, reason)  # one line per evaluation (repeats are counted)
         return self.result(opts, gs, {m.name: (float("nan"), 0, {"skipped": reason}) for m in self.metrics})
 
 

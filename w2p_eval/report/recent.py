@@ -83,6 +83,9 @@ def recent_section(ctx) -> list:
         return []
     beside = [m for m in BESIDE if m in present and any(m2 in metrics for m2 in ("precision", "coverage"))]
     _, txt = T.main_table(fin[fin["metric"].isin(metrics + beside)], metrics + beside)
+    cols = [m for m in metrics if m in txt.columns]
+    at = cols.index("coverage") + 1 if "coverage" in cols else len(cols)
+    txt = txt[["model", "epoch", *cols[:at], *beside, *cols[at:]]]  # Fréchet distance / KID beside coverage
     for name, values in reference_rows(fin, metrics).items():
         txt.loc[name] = {"model": "", "epoch": "", **{m: values.get(m, "–") for m in txt.columns
                                                       if m not in ("model", "epoch")}}
