@@ -141,6 +141,9 @@ class InceptionSuite(_WeightsSuite):
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         if self.path(opts) is None:
             return self.skipped(opts, gs)
+        if len(gs.fake) < 2:
+            reason = f"needs at least 2 faces for a covariance, got {len(gs.fake)}"
+            return self.result(opts, gs, {m.name: (float("nan"), 0, {"skipped": reason}) for m in self.metrics})
         nets = _nets()
         net = self.network(opts, nets.load_inception)
         fake, real = network_outputs(gs, opts.memo.setdefault((self.key, "real-outputs", str(self.path(opts))), {}),
@@ -157,7 +160,7 @@ class InceptionSuite(_WeightsSuite):
         note = "rank-deficient covariances (fewer than 2048 faces)" if n < 2048 else ""
         return self.result(opts, gs, {
             INCEPTION_FID: (max(fid, 0.0), n, {"dim": 2048, "note": note, "ceiling": 0.0}),
-            INCEPTION_IS: (is_fake, n, {"std": std_fake, "splits": splits, "chance": 1.0,
+            INCEPTION_IS: (is_fake, n, {"std": std_fake, "splits": splits,
                                         "ceiling": {"value": is_real, "std": std_real, "what": "real test faces"}}),
         })
 
@@ -188,7 +191,7 @@ class VggfaceScoreSuite(_WeightsSuite):
         fake, std = split_score(logits["fake"], splits, opts.seed)
         real, real_std = split_score(logits["real"], splits, opts.seed)
         return self.result(opts, gs, {VGGFACE_SCORE: (fake, n, {
-            "std": std, "splits": splits, "chance": 1.0, "classes": int(logits["fake"].shape[1]),
+            "std": std, "splits": splits, "classes": int(logits["fake"].shape[1]),
             "ceiling": {"value": real, "std": real_std, "what": "real test faces"}})})
 
 
