@@ -132,3 +132,19 @@ def test_audio_length_table_has_every_metric(scored):
     assert list(table.index) == ["0.3", "1"]
     assert {"inter-identity cosine (collapse)", "verification EER", "coverage (Naeem et al.)"} <= set(table.columns)
     assert table.loc["0.3", "inter-identity cosine (collapse)"].startswith("1 [")
+
+
+def test_compare_pairs_diversity_and_consistency_items(six, tmp_path):
+    from w2p_eval.pipeline.compare import compare_sources
+
+    df = split_rows(six, "test", "seen")
+    real = real_faces_at(six, list(df["image_path"]), 32)
+    pairs = list(df["pair_id"])
+    opts = EvalOptions(six, cache_dir=tmp_path / "cache", n_resamples=200)
+    got = compare_sources(ArrayItem(real, pairs, run="real"), ArrayItem(np.repeat(real[:1], len(real), axis=0),
+                                                                         pairs, run="constant"),
+                          opts, suites=("diversity", "consistency"))
+    entries = {e["metric"]: e for e in got["metrics"]}
+    inter = entries["inter_identity_cosine"]
+    assert inter["difference"] < 0 and inter["diff_ci"]["high"] < 0  # real faces: less alike than one face
+    assert entries["cross_clip_consistency"]["diff_ci"] is not None

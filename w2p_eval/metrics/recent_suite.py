@@ -51,6 +51,11 @@ def _mean_row(m: R.WeightedMean, groups, opts: EvalOptions, **extra) -> tuple[fl
     return m.value, n, {**extra, "ci": ci, "interval_groups": "identity"}
 
 
+def _items(m: R.WeightedMean, keys: list[str], groups) -> ItemValues:
+    """Per-face values for ``w2p-eval compare`` (paired by pair id, resampled by identity)."""
+    return ItemValues(keys=list(keys), values=m.values, groups=[str(g) for g in groups], weights=m.weights)
+
+
 def _ref(m: R.WeightedMean, groups, opts: EvalOptions) -> dict:
     """A reference value (real faces) with its interval, for a row's ``extra``."""
     value, n, extra = _mean_row(m, groups, opts)
@@ -74,17 +79,19 @@ class DiversitySuite(_FaceSpaceSuite):
         e = self._embeddings(gs, opts)
         names = _names(gs, e.labels)
         reals = _first_per_face(e.face_ids)
-        values = {}
+        values, items = {}, {}
         if len(np.unique(e.labels)) < 2:
             values[INTER] = _skipped(f"needs faces of at least 2 speakers, got {len(np.unique(e.labels))}")
         else:
-            real = R.inter_identity_cosine(e.real_emb[reals], e.labels[reals])
-            values[INTER] = _mean_row(R.inter_identity_cosine(e.fake_emb, e.labels), names, opts,
-                                      real=_ref(real, names[reals], opts), collapsed=1.0)
+            inter, real = (R.inter_identity_cosine(e.fake_emb, e.labels),
+                           R.inter_identity_cosine(e.real_emb[reals], e.labels[reals]))
+            values[INTER] = _mean_row(inter, names, opts, real=_ref(real, names[reals], opts), collapsed=1.0)
+            items[INTER] = _items(inter, e.pair_ids, names)
         spread = R.intra_identity_spread(e.fake_emb, e.labels)
         real = R.intra_identity_spread(e.real_emb[reals], e.labels[reals])
         values[SPREAD] = _mean_row(spread, names, opts, real=_ref(real, names[reals], opts), collapsed=0.0)
-        return self._result(e, gs, opts, {"real_faces": "one per face id"}, values, {})
+        items[SPREAD] = _items(spread, e.pair_ids, names)
+        return self._result(e, gs, opts, {"real_faces": "one per face id"}, values, items)
 
 
 def clip_keys(opts: EvalOptions, pair_ids: list[str]) -> tuple[list[str], str]:
@@ -126,6 +133,7 @@ class ConsistencySuite(_FaceSpaceSuite):
             if len(np.unique(e.labels)) > 1:  # a face of anyone else: what ignoring the speaker scores
                 extra["chance"] = R.inter_identity_cosine(e.real_emb[reals], e.labels[reals]).value
             values[CONSISTENCY] = _mean_row(fake, names, opts, **extra)
+            return self._result(e, gs, opts, {"clips": level}, values, {CONSISTENCY: _items(fake, e.pair_ids, names)})
         return self._result(e, gs, opts, {"clips": level}, values, {})
 
 
