@@ -111,6 +111,19 @@ def test_prdc_identical_disjoint_and_k():
         R.prdc(emb[:5], emb, k=5)
 
 
+def test_weighted_curves_equal_repeated_trials():
+    rng = np.random.default_rng(1)
+    s, g = np.round(rng.normal(size=40), 1), rng.random(40) < 0.5  # rounded: ties between the classes
+    w = rng.integers(0, 4, size=(3, 40)).astype(float)
+    eer, auc = R.verification_curves(s, g, w)
+    for b in range(3):
+        idx = np.repeat(np.arange(40), w[b].astype(int))
+        assert eer[b] == pytest.approx(R.verification_eer(s[idx], g[idx]))
+        assert auc[b] == pytest.approx(R.verification_auc(s[idx], g[idx]))
+    none = R.verification_curves(s, g, np.where(g, 0.0, 1.0)[None])  # no genuine trial drawn: undefined
+    assert np.isnan(none[0]).all() and np.isnan(none[1]).all()
+
+
 def test_cluster_bootstrap_stat_covers_and_is_seeded():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(30), 10)
@@ -118,12 +131,13 @@ def test_cluster_bootstrap_stat_covers_and_is_seeded():
     genuine = rng.random(300) < 0.5
     scores[genuine] += 1.0
 
-    def stat(idx):
-        return R.verification_eer(scores[idx], genuine[idx]), R.verification_auc(scores[idx], genuine[idx])
+    def stat(weights):
+        return np.stack(R.verification_curves(scores, genuine, weights), axis=1)
 
     eer, auc = cluster_bootstrap_stat(stat, groups, seed=3, n_resamples=200)
+    assert eer.value == pytest.approx(R.verification_eer(scores, genuine))
     assert eer.low <= eer.value <= eer.high and auc.low <= auc.value <= auc.high
-    assert 0.5 < auc.value < 1 and eer.n_groups == 30
+    assert 0.5 < auc.value < 1 and eer.n_groups == 30 and auc.high - auc.low > 0.01
     again = cluster_bootstrap_stat(stat, groups, seed=3, n_resamples=200)
     assert again[0] == eer
     one = cluster_bootstrap_stat(stat, np.zeros(300), seed=3, n_resamples=200)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics.embedding import _as_2d, l2_normalize
@@ -173,32 +172,45 @@ def _check_trials(scores, genuine) -> tuple[np.ndarray, np.ndarray]:
     return s, g
 
 
-def verification_auc(scores, genuine) -> float:
-    """ROC-AUC: the probability that a genuine trial scores above an impostor one (ties count half;
-    Mann-Whitney U from average ranks). 1 = perfect separation, 0.5 = chance."""
+def verification_curves(scores, genuine, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(EER [B], ROC-AUC [B]) of the trials under each row of ``weights`` float [B, T] (how often each trial
+    counts, e.g. a cluster bootstrap's draws; None = once each, B = 1), from ONE sort of the scores.
+
+    EER: where the false-accept rate (impostors scoring >= t) equals the false-reject rate (genuine below t),
+    interpolated linearly between the ROC points around the crossing (0 = perfect separation, 0.5 for scores
+    that carry no information). AUC: the probability that a genuine trial scores above an impostor one, ties
+    counting half (Mann-Whitney U). NaN where a row weighs no genuine or no impostor trial."""
     s, g = _check_trials(scores, genuine)
-    ranks = rankdata(s)
-    n_pos, n_neg = int(g.sum()), int((~g).sum())
-    return float((ranks[g].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    w = np.ones((1, len(s))) if weights is None else np.atleast_2d(np.asarray(weights, np.float64))
+    order = np.argsort(-s, kind="stable")
+    last = np.r_[np.flatnonzero(np.diff(s[order]) != 0), len(s) - 1]  # one ROC point per distinct score
+    wo, go = w[:, order], g[order]
+    pos = np.cumsum(wo * go, axis=1)[:, last]  # genuine weight scoring >= each distinct score, descending
+    neg = np.cumsum(wo * ~go, axis=1)[:, last]
+    n_pos, n_neg = pos[:, -1:], neg[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = np.c_[np.zeros(len(w)), pos / n_pos], np.c_[np.zeros(len(w)), neg / n_neg]
+        d = (1.0 - tpr) - fpr  # from 1 down to -1
+        j = np.argmax(d <= 0, axis=1)
+        rows = np.arange(len(w))
+        d0, d1 = d[rows, np.maximum(j - 1, 0)], d[rows, j]
+        t = np.where(d1 == 0, 1.0, d0 / (d0 - d1))
+        f0, f1 = fpr[rows, np.maximum(j - 1, 0)], fpr[rows, j]
+        eer = f0 + t * (f1 - f0)
+        p_u, n_u = np.diff(np.c_[np.zeros(len(w)), pos], axis=1), np.diff(np.c_[np.zeros(len(w)), neg], axis=1)
+        auc = (p_u * (n_neg - neg + 0.5 * n_u)).sum(axis=1) / (n_pos[:, 0] * n_neg[:, 0])
+    bad = (n_pos[:, 0] <= 0) | (n_neg[:, 0] <= 0)
+    return np.where(bad, np.nan, eer), np.where(bad, np.nan, auc)
+
+
+def verification_auc(scores, genuine) -> float:
+    """ROC-AUC of the trials (:func:`verification_curves`): 1 = perfect separation, 0.5 = chance."""
+    return float(verification_curves(scores, genuine)[1][0])
 
 
 def verification_eer(scores, genuine) -> float:
-    """Equal error rate: where the false-accept rate (impostors scoring >= t) equals the false-reject rate
-    (genuine below t), interpolated linearly between the ROC points around the crossing. 0 = perfect
-    separation; 0.5 for scores that carry no information."""
-    s, g = _check_trials(scores, genuine)
-    order = np.argsort(-s, kind="stable")
-    s_sorted, g_sorted = s[order], g[order]
-    last = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s) - 1]  # one ROC point per distinct threshold
-    tpr = np.r_[0.0, np.cumsum(g_sorted)[last] / g.sum()]
-    fpr = np.r_[0.0, np.cumsum(~g_sorted)[last] / (~g).sum()]
-    fnr = 1.0 - tpr
-    d = fnr - fpr  # decreasing from 1 to -1
-    j = int(np.flatnonzero(d <= 0)[0])
-    if d[j] == 0 or j == 0:
-        return float(fpr[j])
-    t = d[j - 1] / (d[j - 1] - d[j])
-    return float(fpr[j - 1] + t * (fpr[j] - fpr[j - 1]))
+    """Equal error rate of the trials (:func:`verification_curves`): 0 = perfect separation, 0.5 = chance."""
+    return float(verification_curves(scores, genuine)[0][0])
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -187,8 +187,8 @@ class VerificationSuite(_FaceSpaceSuite):
         for ceil, probe_emb in ((False, e.fake_emb), (True, e.real_emb)):
             scores = R.trial_scores(probe_emb, e.real_emb, trials)
 
-            def stat(idx, s=scores):
-                return R.verification_eer(s[idx], trials.genuine[idx]), R.verification_auc(s[idx], trials.genuine[idx])
+            def stat(weights, s=scores):
+                return np.stack(R.verification_curves(s, trials.genuine, weights), axis=1)
 
             try:
                 eer, auc = cluster_bootstrap_stat(stat, groups, seed=opts.seed, n_resamples=opts.n_resamples)

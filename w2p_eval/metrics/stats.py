@@ -346,35 +346,36 @@ def mcnemar_exact(correct_a: Sequence | np.ndarray, correct_b: Sequence | np.nda
 
 def cluster_bootstrap_stat(statistic, groups: Sequence | np.ndarray, *, seed: int = 0, n_resamples: int = 2000,
                            confidence: float = 0.95) -> list[Interval]:
-    """Percentile cluster-bootstrap intervals of any statistics of items (EER, AUC: not means of items).
+    """Percentile cluster-bootstrap intervals of statistics that are not means of items (EER, AUC).
 
-    ``statistic(idx) -> sequence of floats``: the statistics on the items ``idx`` (int64 [n], repeats allowed);
-    ``groups`` [N]: one key per item (e.g. the probe's identity); a resample draws groups with replacement and
-    takes all their items. Returns one :class:`Interval` per statistic (value on all items; a resample whose
-    statistic is undefined, i.e. raises InputError or is NaN, is left out and the method says how many were).
+    ``statistic(weights float [B, N]) -> float [B, K]``: K statistics of the N items under each row of item
+    weights (row b: how many times resample b drew each item's group; all ones = the data itself; NaN = undefined
+    for that resample). ``groups`` [N]: one key per item (e.g. the probe's identity); a resample draws groups with
+    replacement. Resamples are evaluated in batches of about :data:`BATCH_CELLS` weights. Returns one
+    :class:`Interval` per statistic; undefined resamples are left out and the method says how many.
     """
-    codes, n_groups = _groups(groups, len(np.asarray(groups)))
+    n = len(np.asarray(groups))
+    codes, n_groups = _groups(groups, n)
     _check_conf(confidence, n_resamples, "percentile")
-    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
-    values = np.asarray(statistic(np.arange(len(codes))), np.float64)
+    values = np.asarray(statistic(np.ones((1, n))), np.float64)[0]
     if n_groups < 2:
         return [Interval(float(v), float(v), float(v), confidence, "percentile (fallback: one group, no interval)",
-                         len(codes), n_groups, 0, None) for v in values]
+                         n, n_groups, 0, None) for v in values]
     rng = np.random.default_rng(seed)
-    dist = np.full((int(n_resamples), len(values)), np.nan)
-    for b in range(int(n_resamples)):
-        idx = np.concatenate([members[g] for g in rng.integers(0, n_groups, n_groups)])
-        try:
-            dist[b] = statistic(idx)
-        except InputError:
-            continue
+    dist, step = [], max(1, BATCH_CELLS // max(n, n_groups))
+    for start in range(0, int(n_resamples), step):
+        b = min(step, int(n_resamples) - start)
+        draws = rng.integers(0, n_groups, (b, n_groups)) + n_groups * np.arange(b)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=b * n_groups).reshape(b, n_groups).astype(np.float64)
+        dist.append(np.asarray(statistic(counts[:, codes]), np.float64))
+    dist = np.concatenate(dist)
     ok = np.isfinite(dist).all(axis=1)
     method = "percentile (cluster bootstrap)" + ("" if ok.all() else f" ({int((~ok).sum())} undefined resamples "
                                                                          f"left out)")
     if not ok.any():
-        return [Interval(float(v), float(v), float(v), confidence, "point (fallback: no defined resample)",
-                         len(codes), n_groups, 0, None) for v in values]
+        return [Interval(float(v), float(v), float(v), confidence, "point (fallback: no defined resample)", n,
+                         n_groups, 0, None) for v in values]
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(dist[ok], [alpha, 1 - alpha], axis=0)
-    return [Interval(float(v), float(a), float(b), confidence, method, len(codes), n_groups, int(n_resamples),
-                     int(seed)) for v, a, b in zip(values, lo, hi)]
+    return [Interval(float(v), float(a), float(b), confidence, method, n, n_groups, int(n_resamples), int(seed))
+            for v, a, b in zip(values, lo, hi)]
