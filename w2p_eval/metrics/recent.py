@@ -10,7 +10,8 @@ here, so dot products are cosines) and per-row keys (identity labels, clip keys,
 - :func:`cross_clip_consistency`: for each identity, the mean cosine between faces from different clips
   (Speech2Face, Cross-Modal Perceptionist), identities weighted equally.
 - :func:`draw_verification_trials`, :func:`verification_eer`, :func:`verification_auc`: voice-face
-  verification trials (probe vs a real face of the same or another identity) and their EER / ROC-AUC.
+  verification trials (probe vs a real face of the same or another identity) and their EER / ROC-AUC;
+  :func:`verification_curves` gives both for many weightings of the trials (bootstrap resamples) from one sort.
 - :func:`prdc`: precision, recall, density and coverage of Naeem et al. 2020 (k-NN manifolds).
 
 The averaged metrics return a :class:`WeightedMean` (value, per-item values, weights) so the suites can

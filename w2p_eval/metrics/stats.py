@@ -9,6 +9,8 @@ than items. Every function takes per-item values and one group key per item.
 - :func:`paired_diff_ci`: the same for the difference of two models' means on the same items.
 - :func:`wilson_interval`: Wilson score interval of a plain binomial proportion (``scipy.stats.binomtest``).
 - :func:`mcnemar_exact`: exact McNemar test for two models' paired 0/1 outcomes.
+- :func:`cluster_bootstrap_stat`: percentile cluster-bootstrap intervals of statistics that are not means
+  (verification EER / ROC-AUC), each resample given as item weights (draw counts).
 
 Method (default ``"BCa"``): the bias-corrected and accelerated bootstrap is second-order accurate,
 so it corrects the skew of accuracies near 0 or 1 and of distance means, where the percentile interval
