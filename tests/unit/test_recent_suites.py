@@ -148,3 +148,22 @@ def test_compare_pairs_diversity_and_consistency_items(six, tmp_path):
     inter = entries["inter_identity_cosine"]
     assert inter["difference"] < 0 and inter["diff_ci"]["high"] < 0  # real faces: less alike than one face
     assert entries["cross_clip_consistency"]["diff_ci"] is not None
+
+
+def test_judge_agreement_sets_the_judges_side_by_side(scored):
+    import pandas as pd
+
+    from w2p_eval.report import agreement as A
+
+    rows = [r for run in scored.values() for r in run.values()]
+    other = [{**r, "evaluator": "identity/faceres", "value": r["value"] * 0.9} for r in rows]
+    df = pd.DataFrame(rows + other)
+    judges = A.identity_judges(df)
+    assert judges == ["identity/dlib_resnet", "identity/faceres"]
+    assert {"inter_identity_cosine", "cross_clip_consistency", "verification_auc", "coverage"} <= set(
+        A.judged_metrics(df, judges))
+    table = A.side_by_side(df, judges).set_index(["metric", "run"])
+    assert list(table.columns) == ["dlib_resnet", "faceres"]
+    cell = table.loc[("inter-identity cosine (collapse)", "constant")]
+    assert cell["dlib_resnet"].startswith("1 [") and cell["faceres"].startswith("0.9 [")
+    assert len(A.primary_view(df, judges[0])) == len(rows)  # the section's tables read one judge
