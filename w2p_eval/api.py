@@ -49,6 +49,7 @@ def evaluate_faces(
     audio_seconds: float = 1.0,
     batch_size: int = 64,
     store: str | os.PathLike | None = None,
+    weight_files: dict[str, str] | None = None,
 ):
     """Score generated faces on a prepared dataset's ``split`` -> pandas DataFrame, one row per metric.
 
@@ -65,6 +66,8 @@ def evaluate_faces(
             forward per face and judge), their rows told apart by ``evaluator`` (``identity/<name>``).
         name: the run name of the rows. image_size / audio_seconds: for a callable, the face size fed to the
             pipeline and the speech length of each batch. store: a results store path to write the rows to.
+        weight_files: ``{"inception": path, "vggface2": path}`` for the ``inception`` / ``vggface_score`` suites
+            (docs/recent-metrics.md); without them those rows are stored without a value, saying which file.
 
     The columns are those of the results store (run, model="external", metric, value, n, evaluator, extra ...).
     """
@@ -86,7 +89,7 @@ def evaluate_faces(
     if not any(s.applies(item.model, item.kind) for s in suites):
         raise InputError(f"expected metric suites that score faces (identity, landmarks), got {list(metrics)}")
     opts = EvalOptions(data, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backend=backend, batch_size=batch_size)
+                       backbone=backbone, backend=backend, batch_size=batch_size, weight_files=dict(weight_files or {}))
     rows = score_items([item], suites, opts)
     if store is not None:
         from w2p_eval.results import ResultsStore

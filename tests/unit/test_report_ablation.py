@@ -19,7 +19,7 @@ def test_ablate_audio_trains_evaluates_and_tabulates(tiny_data, tmp_path):
     out = tmp_path / "abl"
     proc = subprocess.run(
         [sys.executable, "-m", "w2p_eval", "ablate-audio", "--data", str(data), "--seconds", "0.3", "1.0",
-         "--epochs", "1", "--batch-size", "8", "--out", str(out)],
+         "--epochs", "1", "--batch-size", "8", "--out", str(out), "--metrics", "diversity"],
         capture_output=True, text=True, timeout=900, env={"W2P_CACHE": str(tmp_path / "cache"),
                                                           **__import__("os").environ})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -31,5 +31,9 @@ def test_ablate_audio_trains_evaluates_and_tabulates(tiny_data, tmp_path):
     assert table.loc[0.3, "paper (reported): landmark detection rate"] == "81.16 %"
     assert table.loc[0.3, "ours: identity top-1 (generated)"].endswith("%")
     assert table.loc[0.7, "ours: identity top-1 (generated)"] == "–"  # not run: no number invented
+    every = pd.read_csv(out / "ablation_audio_metrics.csv", index_col=0)  # audio length x every metric
+    assert list(every.index) == [0.3, 1.0]
+    assert {"inter-identity cosine (collapse)", "identity top-1 (generated)", "landmark detection rate"} <= set(
+        every.columns)
     assert "| audio (s) |" in proc.stdout and (out / "report" / "report.html").is_file()
     assert "Audio-length ablation" in (out / "report" / "report.md").read_text()

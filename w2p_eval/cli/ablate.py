@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from w2p_eval.cli import options as O
+
 
 @click.command("ablate-audio")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), metavar="DATA",
@@ -21,21 +23,28 @@ import click
               help="Results store file (default DATA/results.sqlite).")
 @click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME", help="Identity judge.")
 @click.option("--backend", default="dlib", show_default=True, metavar="NAME", help="Landmark backend.")
+@click.option("--metrics", "suites", default="identity,landmarks", show_default=True, metavar="LIST",
+              help="Metric suites to score each audio length with (identity and landmarks always), e.g. "
+                   "identity,landmarks,diversity,consistency,verification,coverage: out/ablation_audio_metrics.* "
+                   "is then audio length x every metric.")
+@O.standard_weights_options
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Processes for landmark detection.")
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Training and evaluation seed.")
 @click.argument("more_seconds", nargs=-1, type=float, metavar="")
-def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_size, store, backbone, backend, workers,
-                 device, seed):
+def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_size, store, backbone, backend, suites,
+                 inception_weights, vggface2_weights, workers, device, seed):
     """Train and evaluate WAV2PIX for each audio length; print the table (Markdown) and its files."""
+    from w2p_eval.metrics.registry import parse_suites
     from w2p_eval.pipeline.ablate import ablate_audio as run
     from w2p_eval.text import to_markdown
 
     secs = list(seconds) + list(more_seconds) or [0.3, 0.7, 1.0]
     result = run(data_dir, secs, out=out, config=config, epochs=epochs,
                  overrides={"batch_size": batch_size} if batch_size else None, seed=seed, device=device,
-                 store=store, backbone=backbone, backend=backend, workers=workers)
+                 store=store, backbone=backbone, backend=backend, workers=workers, suites=parse_suites(suites),
+                 weight_files=O.weight_files(inception_weights, vggface2_weights))
     click.echo(to_markdown(result["table"]))
     for path in result["paths"]:
         click.echo(str(path))

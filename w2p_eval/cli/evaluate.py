@@ -16,11 +16,13 @@ from w2p_eval.cli import options as O
 @O.store_options(with_no_store=False)
 @click.option("--metrics", "suites", default="identity,landmarks,speaker,retrieval,distances,matching",
               show_default=True, metavar="LIST",
-              help="Comma-separated metric suites: identity, landmarks, speaker, retrieval, distances, matching.")
+              help="Comma-separated metric suites: identity, landmarks, speaker, retrieval, distances, matching, "
+                   "attributes, diversity, consistency, verification, coverage, inception, vggface_score.")
 @O.testlist_option
 @O.protocol_settings_options
 @O.backbone_option
 @O.vgg_weights_option
+@O.standard_weights_options
 @click.option("--backend", default="dlib", show_default=True, metavar="NAME",
               help="Landmark backend: dlib, dlib_cnn or fan.")
 @O.split_protocol_options
@@ -31,7 +33,8 @@ from w2p_eval.cli import options as O
 @O.cache_dir_option
 @O.seed_option("the evaluation (judge training, generation, KID subsets, bootstrap intervals)")
 def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, gallery_size, n_galleries, matching,
-             backbone, vgg_face_weights, backend, split, protocol, final_only, force, workers, device, cache_dir, seed):
+             backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split, protocol, final_only,
+             force, workers, device, cache_dir, seed):
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.errors import InputError
@@ -48,6 +51,7 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testli
         judge_options=O.judge_options(judges, vgg_face_weights, workers), testlist=testlist,
         gallery_size=gallery_size, n_galleries=n_galleries, matching=O.int_list(matching, "--matching"),
         given=O.given("split", "protocol", "backbone"),
+        weight_files=O.weight_files(inception_weights, vggface2_weights),
     )
     for item in summary.failed:
         click.echo(f"w2p-eval: failed: {item}", err=True)

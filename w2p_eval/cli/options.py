@@ -94,6 +94,21 @@ backbone_option = click.option("--backbone", default="dlib_resnet", show_default
 vgg_weights_option = click.option(
     "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
     help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
+standard_weights_options = _stack(
+    click.option("--inception-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
+                 help="Inception-v3 weights (torch-fidelity's weights-inception-2015-12-05-6726825d.pth) for the "
+                      "inception suite (Inception FID / IS).  [default: $W2P_INCEPTION_WEIGHTS; none: rows skipped]"),
+    click.option("--vggface2-weights", type=click.Path(dir_okay=False), default=None, metavar="PT",
+                 help="VGGFace2 ResNet-50 state_dict (8631 classes, torchvision layout; docs/recent-metrics.md) for "
+                      "the vggface_score suite.  [default: $W2P_VGGFACE2_WEIGHTS; none: rows skipped]"),
+)
+
+
+def weight_files(inception_weights=None, vggface2_weights=None) -> dict[str, str]:
+    """``EvalOptions.weight_files`` from --inception-weights / --vggface2-weights (only those given)."""
+    return {k: str(v) for k, v in (("inception", inception_weights), ("vggface2", vggface2_weights)) if v}
+
+
 workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
                               help="Processes for per-image work (landmark detection, dlib face alignment).")
 

@@ -54,6 +54,7 @@ class EvalOptions:
     ``backbone_options``: options of the primary judge; ``judge_options``: {judge: options} for any of them.
     ``features`` (:class:`~w2p_eval.metrics.features.FeatureCache`): the trained judges and each judge's
     outputs on the current face set, shared by every suite and judge of the evaluation.
+    ``weight_files``: weight files of standard networks the user supplies (``metrics/standard_nets.py``).
     ``memo`` holds anything else shared across sources within one evaluation.
     """
 
@@ -76,6 +77,7 @@ class EvalOptions:
     matching: tuple[int, ...] | None = None
     testlist: object | None = None
     n_resamples: int = 2000
+    weight_files: dict[str, str] = field(default_factory=dict)  # user-supplied networks: {"inception"|"vggface2": path}
     memo: dict = field(default_factory=dict, repr=False)
     features: FeatureCache = field(default_factory=FeatureCache, repr=False)
 

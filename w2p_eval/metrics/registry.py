@@ -22,6 +22,12 @@ SUITES: dict[str, str] = {
     "distances": "w2p_eval.metrics.protocols_suite:DISTANCES",
     "matching": "w2p_eval.metrics.protocols_suite:MATCHING",
     "attributes": "w2p_eval.metrics.attributes:SUITE",
+    "diversity": "w2p_eval.metrics.recent_suite:DIVERSITY",
+    "consistency": "w2p_eval.metrics.recent_suite:CONSISTENCY_SUITE",
+    "verification": "w2p_eval.metrics.recent_suite:VERIFICATION",
+    "coverage": "w2p_eval.metrics.recent_suite:COVERAGE",
+    "inception": "w2p_eval.metrics.standard_nets:INCEPTION",
+    "vggface_score": "w2p_eval.metrics.standard_nets:VGGFACE",
 }
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 

@@ -9,6 +9,8 @@ than items. Every function takes per-item values and one group key per item.
 - :func:`paired_diff_ci`: the same for the difference of two models' means on the same items.
 - :func:`wilson_interval`: Wilson score interval of a plain binomial proportion (``scipy.stats.binomtest``).
 - :func:`mcnemar_exact`: exact McNemar test for two models' paired 0/1 outcomes.
+- :func:`cluster_bootstrap_stat`: percentile cluster-bootstrap intervals of statistics that are not means
+  (verification EER / ROC-AUC), each resample given as item weights (draw counts).
 
 Method (default ``"BCa"``): the bias-corrected and accelerated bootstrap is second-order accurate,
 so it corrects the skew of accuracies near 0 or 1 and of distance means, where the percentile interval
@@ -342,3 +344,40 @@ def mcnemar_exact(correct_a: Sequence | np.ndarray, correct_b: Sequence | np.nda
     return {"b": b, "c": c, "n": int(a.size), "n_discordant": b + c, "accuracy_a": float(a.mean()),
             "accuracy_b": float(b_.mean()), "difference": float(a.mean() - b_.mean()), "p_value": p,
             "test": "exact McNemar (two-sided binomial on discordant pairs)"}
+
+
+def cluster_bootstrap_stat(statistic, groups: Sequence | np.ndarray, *, seed: int = 0, n_resamples: int = 2000,
+                           confidence: float = 0.95) -> list[Interval]:
+    """Percentile cluster-bootstrap intervals of statistics that are not means of items (EER, AUC).
+
+    ``statistic(weights float [B, N]) -> float [B, K]``: K statistics of the N items under each row of item
+    weights (row b: how many times resample b drew each item's group; all ones = the data itself; NaN = undefined
+    for that resample). ``groups`` [N]: one key per item (e.g. the probe's identity); a resample draws groups with
+    replacement. Resamples are evaluated in batches of about :data:`BATCH_CELLS` weights. Returns one
+    :class:`Interval` per statistic; undefined resamples are left out and the method says how many.
+    """
+    n = len(np.asarray(groups))
+    codes, n_groups = _groups(groups, n)
+    _check_conf(confidence, n_resamples, "percentile")
+    values = np.asarray(statistic(np.ones((1, n))), np.float64)[0]
+    if n_groups < 2:
+        return [Interval(float(v), float(v), float(v), confidence, "percentile (fallback: one group, no interval)",
+                         n, n_groups, 0, None) for v in values]
+    rng = np.random.default_rng(seed)
+    dist, step = [], max(1, BATCH_CELLS // max(n, n_groups))
+    for start in range(0, int(n_resamples), step):
+        b = min(step, int(n_resamples) - start)
+        draws = rng.integers(0, n_groups, (b, n_groups)) + n_groups * np.arange(b)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=b * n_groups).reshape(b, n_groups).astype(np.float64)
+        dist.append(np.asarray(statistic(counts[:, codes]), np.float64))
+    dist = np.concatenate(dist)
+    ok = np.isfinite(dist).all(axis=1)
+    method = "percentile (cluster bootstrap)" + ("" if ok.all() else f" ({int((~ok).sum())} undefined resamples "
+                                                                         f"left out)")
+    if not ok.any():
+        return [Interval(float(v), float(v), float(v), confidence, "point (fallback: no defined resample)", n,
+                         n_groups, 0, None) for v in values]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(dist[ok], [alpha, 1 - alpha], axis=0)
+    return [Interval(float(v), float(a), float(b), confidence, method, n, n_groups, int(n_resamples), int(seed))
+            for v, a, b in zip(values, lo, hi)]

@@ -35,10 +35,14 @@ def ablate_audio(
     workers: int = 1,
     cache_dir: str | os.PathLike | None = None,
     report: bool = True,
+    suites: tuple[str, ...] = ("identity", "landmarks"),
+    weight_files: dict[str, str] | None = None,
 ) -> dict:
     """Train one WAV2PIX run per audio length into ``out/wav2pix_64-audio<S>s`` (continuing runs that are
-    there), evaluate each run's final checkpoint (identity + landmarks), write ``out/ablation_audio.{csv,md,tex}``
-    and, with ``report``, the report ``out/report``. Returns {"table": DataFrame, "runs": [...], "paths": [...]}.
+    there), evaluate each run's final checkpoint with ``suites`` (identity and landmarks are always among them:
+    the paper's table), write ``out/ablation_audio.{csv,md,tex}`` (the paper's shape), ``out/ablation_audio_
+    metrics.{csv,md,tex}`` (audio length x every metric stored) and, with ``report``, the report ``out/report``.
+    Returns {"table": DataFrame, "metrics_table": DataFrame, "runs": [...], "paths": [...]}.
     """
     from w2p_eval.report.build import build_report
     from w2p_eval.results import default_store
@@ -48,14 +52,15 @@ def ablate_audio(
     base = _wav2pix_config(config)
     store_path = Path(store) if store else default_store(data_dir)
     run_dirs = [_train_one(base, data_dir, Path(out), sec, overrides, epochs, seed, device) for sec in seconds]
-    evaluate_runs(run_dirs, data_dir, store=store_path, suites=("identity", "landmarks"), backbone=backbone,
+    suites = tuple(dict.fromkeys(("identity", "landmarks", *suites)))
+    evaluate_runs(run_dirs, data_dir, store=store_path, suites=suites, backbone=backbone,
                   backend=backend, protocol=protocol, seed=seed, final_only=True, device=device, workers=workers,
-                  cache_dir=cache_dir)
-    table, paths = _write_table(run_dirs, store_path, Path(out), protocol, seed, backbone, backend)
+                  cache_dir=cache_dir, weight_files=weight_files)
+    table, every, paths = _write_table(run_dirs, store_path, Path(out), protocol, seed, backbone, backend)
     if report:
         paths.append(build_report(run_dirs, store_path, Path(out) / "report", data_dir=data_dir, seed=seed,
                                   title="w2p-eval: audio-length ablation"))
-    return {"table": table, "runs": run_dirs, "paths": paths}
+    return {"table": table, "metrics_table": every, "runs": run_dirs, "paths": paths}
 
 
 def _check_seconds(data_dir, seconds) -> list[float]:
@@ -95,15 +100,21 @@ def _train_one(base: dict, data_dir, out: Path, sec: float, overrides, epochs, s
 
 
 def _write_table(run_dirs, store_path: Path, out: Path, protocol: str, seed: int, backbone: str, backend: str):
-    """The paper's ablation table from the store -> (table, written paths)."""
+    """The paper's ablation table and the every-metric table from the store -> (table, every, written paths)."""
     from w2p_eval.report import tables as T
+    from w2p_eval.report.recent import audio_length_table
     from w2p_eval.report.runs import load_run, rows_of_runs
     from w2p_eval.results import ResultsStore
 
     runs = [load_run(r) for r in run_dirs]
     df = rows_of_runs(ResultsStore(store_path).query(protocol=protocol, seed=seed), runs)
-    df = df[df["evaluator"].isin([f"identity/{backbone}", f"landmarks/{backend}"])]
-    table = T.ablation_table(df, {r.name: r.audio_seconds for r in runs})
+    ev = df["evaluator"].astype(str)
+    df = df[(ev == f"identity/{backbone}") | ~ev.str.startswith("identity/")]  # one identity judge per cell
+    audio = {r.name: r.audio_seconds for r in runs}
+    table = T.ablation_table(df[df["evaluator"].isin([f"identity/{backbone}", f"landmarks/{backend}"])], audio)
     paths = T.write_table(table, out, "ablation_audio", "Audio-length ablation of WAV2PIX; the paper's landmark "
                                                          "detection rates beside ours.")
-    return table, paths
+    every = audio_length_table(df, audio)
+    paths += T.write_table(every, out, "ablation_audio_metrics", f"Audio-length ablation of WAV2PIX: every metric "
+                                                                 f"(identity judge {backbone}), 95 % CIs.")
+    return table, every, paths

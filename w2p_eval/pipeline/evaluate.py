@@ -184,6 +184,7 @@ def evaluate_runs(
     n_galleries: int = 10,
     matching: Sequence[int] | None = None,
     given: Sequence[str] = (),
+    weight_files: dict[str, str] | None = None,
 ) -> EvalSummary:
     """Evaluate every checkpoint of ``run_dirs`` and ``baselines`` (run folders or checkpoint files) and every
     ``(folder, name)`` of ``images`` with the metric ``suites`` (names in ``metrics.registry.SUITES``).
@@ -199,6 +200,7 @@ def evaluate_runs(
     suites score every source under each (rows kept apart by ``evaluator``; the network runs once per face and
     judge), the other suites once. ``judge_options``: {judge: backbone options} (``backbone_options``: the first's).
     ``gallery_size``/``n_galleries``/``matching``: the retrieval and matching settings without a test list.
+    ``weight_files``: user-supplied weights of standard networks (``{"inception"|"vggface2": path}``).
     """
     for s in suites:
         get_suite(s)
@@ -211,7 +213,7 @@ def evaluate_runs(
                        backend=backend, workers=int(workers),
                        overlay_dir=Path(overlay_root) if overlay_root else store_path.parent / "overlays",
                        gallery_size=gallery_size, n_galleries=int(n_galleries),
-                       matching=tuple(matching) if matching else None)
+                       matching=tuple(matching) if matching else None, weight_files=dict(weight_files or {}))
     if testlist is not None:
         from w2p_eval.metrics.testlist import apply_testlist
 

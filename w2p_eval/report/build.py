@@ -28,6 +28,7 @@ from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report.attributes import attributes_section
 from w2p_eval.report.comparison import comparison_frame, describe, load_comparison
+from w2p_eval.report.recent import TITLE as RECENT_TITLE, recent_section
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import declared, info, sort_metrics
@@ -308,12 +309,14 @@ def setup_section(ctx: ReportContext) -> list:
 # The main table is shown in groups of the suites' metrics (one readable table each); suites not named here
 # are a group of their own, titled by their name.
 MAIN_GROUPS = {"identity": "identity", "retrieval": "protocols", "distances": "protocols", "matching": "protocols",
-               "landmarks": "landmarks", "speaker": "speaker"}
+               "landmarks": "landmarks", "speaker": "speaker", "diversity": "recent", "consistency": "recent",
+               "verification": "recent", "coverage": "recent", "inception": "recent", "vggface_score": "recent"}
 GROUP_TITLES = {"identity": "Identity (the paper's judge) and face-space metrics",
                 "protocols": "Retrieval, paired distances and matching", "landmarks": "Landmarks",
-                "speaker": "Speech-only speaker ID"}
+                "speaker": "Speech-only speaker ID", "recent": "Diversity, consistency, verification, coverage"}
 # groups that have a section of their own further down (same cells, more context): a pointer, not a copy
-GROUP_SECTIONS = {"protocols": "Retrieval, distances and matching", "landmarks": "Landmark detection"}
+GROUP_SECTIONS = {"protocols": "Retrieval, distances and matching", "landmarks": "Landmark detection",
+                  "recent": RECENT_TITLE}
 
 
 def _own_section(group: str, cols: list[str]) -> str | None:
@@ -537,8 +540,8 @@ def legend_section(ctx: ReportContext) -> list:
 
 # The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
 SECTIONS = [setup_section, main_section, protocols_section, A.agreement_section, comparison_section, reference_section,
-            ablation_section, landmark_section, suite_sections, attributes_section, per_identity_section,
-            epochs_section, samples_section,
+            ablation_section, landmark_section, suite_sections, attributes_section, recent_section,
+            per_identity_section, epochs_section, samples_section,
             overlays_section, confusion_section, losses_section, legend_section]
 
 
