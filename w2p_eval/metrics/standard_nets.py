@@ -21,7 +21,9 @@ import logging
 import numpy as np
 import torch
 from scipy.special import logsumexp
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
+from w2p_eval.judges import standard_nets
 from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,6 @@ INCEPTION_FID, INCEPTION_IS, VGGFACE_SCORE = "inception_fid", "inception_is", "v
 
 
 def _nets():
-    from w2p_eval.judges import standard_nets  # torch-fidelity + torchvision: loaded only when these suites run
-
     return standard_nets
 
 
@@ -149,8 +149,6 @@ class InceptionSuite(_WeightsSuite):
         fake, real = network_outputs(gs, opts.memo.setdefault((self.key, "real-outputs", str(self.path(opts))), {}),
                                      lambda x: nets.inception_features(net, x, opts.device or "cpu", opts.batch_size))
         pools, logits = {"fake": fake[0], "real": real[0]}, {"fake": fake[1], "real": real[1]}
-        from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric  # see _nets
-
         stats = [fid_features_to_statistics(torch.from_numpy(pools[s].astype(np.float64))) for s in ("fake", "real")]
         fid = float(fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
         n = len(gs.fake)

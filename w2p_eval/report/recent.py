@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from w2p_eval.metrics.registry import get_suite
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import format_value, info, sort_metrics
@@ -28,8 +29,6 @@ IDENTICAL = {"precision": 1.0, "recall": 1.0, "coverage": 1.0, "inception_fid": 
 
 def section_metrics() -> list[str]:
     """The metrics this section shows (ceiling variants go to the ceiling row instead)."""
-    from w2p_eval.metrics.registry import get_suite
-
     return [m.name for s in SUITES for m in get_suite(s).metrics if not m.name.endswith("_ceiling")]
 
 
