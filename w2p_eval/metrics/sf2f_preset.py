@@ -36,7 +36,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, SuiteResult, ci_dict
 from w2p_eval.metrics.embedding import l2_normalize
 from w2p_eval.metrics.protocols import _expected_hit
-from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite
+from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, split_identity_counts
 from w2p_eval.metrics.testlist import testlist_id
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,8 @@ def _specs():
     for mode, long in MODES.items():
         for k in SF2F_KS:
             yield MetricSpec(_metric(mode, f"r{k}"), f"SF2F recall@{k} ({long})", True, "rate",
-                             f"SF2F's test.py: each test identity's {long} query ranked by cosine against the mean real "
-                             f"embeddings of 100 identities (first 300 in meta order, 3 galleries); chance {k}/100.")
+                             f"SF2F's test.py: each test identity's {long} query ranked by cosine against the mean "
+                             f"real embeddings of 100 identities (first 300 in meta order, 3 galleries); chance {k}/100.")
         yield MetricSpec(_metric(mode, "l1"), f"SF2F L1 ({long})", False, "distance",
                          "SF2F's L1: |identity's mean real embedding - query + 1e-6|_1, mean over test identities.")
         yield MetricSpec(_metric(mode, "l2"), f"SF2F L2 ({long})", False, "distance",
@@ -178,6 +178,13 @@ class Sf2fSuite(_FaceSpaceSuite):
     name = "sf2f"
     metrics = tuple(_specs())
     done_when = (_metric("avg", "r1"),)
+
+    def check(self, opts: EvalOptions) -> None:
+        super().check(opts)
+        n_ids, _ = split_identity_counts(opts)
+        if n_ids < 2:
+            raise InputError(f"expected at least 2 identities in the {opts.split} split ({opts.protocol} protocol) "
+                             f"for SF2F's galleries, got {n_ids}")
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         e = self._embeddings(gs, opts)
