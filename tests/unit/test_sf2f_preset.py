@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from tests.helpers import run_cli, six_identities
+from w2p_eval.data.images import save_png
 from w2p_eval.metrics.base import EvalOptions, score_items
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.sf2f_preset import (SF2F_KS, queries_and_reals, sf2f_galleries, sf2f_scores)
@@ -89,12 +91,17 @@ def six(tmp_path_factory) -> Path:
     return six_identities(tmp_path_factory.mktemp("six") / "data")
 
 
-def test_suite_rows_real_and_constant_faces(six, tmp_path):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_suite_rows_real_and_constant_faces(six, cache):
     df = split_rows(six, "test", "seen")
     real = real_faces_at(six, list(df["image_path"]), 32)
     items = [ArrayItem(real, list(df["pair_id"]), run="real"),
              ArrayItem(np.repeat(real[:1], len(real), axis=0), list(df["pair_id"]), run="constant")]
-    rows = score_items(items, [get_suite("sf2f")], EvalOptions(six, cache_dir=tmp_path / "cache"))
+    rows = score_items(items, [get_suite("sf2f")], EvalOptions(six, cache_dir=cache))
     got = {(r["run"], r["metric"]): r for r in rows}
     assert got[("real", "sf2f_avg_r1")]["value"] == 1.0
     assert got[("real", "sf2f_avg_cosine")]["value"] > 0.99  # real faces: judged at 32 px vs the cached originals
@@ -105,10 +112,28 @@ def test_suite_rows_real_and_constant_faces(six, tmp_path):
         assert extra["ci"] is not None
 
 
-def test_cli_preset_through_testlist_and_evaluate(six, tmp_path):
+def test_cli_preset_through_testlist_and_evaluate(six, cache, tmp_path):
+    """testlist freezes SF2F's galleries; evaluate --protocol-preset sf2f scores only the sf2f suite with them and
+    stores the preset in every row."""
     tl = tmp_path / "sf2f.json"
     res = run_cli(["testlist", "--data", six, "--out", tl, "--protocol-preset", "sf2f", "--protocol", "seen"])
     assert res.returncode == 0, res.stderr
     content = json.loads(tl.read_text())
     assert content["preset"] == "sf2f" and content["retrieval"]["ks"] == [1, 2, 5]
     assert content["retrieval"]["galleries"] == [sorted(content["retrieval"]["galleries"][0])]
+    df = split_rows(six, "test", "seen")
+    images = tmp_path / "faces"
+    images.mkdir()
+    for pid, face in zip(df["pair_id"], real_faces_at(six, list(df["image_path"]), 32)):
+        save_png(images / f"{pid}.png", face)
+    store = tmp_path / "r.sqlite"
+    res = run_cli(["evaluate", "--data", six, "--images", images, "--name", "real", "--store", store, "--cache-dir",
+                   cache, "--protocol-preset", "sf2f", "--protocol", "seen", "--testlist", tl])
+    assert res.returncode == 0, res.stderr
+    with sqlite3.connect(store) as con:
+        rows = con.execute("SELECT metric, value, extra FROM results").fetchall()
+    metrics = {m for m, _, _ in rows}
+    too_big = {f"sf2f_{mode}_r{k}" for mode in ("avg", "naive") for k in (10, 20, 50)}  # K > 6 identities
+    assert metrics == {m.name for m in get_suite("sf2f").metrics} - too_big
+    assert all(json.loads(e)["preset"] == "sf2f" for _, _, e in rows)
+    assert dict((m, v) for m, v, _ in rows)["sf2f_avg_r1"] == 1.0
