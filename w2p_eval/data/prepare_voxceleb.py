@@ -38,7 +38,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from w2p_eval.data.audio import SAMPLE_RATE
+from w2p_eval.data.audio import SAMPLE_RATE, load_audio
+from w2p_eval.data.images import load_image_rgb
 from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, PairWriter, require_dir
 from w2p_eval.data.prepare_videos import best_face, crop_square, extract_audio
 from w2p_eval.data.splits import _n_test
@@ -214,11 +215,13 @@ def prepare_voxceleb(audio, faces, meta_paths, split: str, out, *, faces_layout:
     if not rows:
         raise InputError(f"expected identities with both audio and faces in the meta files, got none "
                          f"({writer.skips.summary()})")
-    run = _Run(writer, params, layout, seed, imageio_ffmpeg.get_ffmpeg_exe(), cap_workers(workers))
-    with writer.staging(), ThreadPoolExecutor(run.workers) as pool:
-        run.pool = pool
-        for r in tqdm(rows, desc="identities", unit="identity", disable=None):
-            run.add_identity(r, utterances[r.identity], images[r.identity])
+    run = _Run(writer, params, layout, seed, imageio_ffmpeg.get_ffmpeg_exe())
+    with writer.staging(), ThreadPoolExecutor(cap_workers(workers)) as pool:
+        # identities decoded and written in parallel threads (ffmpeg, PIL, OpenCV and soundfile release the GIL);
+        # rows and skips are added here in meta order, so the output is the same whatever the thread timing
+        done = pool.map(lambda r: run.identity(r, utterances[r.identity], images[r.identity]), rows)
+        for r, result in tqdm(zip(rows, done), total=len(rows), desc="identities", unit="identity", disable=None):
+            run.commit(r, result)
         kept = [r for r in rows if r.identity in run.identities]
         info = {"kind": "voxceleb", "seed": seed, "faces_layout": layout,
                 "split_rule": {"name": split, "text": RULE_TEXT[split], "meta": [f.record() for f in files],
@@ -230,14 +233,23 @@ def prepare_voxceleb(audio, faces, meta_paths, split: str, out, *, faces_layout:
                              unseen={r.identity: splits[r.identity] for r in kept})
 
 
-class _Run:
-    """One `prepare voxceleb` run: the writer, the settings, the decoders; adds identity after identity."""
+@dataclass
+class _Identity:
+    """What one identity's thread made: skips (item, reason) in source order, faces (face id, manifest path, source
+    path, seen side), utterances (source item, audio stem, manifest path, 1 s windows, seen side)."""
 
-    def __init__(self, writer: PairWriter, params: VoxParams, layout: str, seed: int, ffmpeg: str, workers: int):
+    skips: list[tuple[str, str]]
+    faces: list[tuple[str, str, str, str]]
+    utterances: list[tuple[Item, str, str, int, str]]
+
+
+class _Run:
+    """One `prepare voxceleb` run: the writer, the settings, the decoders. :meth:`identity` runs in a worker
+    thread (decode, crop, write files); :meth:`commit` adds its rows in the calling thread."""
+
+    def __init__(self, writer: PairWriter, params: VoxParams, layout: str, seed: int, ffmpeg: str):
         self.writer, self.params, self.layout, self.seed, self.ffmpeg = writer, params, layout, seed, ffmpeg
-        self.workers = workers
-        self.pool: ThreadPoolExecutor | None = None
-        self._local = threading.local()  # one Haar cascade per decoding thread (OpenCV's is not thread-safe)
+        self._local = threading.local()  # one Haar cascade per thread (OpenCV's is not thread-safe)
         self.identities: set[str] = set()
         self.n_utterances = 0
 
@@ -246,19 +258,21 @@ class _Run:
 
     def read_utterance(self, item: Item) -> np.ndarray | str:
         """float32 [T] mono 16 kHz, or the skip reason."""
-        if item.path.suffix.lower() == ".m4a":
-            try:
-                return extract_audio(item.path, self.ffmpeg)
-            except (ValueError, OSError):
-                return "unreadable audio"
-        got = self.writer.read_audio(item.path, f"audio/{item.rel}", WINDOW)
-        return "counted" if got is None else got[0]
+        try:
+            m4a = item.path.suffix.lower() == ".m4a"
+            wave = extract_audio(item.path, self.ffmpeg) if m4a else load_audio(item.path)
+        except (ValueError, OSError, InputError):
+            return "unreadable audio"
+        if len(wave) + 16 < WINDOW * SAMPLE_RATE:
+            return f"audio shorter than {WINDOW:g} s"
+        return wave
 
     def read_face(self, item: Item) -> np.ndarray | str:
         """uint8 [S, S, 3] RGB face crop, or the skip reason."""
-        rgb = self.writer.read_image(item.path, f"faces/{item.rel}")
-        if rgb is None:
-            return "counted"
+        try:
+            rgb = load_image_rgb(item.path)
+        except InputError:
+            return "unreadable image"
         p = self.params
         if self.layout == "hq":  # already aligned: the centre square, resized
             h, w = rgb.shape[:2]
@@ -275,58 +289,71 @@ class _Run:
             return f"face confidence below {p.min_confidence:g}"
         return crop_square(rgb, found[0], p.margin, p.image_size)
 
-    def _decoded(self, fn, items: list[Item], prefix: str) -> list[tuple[Item, np.ndarray]]:
+    @staticmethod
+    def _decoded(read, items: list[Item], prefix: str, skips: list) -> list[tuple[Item, np.ndarray]]:
+        """[(item, array)] of the items ``read`` decodes; the others' reasons appended to ``skips``."""
         out = []
-        for item, got in zip(items, self.pool.map(fn, items)):
+        for item in items:
+            got = read(item)
             if isinstance(got, str):
-                if got != "counted":
-                    self.writer.skip(f"{prefix}/{item.rel}", got)
-                continue
-            out.append((item, got))
+                skips.append((f"{prefix}/{item.rel}", got))
+            else:
+                out.append((item, got))
         return out
 
-    def add_identity(self, r: MetaRow, utterances: list[Item], faces: list[Item]) -> None:
-        """One identity's faces and utterance windows -> pairs (seen split decided here, see the module doc)."""
+    def identity(self, r: MetaRow, utterances: list[Item], faces: list[Item]) -> _Identity:
+        """One identity's faces and utterances decoded and written (seen split decided here, see the module doc)."""
         p, w = self.params, self.writer
+        out = _Identity([], [], [])
         utts = _choose(utterances, p.max_utterances, self._rng(r, 1))
         imgs = _choose(faces, p.max_faces, self._rng(r, 2))
         test_videos = _test_groups([u.group for u in utts], p.test_fraction, self._rng(r, 3))
         test_faces = _test_groups([f.group for f in imgs], p.test_fraction, self._rng(r, 4))
-        got_faces = self._decoded(self.read_face, imgs, "faces")
-        got_utts = []
-        for u, x in self._decoded(self.read_utterance, utts, "audio"):
-            if len(x) + 16 < WINDOW * SAMPLE_RATE:  # m4a: no 1 s window (wav files were checked when read)
-                w.skip(f"audio/{u.rel}", f"audio shorter than {WINDOW:g} s")
-            else:
-                got_utts.append((u, x))
-        if not got_faces or not got_utts:
-            w.skip(f"{r.identity} ({r.vox_id})", "identity without a usable face" if not got_faces
-                   else "identity without a usable utterance")
-            return
+        got_faces = self._decoded(self.read_face, imgs, "faces", out.skips)
+        if not got_faces:
+            out.skips.append((f"{r.identity} ({r.vox_id})", "identity without a usable face"))
+            return out
+        got_utts = self._decoded(self.read_utterance, utts, "audio", out.skips)
+        if not got_utts:
+            out.skips.append((f"{r.identity} ({r.vox_id})", "identity without a usable utterance"))
+            return out
         side = {f.rel: "test" if f.group in test_faces else "train" for f, _ in got_faces}
         usides = {u.rel: "test" if u.group in test_videos else "train" for u, _ in got_utts}
         if {"train", "test"} - set(side.values()) or {"train", "test"} - set(usides.values()):
             side = dict.fromkeys(side, "train")  # one video or one face: the identity stays in seen-train
             usides = dict.fromkeys(usides, "train")
-        pools: dict[str, list[str]] = {}
         for f, rgb in got_faces:
             fid = f"{r.vox_id}-{_stem(f.rel)}"
-            pools.setdefault(side[f.rel], []).append((fid, w.save_face(fid, rgb), f.rel))
+            out.faces.append((fid, w.save_face(fid, rgb), f.rel, side[f.rel]))
+        for u, wave in got_utts:
+            stem = f"{r.vox_id}-{_stem(u.rel.split('/', 1)[1])}"
+            n_windows = max(1, int((len(wave) + 16) // (WINDOW * SAMPLE_RATE)))
+            out.utterances.append((u, stem, w.save_audio(stem, wave), n_windows, usides[u.rel]))
+        return out
+
+    def commit(self, r: MetaRow, got: _Identity) -> None:
+        """The identity's skips and pairs: each 1 s window paired round-robin with a seeded order of its side's
+        faces."""
+        for item, reason in got.skips:
+            self.writer.skip(item, reason)
+        if not got.faces or not got.utterances:
+            return
+        pools: dict[str, list[tuple[str, str, str]]] = {}
+        for fid, image_path, face_rel, s in got.faces:
+            pools.setdefault(s, []).append((fid, image_path, face_rel))
         order = {s: [pool[i] for i in self._rng(r, 5 + k).permutation(len(pool))]
                  for k, (s, pool) in enumerate(sorted(pools.items()))}
         used = dict.fromkeys(order, 0)
-        for u, wave in got_utts:
-            s = usides[u.rel]
-            stem = f"{r.vox_id}-{_stem(u.rel.split('/', 1)[1])}"
-            audio_path = w.save_audio(stem, wave)
+        for u, stem, audio_path, n_windows, s in got.utterances:
             self.n_utterances += 1
-            for k in range(max(1, int((len(wave) + 16) // (WINDOW * SAMPLE_RATE)))):
+            for k in range(n_windows):
                 fid, image_path, face_rel = order[s][used[s] % len(order[s])]
                 used[s] += 1
-                w.add(pair_id=f"{stem}-w{k:03d}", identity=r.identity, image_path=image_path, audio_path=audio_path,
-                      audio_start=k * WINDOW, audio_duration=WINDOW, source=u.rel, source_time=float("nan"),
-                      face_id=fid, segment_id=f"{r.vox_id}/{u.group}", split_seen=s, vox_id=r.vox_id,
-                      face_source=face_rel)
+                self.writer.add(
+                    pair_id=f"{stem}-w{k:03d}", identity=r.identity, image_path=image_path, audio_path=audio_path,
+                    audio_start=k * WINDOW, audio_duration=WINDOW, source=u.rel, source_time=float("nan"),
+                    face_id=fid, segment_id=f"{r.vox_id}/{u.group}", split_seen=s, vox_id=r.vox_id,
+                    face_source=face_rel)
         self.identities.add(r.identity)
 
 
