@@ -33,7 +33,7 @@ SHARED_META = REPO.parent / "shared" / "data" / "voxceleb_meta" / "vox1_meta.csv
 SUITES = "identity,landmarks,speaker,retrieval,distances,matching,sf2f"
 
 
-def one_size(n: int, work: Path, env: dict) -> dict:
+def one_size(n: int, work: Path, env: dict, evaluate: bool = True) -> dict:
     from w2p_eval.data.voxceleb_synth import make_voxceleb_tree
 
     root = work / f"n{n}"
@@ -57,6 +57,8 @@ def one_size(n: int, work: Path, env: dict) -> dict:
     df = pd.read_csv(data / "manifest.csv")
     row["n_pairs"], row["n_test_pairs"] = len(df), int((df["split_unseen"] == "test").sum())
     row["n_test_identities"] = int(df.loc[df["split_unseen"] == "test", "identity"].nunique())
+    if not evaluate:
+        return row
     ckpt = root / "mean_face"
     if not ckpt.exists():
         run(["train", REPO / "baselines" / "mean_face.yaml", "--data", data, "--out", ckpt, "--set", "protocol=unseen"],
@@ -103,6 +105,7 @@ def main() -> None:
     ap.add_argument("--identities", type=int, nargs="*", default=[100, 300, 1251])
     ap.add_argument("--work", type=Path, default=REPO / "scratch" / "voxceleb")
     ap.add_argument("--interval-groups", type=int, default=0, help="also time one BCa interval over G clusters")
+    ap.add_argument("--prepare-only", action="store_true", help="only the tree and prepare (no evaluate)")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO), "W2P_CACHE": str(args.work / "cache")}
     out = args.work / "voxceleb_scale.json"
@@ -112,7 +115,13 @@ def main() -> None:
         print(f"BCa interval at G = {t['groups']}: O(G) {t['new_s']} s, scipy O(G^2) {t['old_s']} s "
               f"({t['ratio']}x); bounds {t['new']} vs {t['old']} (max diff {t['max_abs_diff']:.2e})", flush=True)
     for n in args.identities:
-        r = one_size(n, args.work, env)
+        r = one_size(n, args.work, env, evaluate=not args.prepare_only)
+        if args.prepare_only:
+            print(f"N={n}: prepare {r['prepare']['seconds']} s = {r['prepare']['utterances_per_s']} utterances/s, "
+                  f"{r['prepare']['peak_rss_mb']} MB", flush=True)
+            continue
+        old = {x["identities"]: x for x in rows}.get(n, {})
+        r = {**old, **r}
         rows = [x for x in rows if x["identities"] != n] + [r]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(sorted(rows, key=lambda x: x["identities"]), indent=1))
