@@ -15,7 +15,7 @@ Pairing is by identity, as the field does: up to ``max_utterances`` utterances a
 identity (a seeded choice when there are more), every whole 1 s window of an utterance is one pair, its face
 drawn round-robin from a seeded order of the identity's faces. ``split_unseen`` is the rule's split
 (train / val / test, identities disjoint); ``split_seen`` moves whole YouTube videos of an identity's audio and
-a share of its faces (frames: whole videos) to test together, test windows paired with test faces only, so no
+a share of its faces (frames: the same videos, frames and audio in one draw) to test together, test windows paired with test faces only, so no
 face and no video straddles the split (an identity with one video or one face stays in train). Identities with
 audio but no usable face (or the reverse), ids and names that no meta file lists, and identities the rule does
 not place are counted and listed in prepare.log.
@@ -309,6 +309,8 @@ class _Run:
         imgs = _choose(faces, p.max_faces, self._rng(r, 2))
         test_videos = _test_groups([u.group for u in utts], p.test_fraction, self._rng(r, 3))
         test_faces = _test_groups([f.group for f in imgs], p.test_fraction, self._rng(r, 4))
+        if self.layout == "frames":  # frames come from the videos: one draw for both, so no video straddles
+            test_videos = test_faces = _test_groups([x.group for x in utts + imgs], p.test_fraction, self._rng(r, 3))
         got_faces = self._decoded(self.read_face, imgs, "faces", out.skips)
         if not got_faces:
             out.skips.append((f"{r.identity} ({r.vox_id})", "identity without a usable face"))
