@@ -15,8 +15,8 @@ Pairing is by identity, as the field does: up to ``max_utterances`` utterances a
 identity (a seeded choice when there are more), every whole 1 s window of an utterance is one pair, its face
 drawn round-robin from a seeded order of the identity's faces. ``split_unseen`` is the rule's split
 (train / val / test, identities disjoint); ``split_seen`` moves whole YouTube videos of an identity's audio and
-a share of its faces (frames: the same videos, frames and audio in one draw) to test together, test windows paired with test faces only, so no
-face and no video straddles the split (an identity with one video or one face stays in train). Identities with
+a share of its faces (frames: the same videos, frames and audio in one draw) to test together, test windows
+paired with test faces only, so no face and no video straddles the split (an identity with one video or one face stays in train). Identities with
 audio but no usable face (or the reverse), ids and names that no meta file lists, and identities the rule does
 not place are counted and listed in prepare.log.
 """
