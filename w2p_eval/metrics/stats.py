@@ -14,7 +14,8 @@ Method (default ``"BCa"``): the bias-corrected and accelerated bootstrap is seco
 so it corrects the skew of accuracies near 0 or 1 and of distance means, where the percentile interval
 is only first-order; the acceleration comes from a jackknife over *groups*, which keeps the clustering, computed
 in O(G) by subtracting each group from the totals (scipy's own jackknife gathers G resamples of G - 1 groups:
-O(G^2), 24.5 s per interval at G = 12,000); the bounds are scipy's BCa bounds to 1e-10 (tests/unit/test_stats.py).
+O(G^2); at G = 12,000 6.4 s against 1.5 s, BENCHMARKS.md); the bounds are scipy's BCa bounds to 1e-10
+(tests/unit/test_stats.py).
 Its exact coverage for a binomial accuracy p = 0.7, n = 100 is 95-96 % (percentile: 95.9 %, basic:
 94.0 %), see tests/unit/test_stats.py. Two fallbacks, both recorded in ``Interval.method``:
 when every item has the same value (all hits, all misses) the bootstrap distribution is a point, so
@@ -173,7 +174,7 @@ def _cluster_bootstrap(sums: np.ndarray, wsum: np.ndarray, value: float, *, conf
     ``sums`` [G, C] and ``wsum`` [G]: per-group weighted sums of the C value columns and total
     weights; the statistic is column 0 minus column 1 when C = 2 (a paired difference), else column 0.
     scipy draws the resamples (percentile method: the same draws BCa makes); BCa's acceleration comes from the
-    O(G) jackknife (:func:`_bca_bounds`), not scipy's O(G^2) one (24.5 s per interval at G = 12,000).
+    O(G) jackknife (:func:`_bca_bounds`), not scipy's O(G^2) one.
     """
     n_groups = len(wsum)
     statistic = ratio_statistic(sums, wsum)
