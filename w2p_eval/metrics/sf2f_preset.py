@@ -33,7 +33,7 @@ import numpy as np
 
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, SuiteResult, ci_dict
+from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, ReportSection, SuiteResult, ci_dict
 from w2p_eval.metrics.embedding import l2_normalize
 from w2p_eval.metrics.protocols import _expected_hit
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, split_identity_counts
@@ -178,6 +178,13 @@ class Sf2fSuite(_FaceSpaceSuite):
     name = "sf2f"
     metrics = tuple(_specs())
     done_when = (_metric("avg", "r1"),)
+
+    def report_section(self) -> ReportSection:
+        return ReportSection("sf2f_preset", "SF2F's protocol (--protocol-preset sf2f)",
+                             "SF2F's s2f_evaluator: one query per test identity (avg = the mean embedding of its "
+                             "generated faces, naive = one seeded face) against the mean embedding of its real faces; "
+                             "recall@K in 3 galleries of 100 identities in meta order, L1 / L2 / cosine to the own "
+                             "mean, inter-human cosine to the others'.", tuple(m.name for m in self.metrics))
 
     def check(self, opts: EvalOptions) -> None:
         super().check(opts)
