@@ -5,10 +5,10 @@
 For each N: a synthetic tree (:func:`w2p_eval.data.voxceleb_synth.make_voxceleb_tree`) for the first N rows of
 the real ``vox1_meta.csv`` (../shared/data/voxceleb_meta; synthetic names when absent): 2 videos x 2 utterances of
 2.2 s per identity (wav), 3 VGGFace1-layout JPEG faces; ``prepare voxceleb --split sf2f`` (timed: utterances/s);
-a mean_face checkpoint on the unseen protocol; a **cold** ``evaluate`` with every default suite plus the sf2f
-preset and two identity judges (``dlib_resnet,faceres``; fresh cache and store) and a **warm** one (a new source
-name, caches present): seconds, peak RSS (VmHWM of the command's process, via benchmarks/scale.py's runner) and
-seconds per test pair.
+a mean_face checkpoint on the unseen protocol; a **cold** ``evaluate`` with every suite (the defaults, attributes
+and the sf2f preset) and two identity judges (``dlib_resnet,faceres``; fresh cache and store) and a **warm** one
+(a new source name, caches present): seconds, peak RSS (VmHWM of the command's process, via benchmarks/scale.py's
+runner) and seconds per test pair.
 
 ``--interval-groups G``: one BCa interval over G clusters, scipy's own O(G^2) jackknife (the old path) against the
 O(G) one now in :mod:`w2p_eval.metrics.stats` on the same values and draws; both bounds printed, with the ratio.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import REPO, run  # noqa: E402  (the per-command runner: own process, VmHWM, cProfile parts)
 
 SHARED_META = REPO.parent / "shared" / "data" / "voxceleb_meta" / "vox1_meta.csv"
-SUITES = "identity,landmarks,speaker,retrieval,distances,matching,sf2f"
+SUITES = "identity,landmarks,speaker,retrieval,distances,matching,attributes,sf2f"
 
 
 def one_size(n: int, work: Path, env: dict, evaluate: bool = True) -> dict:
