@@ -204,3 +204,47 @@ def test_many_intervals_at_once_are_the_one_by_one_intervals():
         ci = ci_dict(hits[idx], [groups[j] for j in idx], seed=2, n_resamples=300, rate=True)
         loop[names[i]] = [float(ci["low"]), float(ci["high"])]
     assert per_identity_ci(hits, labels, names, groups, seed=2, n_resamples=300) == loop
+
+
+def _scipy_bca(sums, wsum, seed, n_resamples=400):
+    """The old interval: scipy's own BCa (its O(G^2) jackknife) over the same statistic and draws."""
+    from scipy import stats as st
+
+    from w2p_eval.metrics.stats import ratio_statistic
+
+    res = st.bootstrap((np.arange(len(wsum)),), ratio_statistic(sums, wsum), n_resamples=n_resamples,
+                       confidence_level=0.95, method="BCa", vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_linear_jackknife_gives_scipys_bca_bounds(case):
+    """The O(G) leave-one-group-out jackknife (by subtraction) gives scipy's O(G^2) BCa bounds to 1e-10, for
+    means, weighted means, hits with many equal replicates, and paired differences."""
+    from w2p_eval.metrics import stats
+
+    rng = np.random.default_rng(100 + case)
+    n_groups = int(rng.integers(30, 300))
+    n = n_groups * 3
+    groups = rng.integers(0, n_groups, n)
+    _, codes = np.unique(groups, return_inverse=True)
+    g = int(codes.max()) + 1
+    values = (rng.random(n) < 0.7).astype(float) if case == 2 else rng.normal(0.4, 0.2, n)
+    weights = rng.random(n) + 0.1 if case == 1 else np.ones(n)
+    if case == 3:
+        other = rng.normal(0.3, 0.2, n)
+        got = stats.paired_diff_ci(values, other, groups, seed=case, n_resamples=400)
+        sums = np.zeros((g, 2))
+        np.add.at(sums[:, 0], codes, values)
+        np.add.at(sums[:, 1], codes, other)
+    else:
+        got = stats.bootstrap_ci(values, groups, weights=weights, seed=case, n_resamples=400)
+        sums = np.zeros((g, 1))
+        np.add.at(sums[:, 0], codes, weights * values)
+    wsum = np.bincount(codes, weights=weights, minlength=g)
+    lo, hi = _scipy_bca(sums, wsum, case)
+    assert got.method == "BCa"
+    assert abs(got.low - lo) < 1e-10 and abs(got.high - hi) < 1e-10
+    many = stats.bootstrap_ci_many([(values, groups)], seed=case, n_resamples=400)[0]
+    alone = stats.bootstrap_ci(values, groups, seed=case, n_resamples=400)
+    assert abs(many.low - alone.low) < 1e-12 and abs(many.high - alone.high) < 1e-12

@@ -19,6 +19,9 @@ from w2p_eval.cli import options as O
               help="Comma-separated metric suites: identity, landmarks, speaker, retrieval, distances, matching, "
                    "attributes, diversity, consistency, verification, coverage, inception, vggface_score.")
 @O.testlist_option
+@click.option("--protocol-preset", type=click.Choice(["sf2f"]), default=None,
+              help="A peer's protocol by name: sf2f = SF2F's s2f_evaluator (the sf2f suite, both face-generation "
+                   "modes; unseen protocol unless --protocol is given).")
 @O.protocol_settings_options
 @O.backbone_option
 @O.vgg_weights_option
@@ -32,9 +35,9 @@ from w2p_eval.cli import options as O
 @O.device_option
 @O.cache_dir_option
 @O.seed_option("the evaluation (judge training, generation, KID subsets, bootstrap intervals)")
-def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, gallery_size, n_galleries, matching,
-             backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split, protocol, final_only,
-             force, workers, device, cache_dir, seed):
+def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, protocol_preset, gallery_size,
+             n_galleries, matching, backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split,
+             protocol, final_only, force, workers, device, cache_dir, seed):
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.errors import InputError
@@ -43,6 +46,9 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testli
     from w2p_eval.pipeline.evaluate import evaluate_runs
 
     judges = parse_backbones(backbone)
+    if protocol_preset:  # the preset's suite (metrics/sf2f_preset.py) on the identity-disjoint split
+        suites = ",".join(dict.fromkeys([*(suites.split(",") if O.given("suites") else []), "sf2f"]))
+        protocol = protocol if "protocol" in O.given("protocol") else "unseen"
     summary = evaluate_runs(
         list(run_dirs), data_dir, store=store, baselines=list(baselines), images=O.face_sources(images, names),
         suites=parse_suites(suites), backbone=judges, backend=backend, split=split, protocol=protocol, seed=seed,

@@ -113,3 +113,41 @@ def demo(out, seed, n_identities, pairs_per_identity, test_fraction):
     path = build_demo(out, seed=seed, n_identities=n_identities, pairs_per_identity=pairs_per_identity,
                       test_fraction=test_fraction)
     _done(out, read_summary(path))
+
+
+@prepare.command("voxceleb")
+@click.option("--audio", required=True, metavar="ROOT", type=click.Path(),
+              help="VoxCeleb audio: ROOT/<VoxCeleb id>/<YouTube id>/<utterance>.wav (VoxCeleb1) or .m4a (VoxCeleb2).")
+@click.option("--faces", required=True, metavar="ROOT", type=click.Path(),
+              help="Faces: <VGGFace1 name>/<n>.jpg, <n00xxxx>/<n>.jpg (VGGFace2), <name>/<n>.jpg (HQ-VoxCeleb) or "
+                   "<name>/1.6/<YouTube id>/<frame>.jpg (VoxCeleb frames).")
+@click.option("--meta", "meta", required=True, multiple=True, metavar="CSV", type=click.Path(),
+              help="VoxCeleb meta file (vox1_meta.csv, full_vox2_meta.csv); repeatable. Joins ids and names, gives "
+                   "gender and nationality.")
+@click.option("--split", "split", required=True, type=click.Choice(["official", "wen", "sf2f"]),
+              help="Identity split: official (the Set column), wen (names F-Z train, A-E test), sf2f (row i of each "
+                   "meta file: test when i mod 10 = 8, val when 9, else train).")
+@click.option("--faces-layout", default=None, type=click.Choice(["vggface1", "vggface2", "hq", "frames"]),
+              help="Faces layout (default: recognised from the folder; name-keyed photos read as vggface1, pass hq "
+                   "for HQ-VoxCeleb's aligned faces).")
+@_out
+@_seed
+@click.option("--max-utterances", default=10, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Utterances per identity (a seeded choice when there are more); each 1 s window is one pair.")
+@click.option("--max-faces", default=10, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Faces per identity (a seeded choice when there are more).")
+@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16, 1024),
+              help="Side of the saved square face crops.")
+@click.option("--allow-other-meta", is_flag=True,
+              help="Accept meta files whose sha256 is not the published one with --split sf2f (row order = split).")
+@_frac
+@click.option("--workers", default=2, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Decoding threads (ffmpeg, face detection).")
+def voxceleb(audio, faces, meta, split, faces_layout, out, seed, max_utterances, max_faces, image_size,
+             allow_other_meta, test_fraction, workers):
+    """VoxCeleb1/2 speakers + VGGFace / HQ-VoxCeleb / frame faces on the field's identity splits."""
+    from w2p_eval.data.prepare_voxceleb import prepare_voxceleb
+
+    _done(out, prepare_voxceleb(audio, faces, list(meta), split, out, faces_layout=faces_layout, seed=seed,
+                                max_utterances=max_utterances, max_faces=max_faces, image_size=image_size,
+                                test_fraction=test_fraction, allow_other_meta=allow_other_meta, workers=workers))

@@ -45,15 +45,24 @@ def _settings(items: tuple[str, ...]) -> dict:
 @click.option("--judge", default="dlib_resnet", show_default=True, metavar="NAME",
               help="Face-embedding judge the numbers are to be computed with.")
 @click.option("--judge-setting", multiple=True, metavar="KEY=VALUE", help="Judge setting recorded in the list.")
-def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks, matching, judge, judge_setting):
+@click.option("--protocol-preset", type=click.Choice(["sf2f"]), default=None,
+              help="Freeze a peer's galleries: sf2f = the first 300 test identities in meta order, 3 galleries of "
+                   "100, K 1,2,5,10,20,50 (unseen protocol unless --protocol is given).")
+def testlist(data_dir, out, split, protocol, seed, gallery_size, n_galleries, ks, matching, judge, judge_setting,
+             protocol_preset):
     """Write a frozen test list (dataset hash, galleries, matching tuples, seeds). Prints its id and path."""
     from w2p_eval.metrics.testlist import FORMAT, build_testlist, write_testlist
     from w2p_eval.outdir import claim_file, dataset_inputs, json_of_format
 
     ks, matching, settings = O.int_list(ks, "--ks"), O.int_list(matching, "--matching"), _settings(judge_setting)
+    protocol = "unseen" if protocol_preset and not O.given("protocol") else protocol
     claim_file(out, "testlist", ours=json_of_format(FORMAT), inputs=dataset_inputs(data_dir))
     content = build_testlist(data_dir, split=split, protocol=protocol, seed=seed, gallery_size=gallery_size,
                              n_galleries=n_galleries, ks=ks, matching=matching, judge=judge, judge_settings=settings)
+    if protocol_preset:  # metrics/sf2f_preset.py: SF2F's galleries replace the drawn ones
+        from w2p_eval.metrics.sf2f_preset import preset_testlist
+
+        content = preset_testlist(content, data_dir)
     path = write_testlist(content, out)
     r = content["retrieval"]
     tuples = ", ".join(f"1:{n} {len(rows)} tuples" for n, rows in sorted(content["matching"].items(),

@@ -30,7 +30,7 @@ import pandas as pd
 
 from w2p_eval.data.content import audio_seconds, image_problem
 from w2p_eval.data.identity_meta import identity_meta
-from w2p_eval.data.layout import COLUMNS, DATASET_JSON, FORMAT, MANIFEST, SPLITS, check_dir, split_frame
+from w2p_eval.data.layout import COLUMNS, DATASET_JSON, FORMAT, MANIFEST, STORED_SPLITS, check_dir, split_frame
 from w2p_eval.errors import InputError
 from w2p_eval.utils import atomic_write_json, default_cache_dir
 from w2p_eval.validate import InsideResolver, check_dataset_info, manifest_row_problems
@@ -273,9 +273,9 @@ def _parse_manifest(raw: bytes, where: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{where} lacks columns {missing}; expected {COLUMNS}")
     for col in ("split_seen", "split_unseen"):
-        bad = set(df[col]) - set(SPLITS)
+        bad = set(df[col]) - set(STORED_SPLITS)
         if bad:
-            raise InputError(f"{col} must be one of {list(SPLITS)}, got {sorted(bad)} in {where}")
+            raise InputError(f"{col} must be one of {list(STORED_SPLITS)}, got {sorted(bad)} in {where}")
     if df["pair_id"].duplicated().any():
         dup = df.loc[df["pair_id"].duplicated(), "pair_id"].iloc[0]
         raise InputError(f"pair_id must be unique, got {dup!r} twice in {where}")

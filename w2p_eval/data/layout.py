@@ -19,7 +19,9 @@ COLUMNS = [
     "pair_id", "identity", "split_seen", "split_unseen", "image_path", "audio_path",
     "audio_start", "audio_duration", "source", "source_time", "face_id", "segment_id",
 ]
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # what a command scores or trains on
+STORED_SPLITS = ("train", "val", "test")  # what a manifest may hold: `val` where a protocol has one (sf2f);
+# val rows are never train and never test, so training, evaluation and test lists leave them alone
 PROTOCOLS = ("seen", "unseen")
 
 
@@ -34,9 +36,9 @@ def check_dir(data_dir: str | os.PathLike) -> Path:
 
 
 def split_frame(df, split: str, protocol: str = "seen"):
-    """Rows of one split under one protocol (``seen`` or ``unseen``)."""
+    """Rows of one split (``train``, ``test``, or ``val`` where the dataset has one) under one protocol."""
     if protocol not in PROTOCOLS:
         raise InputError(f"expected protocol one of {list(PROTOCOLS)}, got {protocol!r}")
-    if split not in SPLITS:
-        raise InputError(f"expected split one of {list(SPLITS)}, got {split!r}")
+    if split not in STORED_SPLITS:
+        raise InputError(f"expected split one of {list(STORED_SPLITS)}, got {split!r}")
     return df[df[f"split_{protocol}"] == split].reset_index(drop=True)

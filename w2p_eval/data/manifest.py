@@ -18,7 +18,7 @@ from typing import Iterator
 from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.data.folder import DataFolder, open_dataset, read_info, skipped_report  # noqa: F401 (re-exported)
 from w2p_eval.data.layout import (  # noqa: F401  (re-exported: the format's names are read from here)
-    COLUMNS, DATASET_JSON, FORMAT, MANIFEST, PROTOCOLS, SPLITS, check_dir, split_frame,
+    COLUMNS, DATASET_JSON, FORMAT, MANIFEST, PROTOCOLS, SPLITS, STORED_SPLITS, check_dir, split_frame,
 )
 from w2p_eval.errors import InputError
 from w2p_eval.outdir import clean_stale_partials, sibling_lock

@@ -115,14 +115,18 @@ class PairWriter:
         self.rows.append(row)
 
     def finish(self, info: dict, test_fraction: float, *, keep_seen: bool = False,
-               regroup: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> str:
+               regroup: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+               unseen: dict[str, str] | None = None) -> str:
         """Splits (``regroup`` first: mode-specific segment or split_seen columns; ``keep_seen`` keeps a
-        split_seen it set), files no row names removed, then :func:`finish_dataset`. Returns the summary line."""
+        split_seen it set; ``unseen`` {identity: train|val|test} replaces the seeded unseen split, e.g. a
+        published identity split), files no row names removed, then :func:`finish_dataset`. Returns the summary."""
         df = pd.DataFrame(self.rows)
         if len(df):
             if regroup is not None:
                 df = regroup(df)
             df = assign_splits(df, seed=info["seed"], test_fraction=test_fraction, keep_seen=keep_seen)
+            if unseen is not None:
+                df["split_unseen"] = df["identity"].map(unseen)
             self._remove_unreferenced(df)
             if self.identity_meta is not None:
                 info = {**info, "identity_meta": check_identities(self.identity_meta, set(df["identity"]))}

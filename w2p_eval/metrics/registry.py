@@ -28,6 +28,7 @@ SUITES: dict[str, str] = {
     "coverage": "w2p_eval.metrics.recent_suite:COVERAGE",
     "inception": "w2p_eval.metrics.standard_nets:INCEPTION",
     "vggface_score": "w2p_eval.metrics.standard_nets:VGGFACE",
+    "sf2f": "w2p_eval.metrics.sf2f_preset:SUITE",
 }
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 
