@@ -122,7 +122,7 @@ class Cache:
         path = self.path(key)
         try:
             payload = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not there (or no cache folder at all): a miss
             return None
         except OSError as exc:
             self._refuse(path, f"cannot be read ({exc.strerror or exc.__class__.__name__})")

@@ -125,13 +125,13 @@ def test_no_face_generator_scores_zero(face_data, tmp_path, registered):
 
 def test_real_face_cache_is_reused_and_keyed(face_data, tmp_path):
     first = M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=64)
-    files = list((tmp_path / "c" / "landmarks").iterdir())
+    files = list((tmp_path / "c" / "landmarks").glob("*.npz"))
     assert len(files) == 1 and first[0]["value"] == 1.0 and first[0]["n"] == 4
     mtime = files[0].stat().st_mtime_ns
     again = M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=64)
     assert again == first and files[0].stat().st_mtime_ns == mtime  # read, not rewritten
     M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=96, split="train")
-    assert len(list((tmp_path / "c" / "landmarks").iterdir())) == 2  # size and split are in the key
+    assert len(list((tmp_path / "c" / "landmarks").glob("*.npz"))) == 2  # size and split are in the key
 
 
 def test_cli_scores_a_folder_of_images(tmp_path, capsys):
