@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import REPO, make_tiny_dataset, mean_face_run, run_cli
-from tests.unit.test_landmarks_eval import face_data  # noqa: F401  (a fixture: real face crops)
+from tests.helpers import REPO, make_face_dataset, make_tiny_dataset, mean_face_run, run_cli
 from w2p_eval.cache import Cache, array_problem
 
 SPECS = {"emb": ("float32", ("N", 4), True), "ids": ("U", ("N",), False)}
@@ -281,7 +280,8 @@ def test_voice_embeddings_edited_give_clean_numbers(tiny_data, tmp_path, caplog)
     np.testing.assert_array_equal(V.clip_embeddings(tiny_data, df, 1.0, cache_dir=tmp_path), clean)
 
 
-def test_landmarks_edited_give_clean_numbers_through_the_cli(face_data, tmp_path):  # noqa: F811
+def test_landmarks_edited_give_clean_numbers_through_the_cli(tmp_path):
+    face_data = make_face_dataset(tmp_path / "faces")  # real face crops: every real face is detected
     argv = ["landmarks", "--real", "--data", face_data, "--image-size", "64", "--cache-dir", tmp_path / "c",
             "--no-store"]
     clean = run_cli(argv)
