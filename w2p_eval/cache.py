@@ -172,7 +172,8 @@ class Cache:
         either). The kernel drops it when the holder exits, however it exits."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / f"{self.stem(key)}.{EXTENSIONS[self.fmt]}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            lock = self.dir / f"{self.stem(key)}.{EXTENSIONS[self.fmt]}.lock"
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # a planted symlink is not followed
         except OSError:
             yield
             return
@@ -230,7 +231,7 @@ def array_problem(value: Any, specs: dict[str, tuple[str, tuple, bool]]) -> str 
             if isinstance(want, str):
                 want = sizes.setdefault(want, got)
             if want is not None and got != want:
-                return f"{name!r} of shape {list(a.shape)}, expected {[s for s in shape]}"
+                return f"{name!r} of shape {list(a.shape)}, expected {list(shape)}"
         if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
             return f"NaN or infinite values in {name!r}"
     return None

@@ -372,7 +372,7 @@ def head_problem(blob, names: list[str], template: dict) -> str | None:
     fresh ``template`` state dict it must match (keys, shapes, dtypes, finite weights); None when it can."""
     if not isinstance(blob, dict) or not isinstance(blob.get("head"), dict) or not isinstance(blob.get("info"), dict):
         return "no judge head and info"
-    if list(blob.get("identities") or []) != names:
+    if not isinstance(blob.get("identities"), list) or blob["identities"] != names:
         return "a judge of other identities"
     state = blob["head"]
     if set(state) != set(template):

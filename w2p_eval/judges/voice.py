@@ -184,7 +184,8 @@ def clip_embeddings(
 
 
 CACHE_VERSION = 2  # 1: the files this module wrote itself, before w2p_eval.cache
-CACHE_SPECS = {"pair_ids": ("U", ("N",), False), "emb": ("float32", ("N", EMBED_DIM), True), "stamps": ("U", ("N",), False)}
+CACHE_SPECS = {"pair_ids": ("U", ("N",), False), "emb": ("float32", ("N", EMBED_DIM), True),
+               "stamps": ("U", ("N",), False)}
 
 
 def cache_problem(z: dict) -> str | None:
