@@ -567,6 +567,12 @@ def _folder_instead(entry: Path) -> None:
     entry.mkdir()
 
 
+def unwritable_cache(base, case: Path) -> list:
+    (case / "not_a_folder").write_text("a file where the cache folder's parent should be")
+    return ["landmarks", "--real", "--data", str(base["data"]), "--image-size", "16", "--no-store",
+            "--cache-dir", str(case / "not_a_folder" / "cache")]
+
+
 CACHE_CASES = {
     "landmarks-cache-entry-edited": Expect(lambda b, c: cached_landmarks(b, c, _all_detected), code=0,
                                            allowed_prefixes=("WARNING w2p_eval.cache",), outputs=("cache",),
@@ -574,6 +580,13 @@ CACHE_CASES = {
     "landmarks-cache-entry-is-a-folder": Expect(lambda b, c: cached_landmarks(b, c, _folder_instead), code=0,
                                                 allowed_prefixes=("WARNING w2p_eval.cache",), outputs=("cache",),
                                                 match="cannot be read .* recomputed, not used"),
+    # a cache that cannot be written: the command still scores (a note per entry, values kept in memory)
+    "landmarks-cache-dir-unwritable": Expect(unwritable_cache, code=0, allowed_prefixes=("WARNING w2p_eval.cache",),
+                                             match="could not write cache entry .*from memory only"),
+    "landmarks-cache-disk-full": Expect(lambda b, c: ["landmarks", "--real", "--data", str(b["data"]), "--image-size",
+                                                      "16", "--no-store", "--cache-dir", str(c / "cache")],
+                                        code=0, file_size_limit=2_000, allowed_prefixes=("WARNING w2p_eval.cache",),
+                                        match="could not write cache entry", outputs=("cache",)),
 }
 CASES.update(CACHE_CASES)
 
