@@ -228,10 +228,10 @@ def array_problem(value: Any, specs: dict[str, tuple[str, tuple, bool]]) -> str 
         if a.ndim != len(shape):
             return f"{name!r} of shape {list(a.shape)}, expected {len(shape)} dimensions"
         for got, want in zip(a.shape, shape):
-            if isinstance(want, str):
-                want = sizes.setdefault(want, got)
-            if want is not None and got != want:
-                return f"{name!r} of shape {list(a.shape)}, expected {list(shape)}"
+            size = sizes.setdefault(want, got) if isinstance(want, str) else want
+            if size is not None and got != size:
+                other = f" ({want} = {size} in the arrays before it)" if isinstance(want, str) else ""
+                return f"{name!r} of shape {list(a.shape)}, expected {list(shape)}{other}"
         if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
             return f"NaN or infinite values in {name!r}"
     return None

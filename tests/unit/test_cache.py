@@ -372,3 +372,84 @@ def test_validation_record_edited_gives_clean_rows(tmp_path, caplog):
     got = DataFolder(data, tmp_path / "c").split("test")
     assert got.equals(clean)
     assert any(str(entry) in m for m in refusals(caplog))
+
+
+# -- each cache's own check: the wrong shape, dtype or type is refused before anything uses it ------------------
+def _landmarks(n=2, **change):
+    z = {"pair_ids": np.array(["a", "b"][:n]), "detected": np.array([True, False][:n]),
+         "points": np.stack([np.ones((68, 2)), np.full((68, 2), np.nan)])[:n].astype(np.float32),
+         "boxes": np.array([[0, 0, 9, 9], [np.nan] * 4], np.float32)[:n], "scores": np.ones(n),
+         "notes": np.array(["", "no face"][:n])}
+    return {**z, **change}
+
+
+def _voice(**change):
+    emb = np.zeros((2, 256), np.float32)
+    emb[:, 0] = 1
+    return {"pair_ids": np.array(["a", "b"]), "emb": emb, "stamps": np.array(["1:2:0.0", "3:4:0.0"]), **change}
+
+
+def _head_check(blob):
+    from w2p_eval.judges.identity import head_problem
+
+    template = {"w": torch.zeros(3, 4), "n": torch.zeros((), dtype=torch.long)}
+    return head_problem(blob, ["a", "b", "c"], template)
+
+
+def _head(**change):
+    return {"head": {"w": torch.ones(3, 4), "n": torch.tensor(5)}, "identities": ["a", "b", "c"], "info": {}, **change}
+
+
+def _record(**change):
+    return {"image:faces/a.png": [10, 20, 30, None], "audio:audio/a.wav": [10, 20, 30, 1.25],
+            "image:faces/b.png": [10, 20, 30, ["unreadable", "truncated PNG"]], **change}
+
+
+def _checks():
+    from w2p_eval.data.folder import record_problem
+    from w2p_eval.judges.attributes import genders_problem
+    from w2p_eval.judges.voice import cache_problem as voice_problem
+    from w2p_eval.metrics.landmarks import cache_problem as landmarks_problem
+
+    return {"landmarks": landmarks_problem, "voice": voice_problem, "head": _head_check, "genders": genders_problem,
+            "record": record_problem}
+
+
+VALID = {"landmarks": _landmarks(), "voice": _voice(), "head": _head(), "genders": {"id00": "f", "id01": "m"},
+         "record": _record()}
+REFUSED = [
+    ("landmarks", _landmarks(points=np.zeros((2, 5, 2), np.float32)), "'points' of shape"),
+    ("landmarks", _landmarks(detected=np.array([1, 0])), "'detected' of dtype int64"),
+    ("landmarks", _landmarks(detected=np.array([True, True])), "NaN for a detected face"),
+    ("landmarks", _landmarks(pair_ids=np.array(["a"])), r"'detected' of shape \[2\], expected \['N'\] \(N = 1 in"),
+    ("voice", _voice(emb=np.ones((2, 256), np.float32)), "not unit-length"),
+    ("voice", _voice(emb=np.full((2, 256), np.nan, np.float32)), "NaN or infinite"),
+    ("voice", _voice(pair_ids=np.array(["a", "a"])), "a clip twice"),
+    ("voice", [1, 2], "a list where a table of arrays"),
+    ("head", _head(head={"w": torch.ones(3, 5), "n": torch.tensor(5)}), "head weight 'w' as torch.float32 \\[3, 5\\]"),
+    ("head", _head(head={"w": torch.ones(3, 4)}), "head weights named"),
+    ("head", _head(head={"w": torch.full((3, 4), float("inf")), "n": torch.tensor(5)}), "NaN or infinite"),
+    ("head", _head(identities=["a", "b"]), "other identities"),
+    ("head", _head(identities=torch.zeros(3)), "other identities"),
+    ("head", [torch.ones(3)], "no judge head"),
+    ("genders", {"id00": "male"}, "a gender other than f or m"),
+    ("genders", ["f", "m"], "a JSON list"),
+    ("record", _record(**{"image:faces/c.png": [10, 20, 30, 1.5]}), "'image:faces/c.png'"),
+    ("record", _record(**{"audio:audio/c.wav": [10, 20, 30]}), "'audio:audio/c.wav'"),
+    ("record", _record(**{"audio:audio/c.wav": [10, -1, 30, 1.0]}), "'audio:audio/c.wav'"),
+    ("record", _record(**{"other:x": [1, 2, 3, None]}), "'other:x'"),
+    ("record", "files", "a JSON str"),
+]
+
+
+@pytest.mark.parametrize("which", list(VALID))
+def test_each_cache_check_accepts_what_it_writes(which):
+    assert _checks()[which](VALID[which]) is None
+
+
+@pytest.mark.parametrize("which,value,why", REFUSED, ids=[f"{w}-{i}" for i, (w, _, _) in enumerate(REFUSED)])
+def test_each_cache_check_refuses_a_wrong_shape_dtype_or_type(which, value, why):
+    import re
+
+    problem = _checks()[which](value)
+    assert problem is not None and re.search(why, problem), problem
