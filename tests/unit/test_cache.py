@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,14 @@ import torch
 
 from tests.helpers import REPO, make_face_dataset, make_tiny_dataset, mean_face_run, run_cli
 from w2p_eval.cache import Cache, array_problem
+from w2p_eval.data.folder import DataFolder, record_problem
+from w2p_eval.data.manifest import load_manifest
+from w2p_eval.errors import InputError
+from w2p_eval.judges import voice as V
+from w2p_eval.judges.attributes import genders_problem, judge_genders, load_attribute_judge
+from w2p_eval.judges.identity import head_problem
+from w2p_eval.metrics import identity as M
+from w2p_eval.metrics.landmarks import cache_problem as landmarks_problem
 
 SPECS = {"emb": ("float32", ("N", 4), True), "ids": ("U", ("N",), False)}
 
@@ -175,7 +184,6 @@ def test_a_corrupt_entry_is_recomputed_with_one_note_never_used(tmp_path, kind, 
     notes = refusals(caplog)
     assert len(notes) == 1 and str(cache.path(key)) in notes[0] and "recomputed, not used" in notes[0], notes
     assert "\n" not in notes[0]
-    import re
     assert re.search(why, notes[0]), notes[0]
     caplog.clear()
     assert cache.load(key, check) is not None and not refusals(caplog)  # the entry was written again, clean
@@ -266,9 +274,6 @@ def edit_npz(path: Path, fn) -> None:
 
 
 def test_voice_embeddings_edited_give_clean_numbers(tiny_data, tmp_path, caplog):
-    from w2p_eval.data.manifest import load_manifest
-    from w2p_eval.judges import voice as V
-
     df = load_manifest(tiny_data).iloc[:4]
     clean = V.clip_embeddings(tiny_data, df, 1.0, cache_dir=tmp_path)
     entry = only_entry(tmp_path, "speaker", "npz")
@@ -309,8 +314,6 @@ def mean_face(tmp_path):
 
 
 def test_identity_head_and_real_scores_edited_give_clean_numbers(mean_face, tmp_path, caplog):
-    from w2p_eval.metrics import identity as M
-
     data, run = mean_face
     ckpt = run / "checkpoints" / "epoch_0000.pt"
     small = {"width": 8, "epochs": 30}
@@ -338,9 +341,6 @@ def test_identity_head_and_real_scores_edited_give_clean_numbers(mean_face, tmp_
 
 
 def test_judged_genders_edited_give_clean_labels(tmp_path, caplog):
-    from w2p_eval.errors import InputError
-    from w2p_eval.judges.attributes import judge_genders, load_attribute_judge
-
     try:
         load_attribute_judge("cpu", ethnicity=False)
     except InputError as exc:
@@ -357,8 +357,6 @@ def test_judged_genders_edited_give_clean_labels(tmp_path, caplog):
 
 
 def test_validation_record_edited_gives_clean_rows(tmp_path, caplog):
-    from w2p_eval.data.folder import DataFolder
-
     data = make_tiny_dataset(tmp_path / "data")
     clean = DataFolder(data, tmp_path / "c").split("test")
     entry = DataFolder(data, tmp_path / "c").record_path()
@@ -390,8 +388,6 @@ def _voice(**change):
 
 
 def _head_check(blob):
-    from w2p_eval.judges.identity import head_problem
-
     template = {"w": torch.zeros(3, 4), "n": torch.zeros((), dtype=torch.long)}
     return head_problem(blob, ["a", "b", "c"], template)
 
@@ -405,14 +401,8 @@ def _record(**change):
             "image:faces/b.png": [10, 20, 30, ["unreadable", "truncated PNG"]], **change}
 
 
-def _checks():
-    from w2p_eval.data.folder import record_problem
-    from w2p_eval.judges.attributes import genders_problem
-    from w2p_eval.judges.voice import cache_problem as voice_problem
-    from w2p_eval.metrics.landmarks import cache_problem as landmarks_problem
-
-    return {"landmarks": landmarks_problem, "voice": voice_problem, "head": _head_check, "genders": genders_problem,
-            "record": record_problem}
+CHECKS = {"landmarks": landmarks_problem, "voice": V.cache_problem, "head": _head_check, "genders": genders_problem,
+          "record": record_problem}
 
 
 VALID = {"landmarks": _landmarks(), "voice": _voice(), "head": _head(), "genders": {"id00": "f", "id01": "m"},
@@ -444,12 +434,10 @@ REFUSED = [
 
 @pytest.mark.parametrize("which", list(VALID))
 def test_each_cache_check_accepts_what_it_writes(which):
-    assert _checks()[which](VALID[which]) is None
+    assert CHECKS[which](VALID[which]) is None
 
 
 @pytest.mark.parametrize("which,value,why", REFUSED, ids=[f"{w}-{i}" for i, (w, _, _) in enumerate(REFUSED)])
 def test_each_cache_check_refuses_a_wrong_shape_dtype_or_type(which, value, why):
-    import re
-
-    problem = _checks()[which](value)
+    problem = CHECKS[which](value)
     assert problem is not None and re.search(why, problem), problem
