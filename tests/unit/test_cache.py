@@ -361,10 +361,10 @@ def test_validation_record_edited_gives_clean_rows(tmp_path, caplog):
     clean = DataFolder(data, tmp_path / "c").split("test")
     entry = DataFolder(data, tmp_path / "c").record_path()
     record = json.loads(entry.read_text())
-    image = next(k for k in record if k.startswith("image:"))
-    audio = next(k for k in record if k.startswith("audio:"))
-    record[image][3] = ["unreadable", "edited by hand"]  # a good face called unreadable: the pair would be dropped
-    record[audio][3] = 0.01  # a long clip called too short
+    image = next(k for k in record["files"] if k.startswith("image:"))
+    audio = next(k for k in record["files"] if k.startswith("audio:"))
+    record["files"][image][3] = ["unreadable", "edited by hand"]  # a good face called unreadable: its pair dropped
+    record["files"][audio][3] = 0.01  # a long clip called too short
     entry.write_text(json.dumps(record))
     caplog.clear()
     got = DataFolder(data, tmp_path / "c").split("test")
@@ -397,8 +397,8 @@ def _head(**change):
 
 
 def _record(**change):
-    return {"image:faces/a.png": [10, 20, 30, None], "audio:audio/a.wav": [10, 20, 30, 1.25],
-            "image:faces/b.png": [10, 20, 30, ["unreadable", "truncated PNG"]], **change}
+    return {"files": {"image:faces/a.png": [10, 20, 30, None], "audio:audio/a.wav": [10, 20, 30, 1.25],
+                      "image:faces/b.png": [10, 20, 30, ["unreadable", "truncated PNG"]], **change}}
 
 
 CHECKS = {"landmarks": landmarks_problem, "voice": V.cache_problem, "head": _head_check, "genders": genders_problem,
@@ -429,6 +429,7 @@ REFUSED = [
     ("record", _record(**{"audio:audio/c.wav": [10, -1, 30, 1.0]}), "'audio:audio/c.wav'"),
     ("record", _record(**{"other:x": [1, 2, 3, None]}), "'other:x'"),
     ("record", "files", "a JSON str"),
+    ("record", {"image:faces/a.png": [10, 20, 30, None]}, "a JSON dict where"),
 ]
 
 

@@ -208,23 +208,24 @@ class DataFolder(os.PathLike):
             return
         self._record_loaded = True
         cache, key = self._record()
-        files = cache.load(key, record_problem)
-        if files is not None:
-            self._files.update(files)
+        record = cache.load(key, record_problem)
+        if record is not None:
+            self._files.update(record["files"])
 
     def _save_record(self) -> None:
         if not self._dirty:
             return
         cache, key = self._record()
-        if cache.save(key, self._files):  # the record only saves time: one that cannot be written is a note
+        if cache.save(key, {"files": self._files}):  # the record only saves time: one that cannot be written is a note
             self._dirty = False
 
 
-def record_problem(files) -> str | None:
-    """Why a stored validation record ({"image:<rel>" | "audio:<rel>": [size, mtime_ns, inode, verdict]}, the
-    verdict None / seconds / [reason, detail]) cannot be used; None when it can."""
+def record_problem(record) -> str | None:
+    """Why a stored validation record ({"files": {"image:<rel>" | "audio:<rel>": [size, mtime_ns, inode, verdict]}},
+    the verdict None / seconds / [reason, detail]) cannot be used; None when it can."""
+    files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, dict):
-        return f"a JSON {type(files).__name__} where {{file: [size, mtime, inode, verdict]}} was expected"
+        return f"a JSON {type(record).__name__} where {{\"files\": {{file: [size, mtime, inode, verdict]}}}} was expected"
     for name, entry in files.items():
         kind = name.split(":", 1)[0]
         ok = kind in ("image", "audio") and isinstance(entry, list) and len(entry) == 4 and \
