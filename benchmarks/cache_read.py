@@ -44,7 +44,8 @@ def main() -> None:
             bare_s = best_of(bare, args.repeats)
             cached_s = best_of(lambda: cache.load(key, cache_problem), args.repeats)
             size = Path(path).stat().st_size / 1e6
-            print(f"| {n} | {size:.1f} MB | {bare_s * 1e3:.1f} ms | {cached_s * 1e3:.1f} ms | {cached_s / bare_s:.2f}x |")
+            print(f"| {n} | {size:.1f} MB | {bare_s * 1e3:.1f} ms | {cached_s * 1e3:.1f} ms "
+                  f"| {cached_s / bare_s:.2f}x |")
 
 
 if __name__ == "__main__":

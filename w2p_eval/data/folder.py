@@ -225,7 +225,8 @@ def record_problem(record) -> str | None:
     the verdict None / seconds / [reason, detail]) cannot be used; None when it can."""
     files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, dict):
-        return f"a JSON {type(record).__name__} where {{\"files\": {{file: [size, mtime, inode, verdict]}}}} was expected"
+        expected = "{'files': {file: [size, mtime, inode, verdict]}}"
+        return f"a JSON {type(record).__name__} where {expected} was expected"
     for name, entry in files.items():
         kind = name.split(":", 1)[0]
         ok = kind in ("image", "audio") and isinstance(entry, list) and len(entry) == 4 and \
