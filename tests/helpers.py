@@ -123,6 +123,26 @@ def make_tiny_dataset(
     return out
 
 
+def make_face_dataset(out: Path) -> Path:
+    """2 identities x 4 pairs of real face crops (128 px, shifted/mirrored) with 1.2 s tones; 2 test pairs each."""
+    (out / "faces").mkdir(parents=True)
+    (out / "audio").mkdir()
+    rows = []
+    for i, name in enumerate(["ann", "bob"]):
+        for k in range(4):
+            pid = f"{name}-{k}"
+            save_png(out / "faces" / f"{pid}.png", face_crop(128, dx=6 * k - 12, dy=3 * i, flip=bool(i)))
+            t = np.arange(19200) / 16000.0
+            write_wav(out / "audio" / f"{pid}.wav", (0.4 * np.sin(2 * np.pi * (150 + 80 * i) * t)).astype(np.float32))
+            rows.append(dict(pair_id=pid, identity=name, split_seen="test" if k >= 2 else "train",
+                             split_unseen="test" if i == 1 else "train", image_path=f"faces/{pid}.png",
+                             audio_path=f"audio/{pid}.wav", audio_start=0.0, audio_duration=1.2,
+                             source=f"{name}.mp4", source_time=float(k), face_id=f"{name}-f{k}",
+                             segment_id=f"{name}-s{k}"))
+    write_dataset(out, pd.DataFrame(rows), {"kind": "folder", "seed": 0})
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def tiny_run(base: str) -> Path:
     """Train WAV2PIX for 1 epoch (:data:`TINY`) on a private tiny dataset under ``base``; the run folder."""

@@ -96,8 +96,9 @@ def sha256_json(obj, n_chars: int = 16) -> str:
 
 
 def default_cache_dir() -> Path:
-    """The cache root of trained judges, embeddings and landmarks: ``$W2P_CACHE`` or ``~/.cache/w2p-eval``."""
-    return Path(os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
+    """The cache root of trained judges, embeddings, landmarks and dataset records (:mod:`w2p_eval.cache`):
+    ``$W2P_EVAL_CACHE``, else ``$W2P_CACHE`` (its older name), else ``~/.cache/w2p-eval``."""
+    return Path(os.environ.get("W2P_EVAL_CACHE") or os.environ.get("W2P_CACHE") or Path.home() / ".cache" / "w2p-eval")
 
 
 def select_device(device: str | None = None) -> str:

@@ -543,6 +543,55 @@ ROUND_TWO = {
 CASES.update(ROUND_TWO)
 
 
+# -- caches (issue 31): an entry edited or replaced by something else is recomputed with a note, exit 0 -----------
+def cached_landmarks(base, case: Path, spoil) -> list:
+    """landmarks --real run once (its cache entry written), the entry then spoilt by ``spoil(path)``."""
+    argv = ["landmarks", "--real", "--data", str(base["data"]), "--image-size", "16", "--no-store",
+            "--cache-dir", str(case / "cache")]
+    assert run_cli(argv).returncode == 0
+    spoil(next((case / "cache" / "landmarks").glob("*.npz")))
+    return argv
+
+
+def _all_detected(entry: Path) -> None:  # still an npz, numbers changed: the real faces' rate would read 100 %
+    import numpy as np
+
+    with np.load(entry) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    arrays["detected"][:] = True
+    arrays["points"][:] = 8.0
+    np.savez(entry, **arrays)
+
+
+def _folder_instead(entry: Path) -> None:
+    entry.unlink()
+    entry.mkdir()
+
+
+def unwritable_cache(base, case: Path) -> list:
+    (case / "not_a_folder").write_text("a file where the cache folder's parent should be")
+    return ["landmarks", "--real", "--data", str(base["data"]), "--image-size", "16", "--no-store",
+            "--cache-dir", str(case / "not_a_folder" / "cache")]
+
+
+CACHE_CASES = {
+    "landmarks-cache-entry-edited": Expect(lambda b, c: cached_landmarks(b, c, _all_detected), code=0,
+                                           allowed_prefixes=("WARNING w2p_eval.cache",), outputs=("cache",),
+                                           match="recomputed, not used"),
+    "landmarks-cache-entry-is-a-folder": Expect(lambda b, c: cached_landmarks(b, c, _folder_instead), code=0,
+                                                allowed_prefixes=("WARNING w2p_eval.cache",), outputs=("cache",),
+                                                match="cannot be read .* recomputed, not used"),
+    # a cache that cannot be written: the command still scores (a note per entry, values kept in memory)
+    "landmarks-cache-dir-unwritable": Expect(unwritable_cache, code=0, allowed_prefixes=("WARNING w2p_eval.cache",),
+                                             match="could not write cache entry .*from memory only"),
+    "landmarks-cache-disk-full": Expect(lambda b, c: ["landmarks", "--real", "--data", str(b["data"]), "--image-size",
+                                                      "16", "--no-store", "--cache-dir", str(c / "cache")],
+                                        code=0, file_size_limit=2_000, allowed_prefixes=("WARNING w2p_eval.cache",),
+                                        match="could not write cache entry", outputs=("cache",)),
+}
+CASES.update(CACHE_CASES)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_one_line_exit_2_and_changes_nothing(name, base, tmp_path, capsys):
     """Every case: the documented exit code (2 bad input unless the case says 1: the environment, or 0: bad

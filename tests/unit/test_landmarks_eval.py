@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import face_crop, grey
+from tests.helpers import face_crop, grey, make_face_dataset
 from w2p_eval.metrics import landmarks as M
 from w2p_eval.models.base import FaceGenerator
 
@@ -51,30 +51,7 @@ class GreyFaces(EchoFaces):
 
 @pytest.fixture(scope="module")
 def face_data(tmp_path_factory) -> Path:
-    """2 identities x 4 pairs of real face crops (shifted/mirrored) with 1.2 s tones; 2 test pairs each."""
-    import pandas as pd
-
-    from w2p_eval.data.audio import write_wav
-    from w2p_eval.data.images import save_png
-    from w2p_eval.data.manifest import write_dataset
-
-    out = tmp_path_factory.mktemp("faces") / "data"
-    (out / "faces").mkdir(parents=True)
-    (out / "audio").mkdir()
-    rows = []
-    for i, name in enumerate(["ann", "bob"]):
-        for k in range(4):
-            pid = f"{name}-{k}"
-            save_png(out / "faces" / f"{pid}.png", face_crop(128, dx=6 * k - 12, dy=3 * i, flip=bool(i)))
-            t = np.arange(19200) / 16000.0
-            write_wav(out / "audio" / f"{pid}.wav", (0.4 * np.sin(2 * np.pi * (150 + 80 * i) * t)).astype(np.float32))
-            rows.append(dict(pair_id=pid, identity=name, split_seen="test" if k >= 2 else "train",
-                             split_unseen="test" if i == 1 else "train", image_path=f"faces/{pid}.png",
-                             audio_path=f"audio/{pid}.wav", audio_start=0.0, audio_duration=1.2,
-                             source=f"{name}.mp4", source_time=float(k), face_id=f"{name}-f{k}",
-                             segment_id=f"{name}-s{k}"))
-    write_dataset(out, pd.DataFrame(rows), {"kind": "folder", "seed": 0})
-    return out
+    return make_face_dataset(tmp_path_factory.mktemp("faces") / "data")
 
 
 def save_ckpt(path: Path, model: str, data: Path) -> Path:
@@ -125,13 +102,13 @@ def test_no_face_generator_scores_zero(face_data, tmp_path, registered):
 
 def test_real_face_cache_is_reused_and_keyed(face_data, tmp_path):
     first = M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=64)
-    files = list((tmp_path / "c" / "landmarks").iterdir())
+    files = list((tmp_path / "c" / "landmarks").glob("*.npz"))
     assert len(files) == 1 and first[0]["value"] == 1.0 and first[0]["n"] == 4
     mtime = files[0].stat().st_mtime_ns
     again = M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=64)
     assert again == first and files[0].stat().st_mtime_ns == mtime  # read, not rewritten
     M.evaluate_real(face_data, cache_dir=tmp_path / "c", image_size=96, split="train")
-    assert len(list((tmp_path / "c" / "landmarks").iterdir())) == 2  # size and split are in the key
+    assert len(list((tmp_path / "c" / "landmarks").glob("*.npz"))) == 2  # size and split are in the key
 
 
 def test_cli_scores_a_folder_of_images(tmp_path, capsys):

@@ -7,8 +7,9 @@ what every consumer used to re-derive from the bare path: ``info`` (dataset.json
 
 Content checks (every pixel decoded, float audio finite, audio long enough) are lazy: :meth:`readable`
 checks only the rows a command actually reads, memoises each file's verdict on the object, and keeps a
-validation record in the cache (``<cache>/validation/<manifest hash>-<folder digest>.json``), keyed by
-each file's size, mtime and inode, so the next command on an unchanged dataset decodes nothing to
+validation record in the cache (:class:`w2p_eval.cache.Cache`, namespace ``validation``: one entry per manifest
+hash and folder; an edited or corrupt record is a warning and is rebuilt), keyed by each file's size, mtime and
+inode, so the next command on an unchanged dataset decodes nothing to
 validate; a file whose size, mtime or inode changed is checked again. The record lives in the cache,
 not in DATA, because a command owns only what it writes (DATA may be read-only or shared).
 
@@ -18,6 +19,7 @@ so code that only joins paths takes it unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -28,15 +30,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from w2p_eval.cache import Cache
 from w2p_eval.data.content import audio_seconds, image_problem
 from w2p_eval.data.identity_meta import identity_meta
 from w2p_eval.data.layout import COLUMNS, DATASET_JSON, FORMAT, MANIFEST, STORED_SPLITS, check_dir, split_frame
 from w2p_eval.errors import InputError
-from w2p_eval.utils import atomic_write_json, default_cache_dir
 from w2p_eval.validate import InsideResolver, check_dataset_info, manifest_row_problems
 
 log = logging.getLogger(__name__)
-RECORD_FORMAT = "w2p-eval-validation"
+RECORD_VERSION = 2  # of the validation record's cache entries (1: the files this module wrote itself)
 _REPORTS: list["SkipReport"] = []  # skip reports of the datasets opened by this command (cli.main clears it)
 
 
@@ -200,42 +202,56 @@ class DataFolder(os.PathLike):
         return verdict
 
     # -- the validation record ----------------------------------------------------------------------
-    def record_path(self) -> Path | None:
-        if self.cache_dir is False:
-            return None
+    def _record(self) -> tuple[Cache, dict]:
         folder = hashlib.sha256(str(self.root.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        return Path(self.cache_dir or default_cache_dir()) / "validation" / f"{self.hash}-{folder}.json"
+        key = {"name": f"{self.hash}-{folder}", "data": self.hash, "root": str(self.root.resolve()),
+               "checker": "content.image_problem/audio_seconds"}
+        return Cache(self.cache_dir, "validation", RECORD_VERSION, fmt="json"), key
+
+    def record_path(self) -> Path | None:
+        """The validation record's file in the cache (None without a cache)."""
+        cache, key = self._record()
+        return cache.path(key) if cache.enabled else None
 
     def _load_record(self) -> None:
         if self._record_loaded:
             return
         self._record_loaded = True
-        path = self.record_path()
-        if path is None or not path.is_file():
-            return
-        try:
-            self._record_time_ns = path.stat().st_mtime_ns
-            rec = json.loads(path.read_text())
-            if rec.get("format") == RECORD_FORMAT and rec.get("manifest_hash") == self.hash and \
-                    rec.get("root") == str(self.root.resolve()):
-                files = rec["files"]
-                kept = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 4}
-                self._files.update(kept)
-                self._from_record.update(kept)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a bad record is ignored
-            log.warning("ignoring unreadable validation record %s (%s)", path, exc.__class__.__name__)
+        cache, key = self._record()
+        record = cache.load(key, record_problem)
+        if record is not None:
+            kept = {k: v for k, v in record["files"].items() if isinstance(v, list) and len(v) == 4}
+            self._files.update(kept)
+            self._from_record.update(kept)
+            with contextlib.suppress(OSError):
+                self._record_time_ns = cache.path(key).stat().st_mtime_ns
 
     def _save_record(self) -> None:
-        path = self.record_path()
-        if path is None or not self._dirty:
+        if not self._dirty:
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, {"format": RECORD_FORMAT, "version": 1, "manifest_hash": self.hash,
-                                     "root": str(self.root.resolve()), "files": self._files})
+        cache, key = self._record()
+        if cache.save(key, {"files": self._files}):  # the record only saves time: one that cannot be written is a note
             self._dirty = False
-        except OSError as exc:  # the record only saves time; a read-only cache is not a failure
-            log.info("could not write the validation record %s (%s)", path, exc)
+
+
+def record_problem(record) -> str | None:
+    """Why a stored validation record ({"files": {"image:<rel>" | "audio:<rel>": [size, mtime_ns, inode, verdict]}},
+    the verdict None / seconds / [reason, detail]) cannot be used; None when it can."""
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        expected = "{'files': {file: [size, mtime, inode, verdict]}}"
+        return f"a JSON {type(record).__name__} where {expected} was expected"
+    for name, entry in files.items():
+        kind = name.split(":", 1)[0]
+        ok = kind in ("image", "audio") and isinstance(entry, list) and len(entry) == 4 and \
+            all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in entry[:3])
+        verdict = entry[3] if ok else None
+        if ok and not (isinstance(verdict, list) and len(verdict) == 2 and all(isinstance(v, str) for v in verdict)):
+            ok = verdict is None if kind == "image" else \
+                isinstance(verdict, (int, float)) and not isinstance(verdict, bool) and 0 <= verdict < float("inf")
+        if not ok:
+            return f"an entry {name!r} that is not [size, mtime, inode, verdict]"
+    return None
 
 
 def record_verdict_holds(kind: str, verdict) -> bool:

@@ -19,7 +19,6 @@ split); every caller records which source it used (``metadata``, ``judge/<name>`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from w2p_eval.cache import Cache
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.data.folder import open_dataset
@@ -37,12 +37,13 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.faceres import FaceResNet
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
-from w2p_eval.utils import atomic_write_json, default_cache_dir, select_device
+from w2p_eval.utils import select_device
 
 log = logging.getLogger(__name__)
 
 DEFAULT_JUDGE = "faceres"
 GENDERS = ("f", "m")
+GENDERS_VERSION = 2  # of the judged-genders cache entries (1: the files this module wrote itself)
 ETHNICITIES = ("white", "black", "asian", "indian", "other")  # GEAR's race_output order
 GEAR_SIZE = 198
 GEAR_RACE, GEAR_GENDER, GEAR_AGE = "race_output", "gender_output", "age_output"
@@ -168,8 +169,11 @@ def judge_genders(data_dir, names: list[str], *, judge: str = DEFAULT_JUDGE, dev
     if judge != DEFAULT_JUDGE:
         raise InputError(f"expected gender judge {DEFAULT_JUDGE!r} (or none), got {judge!r}")
     ds = open_dataset(data_dir, cache_dir)
-    cache = _genders_cache(ds, judge, max_faces, cache_dir)
-    known = _read_json(cache) if cache is not None else {}
+    # keyed by the manifest hash, the judge and the face count: a warm command reads no training face to know them
+    cache = Cache(cache_dir, "attributes", GENDERS_VERSION, fmt="json")
+    key = {"name": f"genders-{ds.hash}-{judge}-{max_faces}", "data": ds.hash, "judge": judge,
+           "extractor": f"{PACKAGE} faceres", "max_faces": int(max_faces)}
+    known = cache.load(key, genders_problem) or {}
     out = {n: known[n] for n in names if known.get(n) in ("f", "m")}
     if len(out) == len(names):  # all guessed before on this exact dataset: no face is read, no network loaded
         return out
@@ -193,28 +197,16 @@ def judge_genders(data_dir, names: list[str], *, judge: str = DEFAULT_JUDGE, dev
         faces = np.stack([resize_batch(load_image_rgb(ds.path(p))[None], 224)[0] for p in paths])
         out[name] = majority(net.predict(faces)["p_male"])
         log.info("gender of %s by the judge: %s (%d faces)", name, out[name], len(paths))
-    if cache is not None:
-        try:
-            atomic_write_json(cache, {**known, **out})
-        except OSError as exc:  # a cache that cannot be written costs time, not results
-            log.warning("could not keep the judged genders in %s (%s)", cache, exc)
+    cache.save(key, {**known, **out})
     return out
 
 
-def _genders_cache(ds, judge: str, max_faces: int, cache_dir) -> Path | None:
-    """Where the judged genders of this dataset are kept: keyed by the manifest hash, judge and face count, so a
-    warm command reads no training face to know them (``cache_dir=False``: no cache)."""
-    if cache_dir is False:
-        return None
-    return Path(cache_dir or default_cache_dir()) / "attributes" / f"genders-{ds.hash}-{judge}-{max_faces}.json"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        got = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return got if isinstance(got, dict) else {}
+def genders_problem(value) -> str | None:
+    """Why stored judged genders cannot be used ({identity: "f" | "m"} expected); None when they can."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__} where {{identity: gender}} was expected"
+    bad = [f"{k!r}: {v!r}" for k, v in value.items() if v not in GENDERS][:1]
+    return f"a gender other than {' or '.join(GENDERS)} ({bad[0]})" if bad else None
 
 
 def majority(probs_male: np.ndarray) -> str:

@@ -8,16 +8,15 @@ Resolution pipeline (the fairness rule): real faces are resized to the generator
 exactly as ``generate_split`` does (``image_to_tensor`` then ``tensor_to_uint8``), and only then,
 like generated faces, to the backbone's own input size inside :meth:`IdentityBackbone.trunk`.
 
-The trained head and the real-face embeddings are cached as tensors (loaded with
-``weights_only=True``) in ``cache_dir/identity/``, keyed by manifest hash, backbone, image size,
-seed, protocol and split (see :func:`identity_classifier`).
+The trained head (torch tensors, read with ``weights_only=True``) and the real faces' embeddings and logits
+(npz) are kept in the disk cache's ``identity`` namespace (:class:`w2p_eval.cache.Cache`), keyed by manifest
+hash, backbone, its version and settings, image size, seed, protocol and split (see :func:`identity_classifier`);
+an entry that is edited, truncated or of the wrong shape is recomputed with a warning.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import fcntl
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -26,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.images import image_to_tensor, load_image_rgb, resize_rgb, tensor_to_uint8
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import split_frame
 from w2p_eval.errors import InputError
 from w2p_eval.judges import load_identity_backbone
-from w2p_eval.utils import atomic_path, default_cache_dir, select_device, sha256_json
+from w2p_eval.utils import select_device, sha256_json
 
 log = logging.getLogger(__name__)
 
 JUDGE_VERSION = 1  # bump when training or preprocessing changes: invalidates caches
-CACHE_FORMAT = "w2p-eval-identity-judge"
 
 
 class IdentityBackbone(abc.ABC):
@@ -266,7 +265,7 @@ class IdentityJudge:
     identities: list[str]
     image_size: int
     key: str
-    cache_dir: Path | None
+    cache: Cache  # the real faces' scores (npz), keyed by ``key``, the backbone's version and the pixels
     info: dict = field(default_factory=dict)
     scored_pair_ids: list[str] = field(default_factory=list)  # evaluated pairs the judge never learnt from
     memo: dict = field(default_factory=dict, repr=False)  # image digest -> trunk features (this process)
@@ -292,18 +291,17 @@ class IdentityJudge:
     def real_scores(self, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`score` of real faces, cached on disk by the hash of their pixels."""
         digest = hashlib.sha256(np.ascontiguousarray(real).tobytes()).hexdigest()[:16]
-        path = self.cache_dir / f"{self.key}-real-{digest}.pt" if self.cache_dir else None
-        if path is not None and path.is_file():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                return blob["embeddings"].numpy(), blob["logits"].numpy()
-            except Exception as exc:  # a corrupt cache file is recomputed, not fatal
-                log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
-        emb, logits = compute_real_scores(self, real)
-        if path is not None:
-            with atomic_path(path) as tmp:
-                torch.save({"embeddings": torch.from_numpy(emb), "logits": torch.from_numpy(logits)}, tmp)
-        return emb, logits
+        key = {"name": f"{self.key}-real", "extractor": self.backbone.version(), "pixels": digest,
+               "shape": list(real.shape)}
+
+        def compute() -> dict:
+            emb, logits = compute_real_scores(self, real)
+            return {"embeddings": emb, "logits": logits}
+
+        shapes = {"embeddings": ("float32", (len(real), None), True),
+                  "logits": ("float32", (len(real), len(self.identities)), True)}
+        blob = self.cache.get_or_compute(key, compute, lambda b: array_problem(b, shapes))
+        return blob["embeddings"], blob["logits"]
 
 
 def compute_real_scores(judge: IdentityJudge, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +316,7 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
 
     Trained on the real training faces (:func:`judge_training_rows`) at ``image_size`` (the
     generator's output size), with a seeded validation part (:func:`split_train_val`) for model
-    selection. Cache key: (manifest hash, backbone, image size, seed, protocol, split, judge config).
+    selection. Cache key: (manifest hash, backbone, its version, image size, seed, protocol, split, judge config).
     ``cache_dir=False`` disables caching.
     """
     data_dir = open_dataset(data_dir, cache_dir)
@@ -337,51 +335,60 @@ def identity_classifier(data_dir, backbone: str = "dlib_resnet", image_size: int
     scored_ids = list(scored["pair_id"])
     cfg_hash = sha256_json({"judge": JUDGE_VERSION, **bb.describe()}, 8)
     key = f"{data_dir.hash}-{backbone}-{int(image_size)}px-seed{seed}-{protocol}-{split}-{cfg_hash}"
-    cache = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "identity"
-    path = cache / f"{key}.pt" if cache else None
-    def cached() -> IdentityJudge | None:
-        if path is None or not path.is_file():
-            return None
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob.get("format") == CACHE_FORMAT and list(blob["identities"]) == names:
-                head = bb.make_head(len(names))
-                head.load_state_dict(blob["head"])
-                log.info("identity judge loaded from cache %s", path)
-                return IdentityJudge(bb, head.to(device).eval(), names, int(image_size), key, cache,
-                                     dict(blob["info"]), scored_ids)
-        except Exception as exc:
-            log.warning("ignoring unreadable cache file %s (%s)", path, exc.__class__.__name__)
-        return None
+    cache = Cache(cache_dir, "identity", JUDGE_VERSION, fmt="torch")
+    ckey = {"name": key, "extractor": bb.version(), "identities": names}
+    trained: list[IdentityJudge] = []
 
-    judge = cached()
-    if judge is not None:
-        return judge
-    with _training_lock(path):  # processes sharing a cache (torchrun ranks) train each judge once
-        judge = cached()
-        if judge is not None:
-            return judge
-        return _train_judge(bb, data_dir, data_dir.readable(rows), names, int(image_size), key, cache, path, scored_ids, seed, device)
+    def train() -> dict:
+        judge = _train_judge(bb, data_dir, data_dir.readable(rows), names, int(image_size), key, cache_dir, scored_ids,
+                             seed, device)
+        trained.append(judge)
+        state = {k: v.detach().cpu() for k, v in judge.head.state_dict().items()}
+        return {"head": state, "identities": names, "info": judge.info}
 
+    heads: list[torch.nn.Module] = []
 
-@contextlib.contextmanager
-def _training_lock(path: Path | None):
-    """Blocking flock on ``<cache file>.lock`` while one process trains and writes a judge; others wait, then read
-    the cache it wrote. No lock without a cache. The kernel drops the lock if the holder dies."""
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    def check(blob) -> str | None:  # a fresh head (only on a read) is the layout the stored weights must have
+        heads[:] = [bb.make_head(len(names))]
+        return head_problem(blob, names, heads[0].state_dict())
+
+    # processes sharing a cache (torchrun ranks) train each judge once: the others wait, then read it
+    blob = cache.get_or_compute(ckey, train, check)
+    if trained:
+        return trained[0]
+    head = heads[0]
+    head.load_state_dict(blob["head"])
+    log.info("identity judge loaded from cache %s", cache.path(ckey))
+    return IdentityJudge(bb, head.to(device).eval(), names, int(image_size), key, _real_cache(cache_dir),
+                         dict(blob["info"]), scored_ids)
 
 
-def _train_judge(bb, data_dir, rows, names, image_size, key, cache, path, scored_ids, seed, device) -> IdentityJudge:
-    """Fit the judge's head on the real training faces (seeded train/val split, early stopping) and cache it."""
+def _real_cache(cache_dir) -> Cache:
+    return Cache(cache_dir, "identity", JUDGE_VERSION, fmt="npz")
+
+
+def head_problem(blob, names: list[str], template: dict) -> str | None:
+    """Why a stored judge ``blob`` ({"head": state dict, "identities", "info"}) cannot be used for a head whose
+    fresh ``template`` state dict it must match (keys, shapes, dtypes, finite weights); None when it can."""
+    if not isinstance(blob, dict) or not isinstance(blob.get("head"), dict) or not isinstance(blob.get("info"), dict):
+        return "no judge head and info"
+    if not isinstance(blob.get("identities"), list) or blob["identities"] != names:
+        return "a judge of other identities"
+    state = blob["head"]
+    if set(state) != set(template):
+        return f"head weights named {sorted(state)[:3]}..., expected {sorted(template)[:3]}..."
+    for name, want in template.items():
+        got = state[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            what = f"{got.dtype} {list(got.shape)}" if isinstance(got, torch.Tensor) else type(got).__name__
+            return f"head weight {name!r} as {what}, expected {want.dtype} {list(want.shape)}"
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            return f"NaN or infinite values in head weight {name!r}"
+    return None
+
+
+def _train_judge(bb, data_dir, rows, names, image_size, key, cache_dir, scored_ids, seed, device) -> IdentityJudge:
+    """Fit the judge's head on the real training faces (seeded train/val split, early stopping)."""
     log.info("training identity judge %s on %d real faces", key, len(rows))
     faces = real_faces_uint8(data_dir, rows, image_size)
     labels = torch.tensor([names.index(n) for n in rows["identity"]], dtype=torch.long)
@@ -390,9 +397,4 @@ def _train_judge(bb, data_dir, rows, names, image_size, key, cache, path, scored
     tr, va = torch.from_numpy(tr), torch.from_numpy(va)
     head, info = bb.fit_head(feats[tr], labels[tr], feats[va], labels[va], len(names), seed, device)
     info.update(n_identities_trained=int(len(set(rows["identity"]))), version=bb.version(), key=key)
-    if path is not None:
-        state = {k: v.detach().cpu() for k, v in head.state_dict().items()}
-        with atomic_path(path) as tmp:
-            torch.save({"format": CACHE_FORMAT, "version": JUDGE_VERSION, "head": state, "identities": names,
-                        "info": info}, tmp)
-    return IdentityJudge(bb, head, names, image_size, key, cache, info, scored_ids)
+    return IdentityJudge(bb, head, names, image_size, key, _real_cache(cache_dir), info, scored_ids)

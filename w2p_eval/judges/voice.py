@@ -3,9 +3,9 @@
 The encoder is resemblyzer's VoiceEncoder (a 3-layer LSTM on 40-band mel frames, 256-d L2-normalised
 embeddings; weights ship inside the resemblyzer wheel). It is rebuilt here and its packaged state dict is
 read with ``torch.load(weights_only=True)``; resemblyzer itself is never imported (only its
-``pretrained.pt`` is located). Embeddings are computed once per clip and cached under
-``<cache>/speaker/<manifest_hash>-<audio_seconds>s-<encoder>.npz`` (``<cache>`` = ``$W2P_CACHE`` or
-``~/.cache/w2p-eval``, like the other judges' caches).
+``pretrained.pt`` is located). Embeddings are computed once per clip and kept in the disk cache's ``speaker``
+namespace (:class:`w2p_eval.cache.Cache`: one npz per manifest hash, audio length and encoder weights; an entry
+that is edited, truncated, of the wrong shape or not unit-length is recomputed with a warning).
 
 Clip preprocessing (same for training, evaluation and generation): the raw clip (mono, 16 kHz)
 is scaled to an RMS of -30 dBFS (both up and down, so the result does not depend on the clip's
@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError, MissingWeightsError
-from w2p_eval.utils import atomic_path, default_cache_dir, sha256_file
+from w2p_eval.utils import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -139,25 +140,24 @@ def clip_embeddings(
 ) -> np.ndarray:
     """Speaker embeddings float32 [len(df), 256] of the manifest rows ``df`` (raw clips, first ``audio_seconds``).
 
-    Cached per clip (pair_id) in one .npz per (manifest hash, audio length, encoder weights) under
-    ``<cache_dir or default_cache_dir()>/speaker/``; only clips missing there, or whose audio file changed
-    (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise InputError naming the file.
+    Cached per clip (pair_id) in one entry per (manifest hash, audio length, encoder weights) of the cache at
+    ``cache_dir`` (:class:`w2p_eval.cache.Cache`, namespace ``speaker``); only clips missing there, or whose audio
+    file changed (size or mtime: a rebuilt dataset with an identical manifest), are computed. Unreadable clips raise
+    InputError naming the file.
     """
     data_hash = manifest_hash(data_dir)  # a DataFolder's hash as read; a path's hashed here
     data_dir = Path(data_dir)
     wpath = Path(weights_path) if weights_path else default_weights_path()
     tag = ENCODER_NAME if weights_path is None else f"custom-{sha256_file(wpath, 8) if wpath and wpath.is_file() else 'missing'}"
-    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) / "speaker"
-    cache_file = cache / f"{data_hash}-{audio_seconds:g}s-{tag}.npz"
+    cache = Cache(cache_dir, "speaker", CACHE_VERSION, fmt="npz")
+    key = {"name": f"{data_hash}-{audio_seconds:g}s-{tag}", "data": data_hash, "audio_seconds": float(audio_seconds),
+           "extractor": tag}
     known: dict[str, np.ndarray] = {}
     stamps: dict[str, str] = {}
-    if cache_file.is_file():
-        try:
-            with np.load(cache_file) as z:
-                known = dict(zip(z["pair_ids"].tolist(), z["emb"]))
-                stamps = dict(zip(z["pair_ids"].tolist(), z["stamps"].tolist()))
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring an unreadable or older-format embedding cache %s", cache_file)
+    z = cache.load(key, cache_problem)
+    if z is not None:
+        known = dict(zip(z["pair_ids"].tolist(), z["emb"]))
+        stamps = dict(zip(z["pair_ids"].tolist(), z["stamps"].tolist()))
     pair_ids = [str(p) for p in df["pair_id"]]
     now = {p: _stamp(data_dir / a, float(s)) for p, a, s in zip(pair_ids, df["audio_path"], df["audio_start"])}
     missing = [i for i, p in enumerate(pair_ids) if p not in known or stamps.get(p) != now[p]]
@@ -170,11 +170,27 @@ def clip_embeddings(
         known.update(zip([pair_ids[i] for i in missing], emb))
         stamps.update({pair_ids[i]: now[pair_ids[i]] for i in missing})
         ids = list(known)
-        with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, pair_ids=np.array(ids), emb=np.stack([known[p] for p in ids]).astype(np.float32),
-                         stamps=np.array([stamps.get(p, "") for p in ids]))
+        cache.save(key, {"pair_ids": np.array(ids, dtype=str),
+                         "emb": np.stack([known[p] for p in ids]).astype(np.float32),
+                         "stamps": np.array([stamps.get(p, "") for p in ids], dtype=str)})
     return np.stack([known[p] for p in pair_ids]).astype(np.float32) if pair_ids else np.zeros((0, EMBED_DIM), np.float32)
+
+
+CACHE_VERSION = 2  # 1: the files this module wrote itself, before w2p_eval.cache
+CACHE_SPECS = {"pair_ids": ("U", ("N",), False), "emb": ("float32", ("N", EMBED_DIM), True),
+               "stamps": ("U", ("N",), False)}
+
+
+def cache_problem(z: dict) -> str | None:
+    """Why stored clip embeddings cannot be used (:data:`CACHE_SPECS`, unit length, one row per clip); None when
+    they can."""
+    problem = array_problem(z, CACHE_SPECS)
+    norms = np.linalg.norm(z["emb"], axis=1) if problem is None else None
+    if norms is not None and not ((np.abs(norms - 1) < 1e-3) | (norms == 0)).all():  # 0: the encoder's all-zero ReLU
+        problem = "embeddings that are not unit-length"
+    if problem is None and len(set(z["pair_ids"].tolist())) != len(z["pair_ids"]):
+        problem = "a clip twice"
+    return problem
 
 
 def fit_linear_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float = 1.0, seed: int = 0):

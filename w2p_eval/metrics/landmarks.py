@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError
@@ -24,7 +25,7 @@ from w2p_eval.judges.landmarks import (N_POINTS, LandmarkResult, draw_landmarks,
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
 from w2p_eval.models.sources import checkpoint_items, real_faces_at, split_rows
-from w2p_eval.utils import Skips, atomic_path, default_cache_dir, sha256_json
+from w2p_eval.utils import Skips, atomic_path, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -92,32 +93,27 @@ def real_faces(data_dir, split: str = "test", protocol: str = "seen", image_size
     return list(df["pair_id"]), real_faces_at(data_dir, list(df["image_path"]), image_size)
 
 
-def _cache_file(cache_dir, data_hash, split, protocol, size, backend, settings_hash) -> Path:
-    name = f"real-{data_hash}-{split}-{protocol}-{size}px-{backend}-{settings_hash}-v{CACHE_VERSION}.npz"
-    return Path(cache_dir) / "landmarks" / name
+def _as_arrays(pair_ids: list[str], results: Sequence[LandmarkResult]) -> dict[str, np.ndarray]:
+    return {"pair_ids": np.array(pair_ids, dtype=str), "detected": np.array([r.detected for r in results], bool),
+            "points": points_array(results), "boxes": np.stack([r.box for r in results]).astype(np.float32),
+            "scores": np.array([r.score for r in results], np.float64),
+            "notes": np.array([r.note for r in results], dtype=str)}
 
 
-def _save_results(path: Path, pair_ids: list[str], results: Sequence[LandmarkResult]) -> None:
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh, pair_ids=np.array(pair_ids, dtype=str), detected=np.array([r.detected for r in results], bool),
-            points=points_array(results), boxes=np.stack([r.box for r in results]).astype(np.float32),
-            scores=np.array([r.score for r in results], np.float64),
-            notes=np.array([r.note for r in results], dtype=str),
-        )
+CACHE_SPECS = {"pair_ids": ("U", ("N",), False), "detected": ("bool", ("N",), False),
+               "points": ("float32", ("N", N_POINTS, 2), False), "boxes": ("float32", ("N", 4), False),
+               "scores": ("float64", ("N",), False), "notes": ("U", ("N",), False)}
 
 
-def _load_results(path: Path, pair_ids: list[str]) -> list[LandmarkResult] | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            known = {str(pid): LandmarkResult(bool(d), p, b, float(s), str(t)) for pid, d, p, b, s, t in
-                     zip(z["pair_ids"], z["detected"], z["points"], z["boxes"], z["scores"], z["notes"])}
-        if not all(str(p) in known for p in pair_ids):  # a source scoring a subset of pairs reuses a full cache
-            return None
-        return [known[str(p)] for p in pair_ids]
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("ignoring unreadable landmark cache %s (%s)", path, exc)
-        return None
+def cache_problem(z: dict) -> str | None:
+    """Why stored real-face landmarks cannot be used (shapes and dtypes of :data:`CACHE_SPECS`; points finite
+    exactly where a face was detected); None when they can."""
+    problem = array_problem(z, CACHE_SPECS)
+    if problem is None and not (np.isfinite(z["points"]).all(axis=(1, 2)) == z["detected"]).all():
+        problem = "landmark points that are NaN for a detected face, or numbers for a face not detected"
+    if problem is None and not np.isfinite(z["boxes"][z["detected"]]).all():
+        problem = "NaN or infinite boxes of detected faces"
+    return problem
 
 
 def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backend="dlib", workers=1,
@@ -127,26 +123,23 @@ def real_landmarks(data_dir, split="test", protocol="seen", image_size=64, backe
     data_dir = open_dataset(data_dir, cache_dir)
     model = get_backend(backend)
     settings_hash = sha256_json({"version": model.version, **model.settings()}, 8)
-    path = _cache_file(cache_dir or default_cache_dir(), data_dir.hash, split, protocol,
-                       int(image_size), backend, settings_hash)
-    if faces is None:
-        ids = list(data_dir.split(split, protocol)["pair_id"])
-    else:
-        ids = list(faces[0])
-    if path.is_file():
-        cached = _load_results(path, ids)
-        if cached is not None:
-            log.info("real-face landmarks from cache %s", path)
-            return ids, cached
+    cache = Cache(cache_dir, "landmarks", CACHE_VERSION, fmt="npz")
+    key = {"name": f"real-{data_dir.hash}-{split}-{protocol}-{int(image_size)}px-{backend}-{settings_hash}",
+           "extractor": {"version": model.version, **model.settings()}}
+    ids = list(data_dir.split(split, protocol)["pair_id"]) if faces is None else list(faces[0])
+    z = cache.load(key, cache_problem)
+    if z is not None:
+        known = {str(pid): LandmarkResult(bool(d), p, b, float(s), str(t)) for pid, d, p, b, s, t in
+                 zip(z["pair_ids"], z["detected"], z["points"], z["boxes"], z["scores"], z["notes"])}
+        if all(p in known for p in ids):  # a source scoring a subset of pairs reuses a full cache
+            log.info("real-face landmarks from cache %s", cache.path(key))
+            return ids, [known[p] for p in ids]
     if faces is None:
         ids, imgs = real_faces(data_dir, split, protocol, image_size)
     else:
         imgs = faces[1]
     results = score_images(imgs, backend, workers=workers, progress=True)
-    try:
-        _save_results(path, ids, results)
-    except OSError as exc:
-        log.warning("could not write landmark cache %s (%s)", path, exc)
+    cache.save(key, _as_arrays(ids, results))
     return ids, results
 
 

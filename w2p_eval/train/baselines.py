@@ -9,7 +9,7 @@ Config keys used: model, seed, image_size, audio_seconds, protocol, and optional
 ``pool_per_identity`` (random_real, default 100), ``medoid_candidates`` (speaker_retrieval, default 500
 faces per identity), ``speaker_C`` (inverse L2 strength of the speaker head, default 1.0),
 ``speaker_weights`` (a VoiceEncoder state-dict file instead of resemblyzer's packaged one),
-``cache_dir`` (embedding cache root; default $W2P_CACHE or ~/.cache/w2p-eval) and ``gender_judge``
+``cache_dir`` (embedding cache root; default $W2P_EVAL_CACHE or ~/.cache/w2p-eval) and ``gender_judge``
 (gender_oracle: the attribute judge for identities without a gender label, default faceres; ``none`` =
 labels only).
 """
