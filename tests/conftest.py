@@ -5,6 +5,7 @@ The functions behind them (and every other shared test helper) live in ``tests/h
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -44,6 +45,20 @@ def _isolated_torch_home(tmp_path_factory, monkeypatch):
     """Pretrained-weight lookups go to an empty temp dir unless a test sets TORCH_HOME itself."""
     if "W2P_KEEP_TORCH_HOME" not in os.environ:
         monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers():
+    """A command run in-process (tests.helpers.run_cli) binds the root logger to the stderr captured at the time;
+    a later test that logs before its own command would write to that closed stream ("--- Logging error ---")."""
+    def drop_ours():
+        root = logging.getLogger()
+        for h in [h for h in root.handlers if not type(h).__module__.startswith("_pytest")]:
+            root.removeHandler(h)
+
+    drop_ours()
+    yield
+    drop_ours()
 
 
 @pytest.fixture

@@ -191,9 +191,7 @@ def _encode(fmt: str, value: Any) -> bytes:
     elif fmt == "json":
         return (json.dumps(value, sort_keys=True, allow_nan=False) + "\n").encode()
     else:
-        import torch  # only for this format: data/ modules use the cache and stay importable without torch
-
-        torch.save(value, buf)
+        _torch().save(value, buf)
     return buf.getvalue()
 
 
@@ -203,9 +201,13 @@ def _decode(fmt: str, payload: bytes) -> Any:
             return {k: z[k] for k in z.files}
     if fmt == "json":
         return json.loads(payload, parse_constant=_no_constant)
-    import torch  # only for this format (see _encode)
+    return _torch().load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+def _torch():
+    import torch  # lazy: only the torch format needs it; data/ modules use the cache without importing torch
+
+    return torch
 
 
 def _no_constant(name: str):
