@@ -180,12 +180,15 @@ def read_weights(model: dict, folder: str | os.PathLike) -> dict[str, np.ndarray
     return weights
 
 
-def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu") -> TfjsGraph:
+def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu",
+                     fuse: bool = True) -> TfjsGraph:
     """The graph model at ``path`` (a model.json; shards beside it) as a :class:`TfjsGraph` in eval mode on
-    ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks)."""
+    ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks).
+    ``fuse``: fold element-wise nodes into convolutions at load (:mod:`w2p_eval.judges.tfjs_fuse`); False runs
+    the nodes exactly as written (the reference the fused graph is tested against)."""
     path = Path(path)
     model = read_model_json(path)
-    graph = TfjsGraph(model, read_weights(model, path.parent), outputs, source=str(path))
+    graph = TfjsGraph(model, read_weights(model, path.parent), outputs, source=str(path), fuse=fuse)
     return graph.to(device).eval()
 
 

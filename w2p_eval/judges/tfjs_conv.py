@@ -56,8 +56,10 @@ def _padder(node: Node, kernel: tuple[int, int], strides, dilations) -> Callable
 
 
 def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tensor]]):
-    """The fused ops after a conv/matmul -> fn(y, nchw) applying them. ``args`` are the getters of the
-    extra inputs in order (bias for BiasAdd, alpha for Prelu)."""
+    """The fused ops after a conv/matmul -> fn(y, nchw) applying them (in place on ``y``, a fresh tensor, where
+    torch can). ``args`` are the getters of the extra inputs in order (bias for BiasAdd, alpha for Prelu).
+    ``Clamp`` (made by :mod:`w2p_eval.judges.tfjs_fuse` from Minimum/Maximum) reads its bounds from the node's
+    ``w2p_clamp`` attribute."""
     steps = []
     args = list(args)
     if sum(n in ("BiasAdd", "Prelu") for n in names) > len(args):
@@ -65,23 +67,27 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
     for name in names:
         if name == "BiasAdd":
             get = args.pop(0)
-            steps.append(lambda y, c, g=get: y + (g().view(1, -1, 1, 1) if c else g()))
+            steps.append(lambda y, c, g=get: y.add_(g().view(1, -1, 1, 1) if c else g()))
         elif name == "Relu":
-            steps.append(lambda y, c: torch.relu(y))
+            steps.append(lambda y, c: y.relu_())
         elif name == "Relu6":
-            steps.append(lambda y, c: torch.clamp(y, 0.0, 6.0))
+            steps.append(lambda y, c: y.clamp_(0.0, 6.0))
+        elif name == "Clamp":
+            lo, hi = (float(v) for v in node.attr["w2p_clamp"]["list"]["f"])
+            lo_, hi_ = (lo if math.isfinite(lo) else None), (hi if math.isfinite(hi) else None)
+            steps.append(lambda y, c, a=lo_, b=hi_: y.clamp_(a, b))
         elif name == "Elu":
-            steps.append(lambda y, c: F.elu(y))
+            steps.append(lambda y, c: F.elu(y, inplace=True))
         elif name == "Sigmoid":
-            steps.append(lambda y, c: torch.sigmoid(y))
+            steps.append(lambda y, c: y.sigmoid_())
         elif name == "Tanh":
-            steps.append(lambda y, c: torch.tanh(y))
+            steps.append(lambda y, c: y.tanh_())
         elif name == "LeakyRelu":
             alpha = node.number("leakyrelu_alpha", 0.2)
-            steps.append(lambda y, c, a=alpha: F.leaky_relu(y, a))
+            steps.append(lambda y, c, a=alpha: F.leaky_relu(y, a, inplace=True))
         elif name == "Prelu":
             get = args.pop(0)
-            steps.append(lambda y, c, g=get: torch.where(y >= 0, y, y * (g().view(1, -1, 1, 1) if c else g())))
+            steps.append(lambda y, c, g=get: prelu(y, g(), c))
         else:
             raise node.refuse(f"fused op {name}")
 
@@ -90,6 +96,13 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
             y = step(y, nchw)
         return y
     return apply
+
+
+def prelu(y: torch.Tensor, alpha: torch.Tensor, nchw: bool) -> torch.Tensor:
+    """TF's Prelu (y < 0 -> alpha * y): torch's one-pass kernel for one alpha per channel (or one for all)."""
+    if nchw and alpha.numel() in (1, y.shape[1]):
+        return F.prelu(y, alpha.reshape(-1))
+    return torch.where(y >= 0, y, y * (alpha.view(1, -1, 1, 1) if nchw else alpha))
 
 
 def _fused_args(node: Node, first: int) -> list[Callable[[], torch.Tensor]]:
@@ -111,13 +124,25 @@ def conv(node: Node, depthwise: bool, fused: bool):
     get_w = node.param("filter", weight)
     strides, dilations = _spatial(node, "strides"), _spatial(node, "dilations")
     pad = _padder(node, (kh, kw), strides, dilations)
-    post = _activation(node, node.strings("fused_ops"), _fused_args(node, 2)) if fused else None
+    names, args = (node.strings("fused_ops"), _fused_args(node, 2)) if fused else ([], [])
+    bias = None
+    if names[:1] == ["BiasAdd"] and args:  # the bias goes into the convolution itself
+        bias, names, args = args[0], names[1:], args[1:]
+    post = _activation(node, names, args) if names else None
+    same = node.string("padding", "VALID") == "SAME"
 
     def run(v: list[Val]) -> Val:
         x = v[0].as_nchw()
         if x.shape[1] != cin:
             raise InputError(f"expected {cin} channels into '{node.name}', got {x.shape[1]}")
-        y = F.conv2d(pad(x, 0.0), get_w(), stride=strides, dilation=dilations, groups=groups)
+        b = bias().reshape(-1) if bias is not None else None
+        if same:
+            (top, bottom), (left, right) = (_same_pad(x.shape[2], kh, strides[0], dilations[0]),
+                                            _same_pad(x.shape[3], kw, strides[1], dilations[1]))
+            if top == bottom and left == right:  # symmetric: torch pads inside the convolution
+                y = F.conv2d(x, get_w(), b, stride=strides, padding=(top, left), dilation=dilations, groups=groups)
+                return Val(post(y, True) if post else y, True)
+        y = F.conv2d(pad(x, 0.0), get_w(), b, stride=strides, dilation=dilations, groups=groups)
         return Val(post(y, True) if post else y, True)
     return run
 
