@@ -19,6 +19,7 @@ IDENTITY_BACKBONES: dict[str, str] = {
     "dlib_resnet_native": "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone",
     "dlib_resnet_ft": "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
     "faceres": "w2p_eval.judges.faceres:FaceResBackbone",
+    "mobilefacenet": "w2p_eval.judges.mobilefacenet:MobileFaceNetBackbone",
 }
 
 
