@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from w2p_eval.errors import InputError
-from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
+from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, parse_backends, score_images
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
 from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
@@ -244,6 +245,10 @@ class LandmarkSuite(MetricSuite):
 
     def evaluator(self, opts: EvalOptions) -> str:
         return f"landmarks/{opts.backend}"
+
+    def variants(self, opts: EvalOptions) -> list[EvalOptions]:
+        """One scoring per landmark backend of ``opts.backend`` (``"dlib,facemesh"``: both judges)."""
+        return [replace(opts, backend=b) for b in parse_backends(opts.backend)]
 
     def check(self, opts: EvalOptions) -> None:
         get_backend(opts.backend)
