@@ -16,7 +16,7 @@ from w2p_eval.judges.tfjs import load_graph_model, read_model_json, read_weights
 from w2p_eval.judges.tfjs_graph import TfjsGraph
 
 RNG = np.random.default_rng(1)
-X = RNG.standard_normal((2, 9, 9, 3)).astype(np.float32) * 3
+X = RNG.standard_normal((2, 10, 10, 3)).astype(np.float32) * 3
 W = RNG.standard_normal((3, 3, 3, 4)).astype(np.float32)
 DW = RNG.standard_normal((3, 3, 3, 2)).astype(np.float32)
 K4, B4 = RNG.standard_normal(4).astype(np.float32) + 1, RNG.standard_normal(4).astype(np.float32)
@@ -42,6 +42,10 @@ CASES = {  # name -> (nodes, consts, expected folds, nodes computed after fusion
     "scalar Mul, stride 2 (asymmetric SAME padding)": (
         [conv_node("c", "Conv2D", ["x", "w"], stride=2, padding="SAME"), node("y", "Mul", ["c", "k"])],
         {"w": W, "k": np.float32(0.5)}, {"batch-norm scale": 1}, 1),
+    "depthwise stride 2 (asymmetric SAME padding), Relu6": (
+        [conv_node("c", "DepthwiseConv2dNative", ["x", "w"], stride=2, padding="SAME"), node("a", "Add", ["c", "b"]),
+         node("y", "Relu6", ["a"])],
+        {"w": DW, "b": K6}, {"batch-norm shift": 1, "activation": 1}, 1),
     "written-out PReLU": (WRITTEN_PRELU, {"w": W, "b": B4, "k": C4}, {"written-out PReLU": 1}, 1),
     "written-out PReLU on x itself": (
         [conv_node("c", "Conv2D", ["x", "w"], padding="VALID"), node("ab", "Abs", ["c"]),
@@ -76,7 +80,7 @@ def _run(path, fuse: bool):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_graph_equals_the_graph_as_written(case, tmp_path):
     nodes, consts, folds, computed = CASES[case]
-    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 9, 9, 3), outputs=["y"])
+    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 10, 10, 3), outputs=["y"])
     plain, ref = _run(path, False)
     fused, got = _run(path, True)
     assert plain.fused == {}
@@ -88,7 +92,7 @@ def test_fused_graph_equals_the_graph_as_written(case, tmp_path):
 
 def test_a_kept_output_inside_a_chain_is_not_folded_away(tmp_path):
     nodes, consts, _, _ = CASES["conv, batch-norm Mul/Add, Relu, Minimum/Maximum"]
-    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 9, 9, 3), outputs=["y", "a"])
+    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 10, 10, 3), outputs=["y", "a"])
     graph = load_graph_model(path)
     plain = load_graph_model(path, fuse=False)
     with torch.inference_mode():
@@ -100,7 +104,7 @@ def test_a_kept_output_inside_a_chain_is_not_folded_away(tmp_path):
 
 def test_fusion_leaves_the_model_dict_alone(tmp_path):
     nodes, consts, _, _ = CASES["written-out PReLU"]
-    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 9, 9, 3), outputs=["y"])
+    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 10, 10, 3), outputs=["y"])
     model = read_model_json(path)
     before = json.dumps(model, sort_keys=True)
     weights = read_weights(model, tmp_path)

@@ -44,15 +44,32 @@ def _padder(node: Node, kernel: tuple[int, int], strides, dilations) -> Callable
         if len(p) != 8 or any(p[:2]) or any(p[6:]):
             raise node.refuse(f"explicit_paddings {p}")
         pads = (p[4], p[5], p[2], p[3])
-        return lambda x, fill: F.pad(x, pads, value=fill)
+        return lambda x, fill: _pad_nchw(x, pads, fill)
     if mode != "SAME":
         raise node.refuse(f"padding {mode}")
 
     def pad(x: torch.Tensor, fill: float) -> torch.Tensor:
         top, bottom = _same_pad(x.shape[2], kernel[0], strides[0], dilations[0])
         left, right = _same_pad(x.shape[3], kernel[1], strides[1], dilations[1])
-        return F.pad(x, (left, right, top, bottom), value=fill) if top or bottom or left or right else x
+        return _pad_nchw(x, (left, right, top, bottom), fill) if top or bottom or left or right else x
     return pad
+
+
+def _pad_nchw(x: torch.Tensor, pads: tuple[int, int, int, int], fill: float) -> torch.Tensor:
+    """F.pad of an NCHW tensor (left, right, top, bottom), keeping its memory format and filling only the border
+    (F.pad fills the whole new tensor, then copies the inside over it)."""
+    left, right, top, bottom = pads
+    n, c, h, w = x.shape
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else \
+        torch.contiguous_format
+    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
+                      memory_format=fmt)
+    out[:, :, :top].fill_(fill)
+    out[:, :, top + h:].fill_(fill)
+    out[:, :, top:top + h, :left].fill_(fill)
+    out[:, :, top:top + h, left + w:].fill_(fill)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
 
 
 def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tensor]]):
@@ -129,7 +146,15 @@ def conv(node: Node, depthwise: bool, fused: bool):
     if names[:1] == ["BiasAdd"] and args:  # the bias goes into the convolution itself
         bias, names, args = args[0], names[1:], args[1:]
     post = _activation(node, names, args) if names else None
+    pointwise = _pointwise(node, names)
     same = node.string("padding", "VALID") == "SAME"
+
+    def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, padding: tuple[int, int]) -> torch.Tensor:
+        if pointwise is not None and x.device.type == "cpu" and x.dtype == torch.float32 \
+                and not torch.is_grad_enabled():  # conv + bias + activation in one oneDNN call
+            return _POINTWISE(x, w, b, list(padding), list(strides), list(dilations), groups, *pointwise, "")
+        y = F.conv2d(x, w, b, stride=strides, padding=padding, dilation=dilations, groups=groups)
+        return post(y, True) if post else y
 
     def run(v: list[Val]) -> Val:
         x = v[0].as_nchw()
@@ -140,11 +165,37 @@ def conv(node: Node, depthwise: bool, fused: bool):
             (top, bottom), (left, right) = (_same_pad(x.shape[2], kh, strides[0], dilations[0]),
                                             _same_pad(x.shape[3], kw, strides[1], dilations[1]))
             if top == bottom and left == right:  # symmetric: torch pads inside the convolution
-                y = F.conv2d(x, get_w(), b, stride=strides, padding=(top, left), dilation=dilations, groups=groups)
-                return Val(post(y, True) if post else y, True)
-        y = F.conv2d(pad(x, 0.0), get_w(), b, stride=strides, dilation=dilations, groups=groups)
-        return Val(post(y, True) if post else y, True)
+                return Val(conv2d(x, get_w(), b, (top, left)), True)
+            if (bottom - top, right - left) in ((1, 0), (0, 1), (1, 1)) and dilations == (1, 1):
+                # TF's extra pixel after: pad symmetrically by the larger side and give the kernel a zero row /
+                # column before, so every output sees exactly TF's window (no padded copy of the input)
+                w = F.pad(get_w(), (right - left, 0, bottom - top, 0))
+                return Val(conv2d(x, w, b, (bottom, right)), True)
+        return Val(conv2d(pad(x, 0.0), get_w(), b, (0, 0)), True)
     return run
+
+
+# oneDNN's fused convolution + pointwise op (what torch.compile's CPU backend emits), when this torch has it
+_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \
+    if torch.backends.mkldnn.is_available() else None
+
+
+def _pointwise(node: Node, names: list[str]) -> tuple[str, list[float]] | None:
+    """(attr, scalars) of ``_convolution_pointwise`` for the fused ops after the bias, None when it has no such
+    attr (then the eager ops run)."""
+    if _POINTWISE is None:
+        return None
+    if not names:
+        return "none", []
+    if names in (["Relu"], ["Relu6"], ["Clamp"]):
+        if names == ["Relu"]:
+            return "relu", []
+        lo, hi = (0.0, 6.0) if names == ["Relu6"] else (float(v) for v in node.attr["w2p_clamp"]["list"]["f"])
+        if lo == 0.0 and hi == math.inf:
+            return "relu", []
+        if math.isfinite(lo) and math.isfinite(hi):
+            return "hardtanh", [lo, hi]
+    return None
 
 
 def pool(node: Node, kind: str):
