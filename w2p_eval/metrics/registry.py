@@ -22,6 +22,7 @@ SUITES: dict[str, str] = {
     "distances": "w2p_eval.metrics.protocols_suite:DISTANCES",
     "matching": "w2p_eval.metrics.protocols_suite:MATCHING",
     "attributes": "w2p_eval.metrics.attributes:SUITE",
+    "geometry": "w2p_eval.metrics.geometry:SUITE",
 }
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 
