@@ -187,3 +187,29 @@ def test_landmark_agreement_section_and_the_primary_landmark_judge(tmp_path):
     df = ResultsStore(tmp_path / "r.sqlite").query()
     assert A.landmark_judges(df) == ["landmarks/dlib", "landmarks/facemesh"]
     assert set(A.primary_view(df, None)["evaluator"]) == {"landmarks/dlib"}
+
+
+def test_judge_provenance_and_the_identities_each_judge_has_seen(tmp_path, monkeypatch):
+    from w2p_eval.judges.provenance import META_ENV, seen_identities, trained_on
+    from w2p_eval.report.judges import judges_table
+
+    assert trained_on("identity/mobilefacenet")["dataset"] == "undocumented"
+    assert "VoxCeleb2" in trained_on("identity/faceres")["overlap"] and trained_on("geometry/dlib") is not None
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "vox1_meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+                                        "id10001\tA.J._Buckley\tm\tIreland\tdev\n")
+    (meta / "full_vox2_meta.csv").write_text("Class_ID,Name,Sample_Num,Flag,Gender_x,VoxCeleb2ID,VGGFace2ID,Gender_y,Set\n"
+                                             "n000012,Aaron_Ashmore,382,1,m,id00012,n000012,m,dev\n")
+    ids = ["A.J._Buckley", "id00012", "someone_else"]
+    seen = seen_identities(ids, meta)
+    assert seen["identity/vgg_face"] == ["A.J._Buckley"] and seen["identity/faceres"] == ["id00012"]
+    table = judges_table(["identity/faceres", "identity/mobilefacenet", "landmarks/facemesh"], ids, meta).set_index("judge")
+    assert table.loc["identity/faceres", "dataset identities seen"] == "1 of 3 (id00012)"
+    assert table.loc["identity/mobilefacenet", "dataset identities seen"] == "–"
+    assert table.loc["landmarks/facemesh", "trained on"].startswith("undocumented")
+    monkeypatch.setenv(META_ENV, str(meta))
+    ResultsStore(tmp_path / "r.sqlite").write([_row("a", "landmark_nme", "landmarks/facemesh", 0.1)])
+    build_report([], tmp_path / "r.sqlite", tmp_path / "rep", samples=False)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Judges" in md and "undocumented" in md

@@ -2,13 +2,14 @@
 error), under each landmark judge.
 
 Each detected face gives :data:`RATIOS` - widths and heights between iBUG points divided by the outer inter-ocular
-distance (points 37 and 46, 1-based). ``geometry_ratio_error`` of a generated face = the mean over ratios of
-|r_gen - m_id| / m_id, where m_id is the mean ratio vector of its own speaker's real faces in the evaluated split
-(the identity mean); the row is the mean over generated faces whose face and speaker mean exist, with a cluster
-bootstrap interval over face ids. ``geometry_ratio_error_real`` scores each real face the same way against the mean
-of its speaker's *other* real faces (leave one out): the within-speaker spread, what a generator that reproduced
-the speaker's face shape would reach. A generator that draws one face for everyone scores worse whenever the
-speakers' shapes differ (the known-answer tests).
+distance (points 37 and 46, 1-based). Per speaker, the identity means: g_s over the speaker's generated faces, m_s
+over its real faces in the evaluated split. ``geometry_ratio_error`` = the mean over speakers of
+mean_k |g_s,k - m_s,k| / m_s,k (the mean absolute relative error of the speaker's face shape), with a bootstrap
+interval over speakers. ``geometry_ratio_error_real`` compares the two halves of each speaker's real faces (every
+other face, in split order) the same way: the sampling spread of a speaker's mean shape, the floor a generator
+that reproduced the speaker's faces would reach (the real faces themselves as "generated" score 0). A generator
+that draws one face for everyone scores worse whenever the speakers' shapes differ (the known-answer tests).
+Single faces are not compared: a face's ratios move with pose and expression more than speakers' means differ.
 
 Landmarks come from the landmark judges (``--backend dlib,facemesh``: one set of rows per judge, evaluator
 ``geometry/<backend>``); the real faces' landmarks from the landmark suite's disk cache
@@ -66,29 +67,26 @@ def identity_means(ratios: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarr
     return out
 
 
-def ratio_errors(ratios: np.ndarray, labels: np.ndarray, means: dict[int, np.ndarray]) -> np.ndarray:
-    """float64 [N]: mean_k |r_k - m_k| / m_k of each face against its identity's mean (NaN without either)."""
-    out = np.full(len(ratios), np.nan)
-    for i, (r, lab) in enumerate(zip(ratios, labels)):
-        m = means.get(int(lab))
-        if m is not None and np.isfinite(r).all() and (m > 0).all():
-            out[i] = float(np.mean(np.abs(r - m) / m))
-    return out
+def relative_error(g: np.ndarray, m: np.ndarray) -> float:
+    """mean_k |g_k - m_k| / m_k (NaN unless every m_k > 0)."""
+    return float(np.mean(np.abs(g - m) / m)) if (m > 0).all() else float("nan")
 
 
-def leave_one_out_errors(ratios: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """float64 [N]: each face against the mean of its identity's *other* faces (NaN when it has none)."""
-    out = np.full(len(ratios), np.nan)
-    ok = np.isfinite(ratios).all(1)
+def speaker_errors(fake: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """{label: relative error of the speaker's generated mean shape vs its real mean shape} for speakers with both."""
+    g, m = identity_means(fake, labels), identity_means(real, labels)
+    return {lab: relative_error(g[lab], m[lab]) for lab in sorted(set(g) & set(m))}
+
+
+def split_half_errors(real: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """{label: relative error between the mean shapes of the two halves of the speaker's real faces (faces 0, 2,
+    4, ... vs 1, 3, 5, ... among those with finite ratios)} for speakers with at least two such faces."""
+    out = {}
+    ok = np.isfinite(real).all(1)
     for lab in np.unique(labels):
         idx = np.flatnonzero((labels == lab) & ok)
-        if len(idx) < 2:
-            continue
-        total = ratios[idx].sum(0)
-        for i in idx:
-            m = (total - ratios[i]) / (len(idx) - 1)
-            if (m > 0).all():
-                out[i] = float(np.mean(np.abs(ratios[i] - m) / m))
+        if len(idx) >= 2:
+            out[int(lab)] = relative_error(real[idx[0::2]].mean(0), real[idx[1::2]].mean(0))
     return out
 
 
@@ -100,11 +98,12 @@ class GeometrySuite(MetricSuite):
     metrics = (
         MetricSpec(RATIO_ERROR, "face geometry ratio error", False, "distance",
                    "Mean absolute relative error of 9 face width/height ratios (normalised by the outer inter-ocular "
-                   "distance) of each generated face against its own speaker's mean over the real faces "
-                   "(Speech2Face's craniofacial measures, CMP's ratio error); 0 = the speaker's face shape."),
+                   "distance), averaged over each speaker's generated faces, against the same average over the "
+                   "speaker's real faces (Speech2Face's craniofacial measures, CMP's ratio error); mean over speakers; "
+                   "0 = the speakers' face shapes."),
         MetricSpec(RATIO_ERROR_REAL, "face geometry ratio error (real)", False, "distance",
-                   "The same error of each real face against its speaker's other real faces: the within-speaker "
-                   "spread, the floor a generator can reach."),
+                   "The same error between the two halves of each speaker's real faces: how much a speaker's mean "
+                   "shape moves with the faces sampled, the floor a generator can reach."),
     )
     done_when = (RATIO_ERROR,)
 
@@ -125,19 +124,18 @@ class GeometrySuite(MetricSuite):
         labels = np.asarray(gs.labels)
         real = face_ratios(points_array(real_res))
         fake = face_ratios(points_array(fake_res))
-        errors = {RATIO_ERROR: ratio_errors(fake, labels, identity_means(real, labels)),
-                  RATIO_ERROR_REAL: leave_one_out_errors(real, labels)}
-        groups = [str(g) for g in (gs.face_ids or gs.pair_ids)]
+        errors = {RATIO_ERROR: speaker_errors(fake, real, labels), RATIO_ERROR_REAL: split_half_errors(real, labels)}
         extra = {"ratios": {k: list(v) for k, v in RATIOS.items()}, "normalisation": "outer eye corners (37, 46)",
-                 "image_size": gs.image_size, "backend_settings": backend.settings()}
+                 "image_size": gs.image_size, "backend_settings": backend.settings(), "unit": "speakers",
+                 "n_faces_detected": int(np.isfinite(fake).all(1).sum())}
         values, items = {}, {}
-        for metric, err in errors.items():
-            ok = np.flatnonzero(np.isfinite(err))
-            items[metric] = ItemValues(keys=[gs.pair_ids[i] for i in ok], values=err[ok],
-                                       groups=[groups[i] for i in ok])
-            ci = ci_dict(err[ok], items[metric].groups, seed=opts.seed, n_resamples=opts.n_resamples, rate=False)
-            values[metric] = (float(err[ok].mean()) if ok.size else float("nan"), int(ok.size),
-                              {**extra, "ci": ci, "n_faces": len(err)})
+        for metric, per in errors.items():
+            per = {lab: e for lab, e in per.items() if np.isfinite(e)}
+            names = [gs.identity_names[lab] for lab in per]
+            err = np.array(list(per.values()), np.float64)
+            items[metric] = ItemValues(keys=names, values=err, groups=names)
+            ci = ci_dict(err, names, seed=opts.seed, n_resamples=opts.n_resamples, rate=False)
+            values[metric] = (float(err.mean()) if err.size else float("nan"), int(err.size), {**extra, "ci": ci})
         config = {"backend": opts.backend, **backend.settings(), "split": opts.split, "protocol": opts.protocol,
                   "image_size": gs.image_size, "ratios": sorted(RATIOS)}
         return SuiteResult(f"geometry/{opts.backend}", backend.version, config, values, items)
