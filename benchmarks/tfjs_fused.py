@@ -91,12 +91,13 @@ def main() -> None:
     for name in ("faceres", "mobilefacenet"):
         a, b = outs[f"descriptor {name} fused"], outs[f"descriptor {name} unfused"]
         cos = torch.nn.functional.cosine_similarity(a, b).min().item()
-        print(f"  {name}: fused / unfused {rate[f'descriptor {name} fused'] / rate[f'descriptor {name} unfused']:.2f}x; "
+        speedup = rate[f"descriptor {name} fused"] / rate[f"descriptor {name} unfused"]
+        print(f"  {name}: fused / unfused {speedup:.2f}x; "
               f"max |fused - unfused| {(a - b).abs().max().item():.2e} (scale {b.abs().max().item():.2f}), "
               f"worst cosine {cos:.8f}; ops {sum(graphs[f'{name} unfused'].op_counts.values())} -> "
               f"{sum(graphs[f'{name} fused'].op_counts.values())}")
-        for what in ("descriptor", "trunk"):
-            print(f"  {what} {name} / dlib_resnet: {rate[f'{what} {name}' + (' fused' if what == 'descriptor' else '')] / rate[f'{what} dlib_resnet']:.2f}x")
+        for what, key in (("descriptor", f"descriptor {name} fused"), ("trunk", f"trunk {name}")):
+            print(f"  {what} {name} / dlib_resnet: {rate[key] / rate[f'{what} dlib_resnet']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -199,12 +199,13 @@ def test_judge_provenance_and_the_identities_each_judge_has_seen(tmp_path, monke
     meta.mkdir()
     (meta / "vox1_meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
                                         "id10001\tA.J._Buckley\tm\tIreland\tdev\n")
-    (meta / "full_vox2_meta.csv").write_text("Class_ID,Name,Sample_Num,Flag,Gender_x,VoxCeleb2ID,VGGFace2ID,Gender_y,Set\n"
-                                             "n000012,Aaron_Ashmore,382,1,m,id00012,n000012,m,dev\n")
+    (meta / "full_vox2_meta.csv").write_text("Class_ID,Name,Sample_Num,Flag,Gender_x,VoxCeleb2ID,VGGFace2ID,Gender_y,"
+                                             "Set\nn000012,Aaron_Ashmore,382,1,m,id00012,n000012,m,dev\n")
     ids = ["A.J._Buckley", "id00012", "someone_else"]
     seen = seen_identities(ids, meta)
     assert seen["identity/vgg_face"] == ["A.J._Buckley"] and seen["identity/faceres"] == ["id00012"]
-    table = judges_table(["identity/faceres", "identity/mobilefacenet", "landmarks/facemesh"], ids, meta).set_index("judge")
+    judges = ["identity/faceres", "identity/mobilefacenet", "landmarks/facemesh"]
+    table = judges_table(judges, ids, meta).set_index("judge")
     assert table.loc["identity/faceres", "dataset identities seen"] == "1 of 3 (id00012)"
     assert table.loc["identity/mobilefacenet", "dataset identities seen"] == "–"
     assert table.loc["landmarks/facemesh", "trained on"].startswith("undocumented")

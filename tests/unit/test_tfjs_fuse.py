@@ -63,7 +63,8 @@ CASES = {  # name -> (nodes, consts, expected folds, nodes computed after fusion
         [conv_node("c", "Conv2D", ["x", "w"]), node("y", "Add", ["c", "k"])],
         {"w": W, "k": RNG.standard_normal((8, 8, 4)).astype(np.float32)}, {}, 2),
     "Maximum above the Minimum's bound: only the Minimum folds": (
-        [conv_node("c", "Conv2D", ["x", "w"]), node("lo", "Minimum", ["c", "zero"]), node("y", "Maximum", ["lo", "six"])],
+        [conv_node("c", "Conv2D", ["x", "w"]), node("lo", "Minimum", ["c", "zero"]),
+         node("y", "Maximum", ["lo", "six"])],
         {"w": W, "zero": ZERO, "six": SIX}, {"Minimum/Maximum -> clamp": 1}, 2),
     "Add after a nonlinearity: stays": (
         [conv_node("c", "Conv2D", ["x", "w"]), node("r", "Relu", ["c"]), node("y", "Add", ["r", "k"])],

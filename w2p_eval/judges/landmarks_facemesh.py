@@ -71,7 +71,8 @@ class FacemeshBackend(LandmarkBackend):
         self.version = f"{PACKAGE} facemesh (MediaPipe FaceMesh), torch {torch.__version__}"
 
     def settings(self) -> dict:
-        return {"threshold": self.threshold, "pad": self.pad, "enlarge": self.enlarge, "margin": self.margin, "input": INPUT_SIZE,
+        return {"threshold": self.threshold, "pad": self.pad, "enlarge": self.enlarge, "margin": self.margin,
+                "input": INPUT_SIZE,
                 "map": "PeizhiYan/Mediapipe_2_Dlib_Landmarks"}
 
     def _run(self, crops: list[tuple[np.ndarray, tuple[float, float, float, float]]]) -> tuple[np.ndarray, np.ndarray]:

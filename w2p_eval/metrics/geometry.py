@@ -24,10 +24,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from w2p_eval.judges.landmarks import get_backend, parse_backends, score_images
+from w2p_eval.judges.landmarks import get_backend, parse_backends
 from w2p_eval.judges.landmarks_validation import outer_eye_distance
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
-from w2p_eval.metrics.landmarks import points_array, real_landmarks
+from w2p_eval.metrics.landmarks import fake_landmarks, points_array, real_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class GeometrySuite(MetricSuite):
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         backend = get_backend(opts.backend)
-        fake_res = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+        fake_res = fake_landmarks(gs, opts)  # computed once with the landmark suite's
         _, real_res = real_landmarks(opts.data_dir, opts.split, opts.protocol, gs.image_size, opts.backend,
                                      opts.workers, opts.cache_dir, faces=(gs.pair_ids, gs.real))
         labels = np.asarray(gs.labels)

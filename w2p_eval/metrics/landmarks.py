@@ -256,7 +256,7 @@ class LandmarkSuite(MetricSuite):
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         backend = get_backend(opts.backend)
         log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), gs.ckpt_path, opts.backend)
-        fake_res = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+        fake_res = fake_landmarks(gs, opts)
         _, real_res = real_landmarks(opts.data_dir, opts.split, opts.protocol, gs.image_size, opts.backend,
                                      opts.workers, opts.cache_dir, faces=(gs.pair_ids, gs.real))
         config = {"backend": opts.backend, **backend.settings(), "split": opts.split, "protocol": opts.protocol,
@@ -279,6 +279,18 @@ class LandmarkSuite(MetricSuite):
             values[metric] = (v, n, {**ex, "ci": ci_dict(it.values, it.groups, seed=opts.seed,
                                                           n_resamples=opts.n_resamples, rate=it.binary)})
         return SuiteResult(f"landmarks/{opts.backend}", backend.version, config, values, items)
+
+
+def fake_landmarks(gs, opts: EvalOptions) -> list[LandmarkResult]:
+    """Landmarks of ``gs.fake`` under ``opts.backend``, computed once per face set and backend for every suite
+    that reads them (landmarks, geometry): the latest face set's results are kept in ``opts.memo``."""
+    key = (id(gs.fake), gs.source_hash, gs.run, opts.backend)
+    memo = opts.memo.setdefault("fake_landmarks", {})
+    if key not in memo:
+        for old in [k for k in memo if k[:3] != key[:3]]:  # another face set: forget it
+            del memo[old]
+        memo[key] = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+    return memo[key]
 
 
 def per_item_values(gs, fake_res: Sequence[LandmarkResult], real_res: Sequence[LandmarkResult]

@@ -546,8 +546,8 @@ def legend_section(ctx: ReportContext) -> list:
 
 
 # The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
-SECTIONS = [setup_section, J.judges_section, main_section, protocols_section, A.agreement_section, A.landmark_agreement_section,
-            comparison_section, reference_section,
+SECTIONS = [setup_section, J.judges_section, main_section, protocols_section, A.agreement_section,
+            A.landmark_agreement_section, comparison_section, reference_section,
             ablation_section, landmark_section, suite_sections, attributes_section, per_identity_section,
             epochs_section, samples_section,
             overlays_section, confusion_section, losses_section, legend_section]
