@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from tests.helpers import mean_face_run, run_cli
 from tests.tfjs_helpers import b, node, write_model
@@ -144,8 +145,6 @@ def test_bad_facemesh_files_are_one_line_exit_2(case, tmp_path, monkeypatch):
     monkeypatch.setenv(tfjs.MODELS_ENV, str(_cli_case(case, "facemesh", tmp_path, monkeypatch)))
     images = tmp_path / "faces"
     images.mkdir()
-    from PIL import Image
-
     Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(images / "a.png")
     rc, _, err = run_cli(["landmarks", "--images", images, "--backend", "dlib,facemesh"])
     assert rc == 2 and err.strip().splitlines()[-1].startswith("w2p-eval: error: "), err

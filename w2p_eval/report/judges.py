@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
 from w2p_eval.judges.provenance import META_ENV, meta_dir, seen_identities, trained_on
 from w2p_eval.report import render as R
@@ -17,8 +18,6 @@ from w2p_eval.report import render as R
 def _identities(data_dir) -> list[str]:
     if data_dir is None:
         return []
-    from w2p_eval.data.manifest import load_info
-
     try:  # dataset.json only, as the rest of the report
         return [str(i) for i in load_info(data_dir).get("identities", [])]
     except InputError:
