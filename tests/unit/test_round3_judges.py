@@ -178,6 +178,7 @@ def test_landmark_agreement_section_and_the_primary_landmark_judge(tmp_path):
     build_report([], tmp_path / "r.sqlite", tmp_path / "rep", samples=False)
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Landmark judge agreement" in md and "primary: `dlib`" in md and "## Judge agreement" not in md
+    assert "`facemesh` (training data undocumented)" in md
     agree = pd.read_csv(tmp_path / "rep" / "tables" / "landmark_judge_agreement.csv").set_index("metric")
     assert float(agree.loc["landmark detection rate", "Kendall's τ"]) == 1.0
     assert agree.loc["landmark NME", "order flips"] == "a ↔ b"

@@ -19,6 +19,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from w2p_eval.judges.provenance import trained_on
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import format_value, info, sort_metrics
@@ -175,6 +176,11 @@ def landmark_agreement_section(ctx) -> list:
                              "landmark metrics", "landmark_")
 
 
+def _undocumented(evaluator: str) -> bool:
+    info = trained_on(evaluator)
+    return bool(info) and info["dataset"].startswith("undocumented")
+
+
 def _agreement_blocks(ctx, judges: list[str], title: str, kind: str, what: str, prefix: str) -> list:
     if len(judges) < 2:
         return []
@@ -182,7 +188,8 @@ def _agreement_blocks(ctx, judges: list[str], title: str, kind: str, what: str, 
     found = rank_agreement(rows, judges)
     table = agreement_table(found)
     sides = side_by_side(rows, judges)
-    names = ", ".join(f"`{judge_name(j)}`" for j in judges)
+    names = ", ".join(f"`{judge_name(j)}`" + (" (training data undocumented)" if _undocumented(j) else "")
+                      for j in judges)
     ctx.table(table, f"{prefix}judge_agreement", f"Rank agreement of the models between {kind} judges ({names}).")
     ctx.table(sides, f"{prefix}judge_side_by_side", f"{what[0].upper()}{what[1:]} under each judge ({names}).")
     defined = [a for a in found if not math.isnan(a.tau)]
