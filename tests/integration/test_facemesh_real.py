@@ -20,7 +20,7 @@ from w2p_eval.errors import MissingWeightsError
 from w2p_eval.judges.landmarks import get_backend, score_images
 from w2p_eval.judges.landmarks_validation import INNER, nme, validate_backend
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from w2p_eval.metrics.base import EvalOptions, score_items
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
