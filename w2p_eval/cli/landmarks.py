@@ -7,7 +7,6 @@ import click
 from w2p_eval.cli import options as O
 
 
-
 def _format(rows: list[dict]) -> str:
     from w2p_eval.results import format_rows
 
@@ -65,8 +64,7 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
     if annotations_dir:
         if ckpts or images or real:
             raise InputError("--annotations validates the backend on its own: drop --ckpt, --images and --real")
-        for name in backends:
-            _validate(annotations_dir, name, workers, device, as_json)
+        _validate(annotations_dir, backends, workers, device, as_json)
         return
     if not (ckpts or images or real):
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA), "
@@ -109,8 +107,9 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
     O.store_and_print(rows, data_dir, store, no_store or not (store or data_dir), as_json, _format)
 
 
-def _validate(folder, backend: str, workers: int, device, as_json: bool) -> None:
-    """`--annotations DIR`: the backend's NME against human annotations (README's validation table)."""
+def _validate(folder, backends: tuple[str, ...], workers: int, device, as_json: bool) -> None:
+    """`--annotations DIR`: each backend's NME against human annotations (README's validation table); with --json
+    one object, or a list of them for several backends."""
     import json
 
     import pandas as pd
@@ -118,14 +117,15 @@ def _validate(folder, backend: str, workers: int, device, as_json: bool) -> None
     from w2p_eval.judges.landmarks_validation import validate_backend
     from w2p_eval.text import json_safe
 
-    kwargs = {"device": device} if backend in ("fan", "facemesh") and device else {}
-    res = validate_backend(folder, backend=backend, workers=workers, **kwargs)
+    found = [validate_backend(folder, backend=b, workers=workers,
+                              **({"device": device} if b in ("fan", "facemesh") and device else {})) for b in backends]
     if as_json:
-        click.echo(json.dumps(json_safe(res), indent=2, default=str))
+        click.echo(json.dumps(json_safe(found[0] if len(found) == 1 else found), indent=2, default=str))
         return
-    per = pd.DataFrame([{"image": k, "nme": v} for k, v in res["per_image"].items()])
-    with pd.option_context("display.float_format", "{:.4f}".format):
-        click.echo(per.to_string(index=False, na_rep="not detected"))
-    click.echo(f"{res['backend']} ({res['version']}): {res['n_detected']}/{res['n']} faces found, "
-               f"NME mean {res['nme_mean']:.4f}, median {res['nme_median']:.4f}, 51 inner points "
-               f"{res['nme_inner_mean']:.4f} (outer-eye-corner normalised)")
+    for res in found:
+        per = pd.DataFrame([{"image": k, "nme": v} for k, v in res["per_image"].items()])
+        with pd.option_context("display.float_format", "{:.4f}".format):
+            click.echo(per.to_string(index=False, na_rep="not detected"))
+        click.echo(f"{res['backend']} ({res['version']}): {res['n_detected']}/{res['n']} faces found, "
+                   f"NME mean {res['nme_mean']:.4f}, median {res['nme_median']:.4f}, 51 inner points "
+                   f"{res['nme_inner_mean']:.4f} (outer-eye-corner normalised)")
