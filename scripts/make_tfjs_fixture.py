@@ -5,12 +5,13 @@ the pinned models installed by ``scripts/setup.sh``, the real data in ../shared/
 
     NODE_PATH=/path/to/node_modules PYTHONPATH=. .venv/bin/python scripts/make_tfjs_fixture.py
 
-For each model (faceres, gear, age, gender): the 60 distinct faces of ``tests.tfjs_helpers.release_face_ids`` (30
-per identity of the WAV2PIX release's test split) are loaded (``release_faces``: BGR fixed, PIL bilinear resize to
-the model's input size), turned into the graph's float32 input by ``MODEL_INPUTS[model]`` (numpy, written apart
-from the torch code under test), and run by ``scripts/tfjs_reference.js`` (@tensorflow/tfjs, CPU backend). The
-.npz keeps the face ids, the input rule, the sha256 of the float32 input, the tfjs version and every output node's
-values - not the faces (the test rebuilds the input from ../shared and checks its sha256 first).
+For each model (faceres, gear, age, gender, mobilefacenet, facemesh): the 60 distinct faces of
+``tests.tfjs_helpers.release_face_ids`` (30 per identity of the WAV2PIX release's test split) are loaded
+(``release_faces``: BGR fixed, PIL bilinear resize to the model's input size), turned into the graph's float32
+input by ``MODEL_INPUTS[model]`` (numpy, written apart from the torch code under test), and run by
+``scripts/tfjs_reference.js`` (@tensorflow/tfjs, CPU backend). The .npz keeps the face ids, the input rule, the
+sha256 of the float32 input, the tfjs version and every output node's values - not the faces (the test rebuilds
+the input from ../shared and checks its sha256 first).
 """
 
 from __future__ import annotations

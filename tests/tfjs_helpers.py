@@ -116,13 +116,16 @@ def release_faces(release: Path, ids: list[str], size: int) -> np.ndarray:
 
 # model -> (input size, rule, fn(uint8 RGB faces) -> float32 NHWC input of the graph). faceres: the HSE authors'
 # preprocessing; gear: 0-1 RGB (vladmandic/human gear.ts); age: 0-255 RGB (human ssrnet-age.ts); gender: grey
-# (BT.601) scaled to -1..1 (oarriaga face_classification). Only faceres's rule is part of a judge; the others
-# only feed the graphs realistic values.
+# (BT.601) scaled to -1..1 (oarriaga face_classification); mobilefacenet: MobileFaceNet_TF's (x - 127.5) / 128;
+# facemesh: 0-1 RGB (human facemesh.ts). faceres's, mobilefacenet's and facemesh's rules are part of a judge; the
+# others only feed the graphs realistic values.
 MODEL_INPUTS = {
     "faceres": (224, "RGB->BGR minus caffe means (103.939, 116.779, 123.68), 0-255",
                 lambda u8: u8[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)),
     "gear": (198, "RGB / 255", lambda u8: u8.astype(np.float32) / 255),
     "age": (64, "RGB 0-255", lambda u8: u8.astype(np.float32)),
+    "mobilefacenet": (112, "RGB (x - 127.5) / 128", lambda u8: (u8.astype(np.float32) - 127.5) / 128),
+    "facemesh": (192, "RGB / 255", lambda u8: u8.astype(np.float32) / 255),
     "gender": (64, "grey (0.299 R + 0.587 G + 0.114 B) / 127.5 - 1", lambda u8: grey_fma(u8)[..., None] / 127.5 - 1),
 }
 

@@ -27,7 +27,7 @@ from w2p_eval.cli import options as O
 @O.vgg_weights_option
 @O.standard_weights_options
 @click.option("--backend", default="dlib", show_default=True, metavar="NAME",
-              help="Landmark backend: dlib, dlib_cnn or fan.")
+              help="Landmark backend: dlib, dlib_cnn, fan or facemesh; a comma list (dlib,facemesh) scores under each.")
 @O.split_protocol_options
 @click.option("--final-only", is_flag=True, help="Only each run's last checkpoint.")
 @click.option("--force", is_flag=True, help="Re-evaluate what the store already holds (rows are replaced).")

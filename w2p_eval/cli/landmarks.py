@@ -6,14 +6,17 @@ import click
 
 from w2p_eval.cli import options as O
 
-BACKENDS = ["dlib", "dlib_cnn", "fan"]
-
 
 def _format(rows: list[dict]) -> str:
     from w2p_eval.results import format_rows
 
-    return format_rows(rows, note="brackets: 95 % intervals (seeded cluster bootstrap over faces; Wilson for "
-                                  "all-found/none-found rates); n: faces scored.")
+    note = ("brackets: 95 % intervals (seeded cluster bootstrap over faces; Wilson for all-found/none-found rates); "
+            "n: faces scored.")
+    judges = list(dict.fromkeys(r["evaluator"] for r in rows))
+    if len(judges) <= 1:
+        return format_rows(rows, note=note)
+    return "\n\n".join(f"{judge}:\n" + format_rows([r for r in rows if r["evaluator"] == judge], note=note)
+                        for judge in judges)  # several backends (--backend a,b): one table each
 
 
 @click.command("landmarks")
@@ -26,8 +29,10 @@ def _format(rows: list[dict]) -> str:
               help="The name the faces of the matching --images are stored under (with --data; in order).")
 @click.option("--real", is_flag=True, help="Score the dataset's real faces of --split at --image-size (the ceiling).")
 @O.data_option(required=False, help_extra=" Needed by --ckpt, --real and --images ... --name.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="dlib", show_default=True,
-              help="Landmark backend: dlib (HOG + 68-point ERT), dlib_cnn (MMOD + ERT), fan (face-alignment 2D-FAN).")
+@click.option("--backend", default="dlib", show_default=True, metavar="NAME[,NAME]",
+              help="Landmark backend: dlib (HOG + 68-point ERT), dlib_cnn (MMOD + ERT), fan (face-alignment 2D-FAN), "
+                   "facemesh (MediaPipe FaceMesh, 468 points mapped to 68). A comma list (e.g. dlib,facemesh) scores "
+                   "every source under each.")
 @O.workers_option
 @O.split_protocol_options
 @click.option("--image-size", type=click.IntRange(8, 1024), default=64, show_default=True, metavar="PX",
@@ -51,11 +56,15 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     from w2p_eval.errors import InputError
+    from w2p_eval.judges.landmarks import parse_backends
 
+    backends = parse_backends(backend)
+    if per_image and len(backends) > 1:
+        raise InputError(f"--per-image writes one backend's points: give one --backend, got {backend!r}")
     if annotations_dir:
         if ckpts or images or real:
             raise InputError("--annotations validates the backend on its own: drop --ckpt, --images and --real")
-        _validate(annotations_dir, backend, workers, device, as_json)
+        _validate(annotations_dir, backends, workers, device, as_json)
         return
     if not (ckpts or images or real):
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR, --images DIR or --real (with --data DATA), "
@@ -86,18 +95,21 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
         rows += score_items(items, [M.SUITE], opts)
     if real:
         data = opts.data_dir if items else data_dir  # the dataset the suites opened, not read again
-        rows += M.evaluate_real(data, backend=backend, split=split, protocol=protocol, image_size=image_size,
-                                workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
+        for name in backends:
+            rows += M.evaluate_real(data, backend=name, split=split, protocol=protocol, image_size=image_size,
+                                    workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
     if images and not data_dir:
         for folder in images:
-            image_rows, _ = M.evaluate_images(folder, backend=backend, workers=workers, seed=seed,
-                                              overlay_dir=overlay_dir, per_image_csv=per_image)
-            rows += image_rows
+            for name in backends:
+                image_rows, _ = M.evaluate_images(folder, backend=name, workers=workers, seed=seed,
+                                                  overlay_dir=overlay_dir, per_image_csv=per_image)
+                rows += image_rows
     O.store_and_print(rows, data_dir, store, no_store or not (store or data_dir), as_json, _format)
 
 
-def _validate(folder, backend: str, workers: int, device, as_json: bool) -> None:
-    """`--annotations DIR`: the backend's NME against human annotations (README's validation table)."""
+def _validate(folder, backends: tuple[str, ...], workers: int, device, as_json: bool) -> None:
+    """`--annotations DIR`: each backend's NME against human annotations (README's validation table); with --json
+    one object, or a list of them for several backends."""
     import json
 
     import pandas as pd
@@ -105,13 +117,15 @@ def _validate(folder, backend: str, workers: int, device, as_json: bool) -> None
     from w2p_eval.judges.landmarks_validation import validate_backend
     from w2p_eval.text import json_safe
 
-    kwargs = {"device": device} if backend == "fan" and device else {}
-    res = validate_backend(folder, backend=backend, workers=workers, **kwargs)
+    found = [validate_backend(folder, backend=b, workers=workers,
+                              **({"device": device} if b in ("fan", "facemesh") and device else {})) for b in backends]
     if as_json:
-        click.echo(json.dumps(json_safe(res), indent=2, default=str))
+        click.echo(json.dumps(json_safe(found[0] if len(found) == 1 else found), indent=2, default=str))
         return
-    per = pd.DataFrame([{"image": k, "nme": v} for k, v in res["per_image"].items()])
-    with pd.option_context("display.float_format", "{:.4f}".format):
-        click.echo(per.to_string(index=False, na_rep="not detected"))
-    click.echo(f"{res['backend']} ({res['version']}): {res['n_detected']}/{res['n']} faces found, "
-               f"NME mean {res['nme_mean']:.4f}, median {res['nme_median']:.4f} (outer-eye-corner normalised)")
+    for res in found:
+        per = pd.DataFrame([{"image": k, "nme": v} for k, v in res["per_image"].items()])
+        with pd.option_context("display.float_format", "{:.4f}".format):
+            click.echo(per.to_string(index=False, na_rep="not detected"))
+        click.echo(f"{res['backend']} ({res['version']}): {res['n_detected']}/{res['n']} faces found, "
+                   f"NME mean {res['nme_mean']:.4f}, median {res['nme_median']:.4f}, 51 inner points "
+                   f"{res['nme_inner_mean']:.4f} (outer-eye-corner normalised)")

@@ -89,6 +89,7 @@ backbone_option = click.option("--backbone", default="dlib_resnet", show_default
                                help="Identity backbone: dlib_resnet (dlib's descriptor in torch + a linear head), dlib_resnet_ft "
                                     "(the same with its last residual stage fine-tuned on the real training faces), "
                                     "dlib_resnet_native (dlib_resnet in dlib-bin), faceres (HSE FaceRes, VGGFace2), "
+                                    "mobilefacenet (MobileFaceNet, ArcFace-type, training data undocumented), "
                                     "facenet_vggface2, vgg_face, vgg_scratch. A comma list (e.g. dlib_resnet,faceres) scores every source under "
                                     "each judge (the first is the primary one); the report then compares them.")
 vgg_weights_option = click.option(

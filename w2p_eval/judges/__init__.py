@@ -19,6 +19,7 @@ IDENTITY_BACKBONES: dict[str, str] = {
     "dlib_resnet_native": "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone",
     "dlib_resnet_ft": "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
     "faceres": "w2p_eval.judges.faceres:FaceResBackbone",
+    "mobilefacenet": "w2p_eval.judges.mobilefacenet:MobileFaceNetBackbone",
 }
 
 
@@ -31,6 +32,7 @@ IDENTITY_REQUIREMENTS: dict[str, str] = {
     "facenet_vggface2": "w2p_eval.judges.facenet_face:require",
     "vgg_face": "w2p_eval.judges.vgg_face:require",
     "faceres": "w2p_eval.judges.faceres:require",
+    "mobilefacenet": "w2p_eval.judges.mobilefacenet:require",
 }
 
 

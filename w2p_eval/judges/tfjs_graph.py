@@ -3,7 +3,9 @@
 Built once from the nodes and decoded weights (see :func:`w2p_eval.judges.tfjs.load_graph_model`): the nodes
 needed for the requested outputs are put in dependency order, every op is built by :data:`tfjs_ops.OPS` from
 its node (attributes read, constant filters transposed to torch's layout), and every constant is a buffer of
-the module, so ``.to(device)`` moves the whole graph.
+the module, so ``.to(device)`` moves the whole graph. With ``fuse=True`` (the default) the nodes are first
+rewritten by :func:`w2p_eval.judges.tfjs_fuse.fuse_graph` (batch-norm multiply/add, bias adds, activations and
+Minimum/Maximum clamps folded into the convolution before them).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_torch import exact_cudnn
+from w2p_eval.judges.tfjs_fuse import fuse_graph
 from w2p_eval.judges.tfjs_ops import MIN_INPUTS, OPS
 from w2p_eval.judges.tfjs_value import Node, Val
 
@@ -38,11 +41,12 @@ class TfjsGraph(torch.nn.Module):
     ``forward(x)``: ``x`` float32 ``[N, H, W, C]`` (TF's NHWC) for a one-input graph, or a dict input name ->
     tensor; returns a dict output node name -> tensor in TF's layout (rank-4 outputs NHWC). Attributes:
     ``inputs`` (placeholder names), ``input_shapes`` (their declared shapes, -1 = any), ``outputs``,
-    ``op_counts`` (op -> number of nodes computed). On CUDA, convolutions run in full float32 (TF32 off).
+    ``op_counts`` (op -> number of nodes computed), ``fused`` (the folds made at load, by kind; empty with
+    ``fuse=False``, which runs the nodes exactly as written). On CUDA, convolutions run in full float32 (TF32 off).
     """
 
     def __init__(self, model: dict, weights: dict[str, np.ndarray], outputs: list[str] | None = None,
-                 source: str = "model"):
+                 source: str = "model", fuse: bool = True):
         super().__init__()
         nodes = {}
         for raw in model["modelTopology"]["node"]:
@@ -51,6 +55,11 @@ class TfjsGraph(torch.nn.Module):
             nodes[raw["name"]] = raw
         self.source = source
         self.outputs = [_source(o)[0] for o in (outputs or signature_outputs(model) or _sinks(nodes))]
+        self.fused: dict[str, int] = {}
+        if fuse:
+            weights = dict(weights)
+            self._order(nodes)  # a broken graph is refused as written, before any rewrite
+            self.fused = dict(fuse_graph(nodes, weights, set(self.outputs)))
         order = self._order(nodes)
         self.inputs = [n for n in order if nodes[n]["op"] == "Placeholder"]
         self.input_shapes = {n: [int(d.get("size", -1)) for d in nodes[n].get("attr", {}).get("shape", {})

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from w2p_eval.errors import InputError
-from w2p_eval.judges.tfjs_conv import conv, matmul, pool
+from w2p_eval.judges.tfjs_conv import conv, matmul, pool, prelu
 from w2p_eval.judges.tfjs_value import Node, Val
 
 __all__ = ["OPS", "Node", "Val"]
@@ -194,6 +194,8 @@ def _identity(node: Node):
 def _prelu(node: Node):
     def run(v: list[Val]) -> Val:
         x, alpha, nchw = _pair(v[0], v[1])
+        if nchw and alpha.numel() in (1, x.shape[1]):
+            return Val(prelu(x, alpha, True), True)
         return Val(torch.where(x >= 0, x, x * alpha), nchw)
     return run
 

@@ -194,6 +194,11 @@ class MetricSuite(abc.ABC):
         """Whether the suite scores faces of ``model`` from a ``source`` of that kind (default: always)."""
         return True
 
+    def variants(self, opts: EvalOptions) -> list[EvalOptions]:
+        """The options the suite is scored under, once each (default: ``[opts]``; the landmark suite gives one
+        per backend of ``--backend dlib,facemesh``)."""
+        return [opts]
+
     def report_section(self) -> ReportSection | None:
         """A report section of the suite's own (None: its metrics appear in the main table only)."""
         return None
@@ -228,12 +233,10 @@ Task = tuple[MetricSuite, EvalOptions]
 def suite_tasks(suites: Sequence[MetricSuite], opts: EvalOptions) -> list[Task]:
     """Every (suite, options) to score: a ``judged`` suite once per identity judge of ``opts.judges`` (with
     :meth:`EvalOptions.for_judge`), judge by judge; any other suite once, in the first judge's round."""
-    if len(opts.judges) == 1:
-        return [(s, opts) for s in suites]
     tasks: list[Task] = []
     for k, judge in enumerate(opts.judges):
-        one = opts.for_judge(judge)
-        tasks += [(s, one) for s in suites if s.judged or k == 0]
+        one = opts.for_judge(judge) if len(opts.judges) > 1 else opts
+        tasks += [(s, o) for s in suites if s.judged or k == 0 for o in s.variants(one)]
     return tasks
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +22,7 @@ from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import (N_POINTS, LandmarkResult, draw_landmarks, get_backend, list_images,
-                                       score_images)
+                                       parse_backends, score_images)
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
 from w2p_eval.models.sources import checkpoint_items, real_faces_at, split_rows
@@ -234,13 +235,17 @@ class LandmarkSuite(MetricSuite):
     def evaluator(self, opts: EvalOptions) -> str:
         return f"landmarks/{opts.backend}"
 
+    def variants(self, opts: EvalOptions) -> list[EvalOptions]:
+        """One scoring per landmark backend of ``opts.backend`` (``"dlib,facemesh"``: both judges)."""
+        return [replace(opts, backend=b) for b in parse_backends(opts.backend)]
+
     def check(self, opts: EvalOptions) -> None:
         get_backend(opts.backend)
 
     def score(self, gs, opts: EvalOptions) -> SuiteResult:
         backend = get_backend(opts.backend)
         log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), gs.ckpt_path, opts.backend)
-        fake_res = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+        fake_res = fake_landmarks(gs, opts)
         _, real_res = real_landmarks(opts.data_dir, opts.split, opts.protocol, gs.image_size, opts.backend,
                                      opts.workers, opts.cache_dir, faces=(gs.pair_ids, gs.real))
         config = {"backend": opts.backend, **backend.settings(), "split": opts.split, "protocol": opts.protocol,
@@ -263,6 +268,18 @@ class LandmarkSuite(MetricSuite):
             values[metric] = (v, n, {**ex, "ci": ci_dict(it.values, it.groups, seed=opts.seed,
                                                           n_resamples=opts.n_resamples, rate=it.binary)})
         return SuiteResult(f"landmarks/{opts.backend}", backend.version, config, values, items)
+
+
+def fake_landmarks(gs, opts: EvalOptions) -> list[LandmarkResult]:
+    """Landmarks of ``gs.fake`` under ``opts.backend``, computed once per face set and backend for every suite
+    that reads them (landmarks, geometry): the latest face set's results are kept in ``opts.memo``."""
+    key = (id(gs.fake), gs.source_hash, gs.run, opts.backend)
+    memo = opts.memo.setdefault("fake_landmarks", {})
+    if key not in memo:
+        for old in [k for k in memo if k[:3] != key[:3]]:  # another face set: forget it
+            del memo[old]
+        memo[key] = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
+    return memo[key]
 
 
 def per_item_values(gs, fake_res: Sequence[LandmarkResult], real_res: Sequence[LandmarkResult]

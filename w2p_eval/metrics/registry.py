@@ -29,6 +29,7 @@ SUITES: dict[str, str] = {
     "inception": "w2p_eval.metrics.standard_nets:INCEPTION",
     "vggface_score": "w2p_eval.metrics.standard_nets:VGGFACE",
     "sf2f": "w2p_eval.metrics.sf2f_preset:SUITE",
+    "geometry": "w2p_eval.metrics.geometry:SUITE",
 }
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
 

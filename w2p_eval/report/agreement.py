@@ -1,4 +1,4 @@
-"""Several identity judges in one store: which one the report's tables show, and how far the judges agree.
+"""Several identity (or landmark) judges in one store: which one the report's tables show, and how far they agree.
 
 ``evaluate --backbone dlib_resnet,faceres`` stores the identity and protocol metrics once per judge, told
 apart by ``evaluator`` (``identity/<backbone>``). Every table that groups rows by model would average the
@@ -6,6 +6,8 @@ judges together, so the report reads them through :func:`primary_view` (one judg
 and the "Judge agreement" section (:func:`side_by_side`, :func:`rank_agreement`) sets the judges beside each
 other: each metric's value per model under every judge, and per metric Kendall's tau between the primary
 judge's order of the models and each other judge's, with the pairs of models whose order flips.
+Landmark judges (``evaluate --backend dlib,facemesh``: ``landmarks/<backend>``) get the same treatment: one primary
+landmark judge in every other table (``landmarks/dlib`` when present) and a "Landmark judge agreement" section.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from w2p_eval.judges.provenance import trained_on
 from w2p_eval.report import render as R
 from w2p_eval.report import tables as T
 from w2p_eval.report.metrics_info import format_value, info, sort_metrics
@@ -25,34 +28,47 @@ from w2p_eval.text import md_code, md_text
 
 IDENTITY_PREFIX = "identity/"
 DEFAULT_JUDGE = "identity/dlib_resnet"  # the CLI's default --backbone
+LANDMARK_PREFIX = "landmarks/"
+DEFAULT_LANDMARK_JUDGE = "landmarks/dlib"  # the CLI's default --backend
 
 
-def identity_judges(df: pd.DataFrame) -> list[str]:
-    """The identity-judge evaluators (``identity/<backbone>``) present in ``df``, primary first, then by name."""
-    found = sorted({str(e) for e in df["evaluator"].unique() if str(e).startswith(IDENTITY_PREFIX)})
-    primary = primary_judge(df)
+def identity_judges(df: pd.DataFrame, prefix: str = IDENTITY_PREFIX, default: str = DEFAULT_JUDGE) -> list[str]:
+    """The identity-judge evaluators (``identity/<backbone>``; with ``prefix``/``default``: another family, e.g.
+    the landmark judges) present in ``df``, primary first, then by name."""
+    found = sorted({str(e) for e in df["evaluator"].unique() if str(e).startswith(prefix)})
+    primary = primary_judge(df, prefix, default)
     return ([primary] if primary else []) + [j for j in found if j != primary]
 
 
-def primary_judge(df: pd.DataFrame) -> str | None:
+def landmark_judges(df: pd.DataFrame) -> list[str]:
+    """The landmark judges (``landmarks/<backend>``) present in ``df``, primary first."""
+    return identity_judges(df, LANDMARK_PREFIX, DEFAULT_LANDMARK_JUDGE)
+
+
+def primary_judge(df: pd.DataFrame, prefix: str = IDENTITY_PREFIX, default: str = DEFAULT_JUDGE) -> str | None:
     """The judge the report's tables show: ``identity/dlib_resnet`` (the default ``--backbone``) when its rows
-    exist, else the identity judge with the most rows (ties: by name); None without identity rows."""
+    exist, else the identity judge with the most rows (ties: by name); None without identity rows. ``prefix`` and
+    ``default`` pick another family of judges (``landmarks/``, ``landmarks/dlib``)."""
     ev = df["evaluator"].astype(str)
-    counts = ev[ev.str.startswith(IDENTITY_PREFIX)].value_counts()
+    counts = ev[ev.str.startswith(prefix)].value_counts()
     if counts.empty:
         return None
-    if DEFAULT_JUDGE in counts.index:
-        return DEFAULT_JUDGE
+    if default in counts.index:
+        return default
     return sorted(counts.index, key=lambda j: (-counts[j], j))[0]
 
 
 def primary_view(df: pd.DataFrame, primary: str | None) -> pd.DataFrame:
-    """``df`` without the rows of identity judges other than ``primary`` (other evaluators kept), so no table
-    counts one model twice."""
-    if primary is None:
-        return df
+    """``df`` without the rows of identity judges other than ``primary``, and of landmark judges other than the
+    primary landmark judge (other evaluators kept), so no table counts one model twice."""
     ev = df["evaluator"].astype(str)
-    return df[~ev.str.startswith(IDENTITY_PREFIX) | (ev == primary)].reset_index(drop=True)
+    keep = pd.Series(True, index=df.index)
+    if primary is not None:
+        keep &= ~ev.str.startswith(IDENTITY_PREFIX) | (ev == primary)
+    landmark = primary_judge(df, LANDMARK_PREFIX, DEFAULT_LANDMARK_JUDGE)
+    if landmark is not None:
+        keep &= ~ev.str.startswith(LANDMARK_PREFIX) | (ev == landmark)
+    return df if keep.all() else df[keep].reset_index(drop=True)
 
 
 def judge_name(evaluator: str) -> str:
@@ -150,17 +166,33 @@ def agreement_section(ctx) -> list:
     """Judge agreement: every identity/protocol metric under each identity judge side by side, and per metric
     Kendall's tau between the primary judge's order of the models and each other judge's, flips named.
     Absent unless the rows hold two or more identity judges."""
-    judges = ctx.judges
+    return _agreement_blocks(ctx, ctx.judges, "Judge agreement", "identity", "identity and protocol metrics", "")
+
+
+def landmark_agreement_section(ctx) -> list:
+    """The same for the landmark judges (``--backend dlib,facemesh``): detection rates and NME under each backend.
+    Absent unless the rows hold two or more landmark judges."""
+    return _agreement_blocks(ctx, landmark_judges(ctx.rows), "Landmark judge agreement", "landmark",
+                             "landmark metrics", "landmark_")
+
+
+def _undocumented(evaluator: str) -> bool:
+    info = trained_on(evaluator)
+    return bool(info) and info["dataset"].startswith("undocumented")
+
+
+def _agreement_blocks(ctx, judges: list[str], title: str, kind: str, what: str, prefix: str) -> list:
     if len(judges) < 2:
         return []
     rows = ctx.rows
     found = rank_agreement(rows, judges)
     table = agreement_table(found)
     sides = side_by_side(rows, judges)
-    names = ", ".join(md_code(judge_name(j)) for j in judges)
-    plain = ", ".join(judge_name(j) for j in judges)
-    ctx.table(table, "judge_agreement", f"Rank agreement of the models between identity judges ({plain}).")
-    ctx.table(sides, "judge_side_by_side", f"Identity and protocol metrics under each judge ({plain}).")
+    undocumented = [" (training data undocumented)" if _undocumented(j) else "" for j in judges]
+    names = ", ".join(md_code(judge_name(j)) + u for j, u in zip(judges, undocumented))
+    plain = ", ".join(judge_name(j) + u for j, u in zip(judges, undocumented))
+    ctx.table(table, f"{prefix}judge_agreement", f"Rank agreement of the models between {kind} judges ({plain}).")
+    ctx.table(sides, f"{prefix}judge_side_by_side", f"{what[0].upper()}{what[1:]} under each judge ({plain}).")
     defined = [a for a in found if not math.isnan(a.tau)]
     flipped = [a for a in found if a.flips]
     summary = (f"{sum(math.isclose(a.tau, 1.0) for a in defined)} of {len(defined)} comparisons (metric, pair of judges) with a "
@@ -169,8 +201,8 @@ def agreement_section(ctx) -> list:
                                                   f"{len(a.flips)} pair{'s' if len(a.flips) > 1 else ''})"
                                                   for a in flipped)
                    if flipped else "no pair of models changes order under any metric") + ".")
-    return [R.h2("Judge agreement"),
-            R.p(f"The identity and protocol metrics were computed under {len(judges)} identity judges ({names}; "
+    return [R.h2(title),
+            R.p(f"The {what} were computed under {len(judges)} {kind} judges ({names}; "
                 f"primary: {md_code(judge_name(judges[0]))}, shown in every other table). Per metric: Kendall's τ "
                 "(tau-b, scipy.stats.kendalltau) between the primary judge's order of the models (final "
                 "checkpoints) and each other judge's, with its two-sided p-value; \"order flips\" lists every pair "

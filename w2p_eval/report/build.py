@@ -24,6 +24,7 @@ from w2p_eval.models.generation import generate_split
 from w2p_eval.outdir import (claim, clean_stale_partials, marker_entry_problem, read_marker, refuse_links,
                              sibling_lock, write_marker)
 from w2p_eval.report import agreement as A
+from w2p_eval.report import judges as J
 from w2p_eval.report import figures as F
 from w2p_eval.report import reference
 from w2p_eval.report.attributes import attributes_section
@@ -539,7 +540,8 @@ def legend_section(ctx: ReportContext) -> list:
 
 
 # The report, in order: each builder returns its blocks (and writes its tables/figures), or [] to be left out.
-SECTIONS = [setup_section, main_section, protocols_section, A.agreement_section, comparison_section, reference_section,
+SECTIONS = [setup_section, J.judges_section, main_section, protocols_section, A.agreement_section,
+            A.landmark_agreement_section, comparison_section, reference_section,
             ablation_section, landmark_section, suite_sections, attributes_section, recent_section,
             per_identity_section, epochs_section, samples_section,
             overlays_section, confusion_section, losses_section, legend_section]
