@@ -195,7 +195,7 @@ CASES = {
     "manifest-unknown-identity": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "identity"), "ghost"))),
     "manifest-missing-column": data_case(lambda d: edit_manifest(d, lambda df: df.drop(columns=["audio_path"], inplace=True))),
     "manifest-garbage": data_case(lambda d: (d / "manifest.csv").write_bytes(b"\x00\x01\x02" * 50)),
-    "manifest-bad-split": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "split_seen"), "val"))),
+    "manifest-bad-split": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((0, "split_seen"), "validation"))),
     "manifest-duplicate-pair": data_case(lambda d: edit_manifest(d, lambda df: df.loc.__setitem__((1, "pair_id"), df.loc[0, "pair_id"]))),
     "manifest-all-absolute": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("image_path", "/etc/passwd"))),
     "manifest-all-traversal": data_case(lambda d: edit_manifest(d, lambda df: df.__setitem__("audio_path", "../../../../etc/passwd"))),
