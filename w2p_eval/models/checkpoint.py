@@ -118,6 +118,19 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     return meta
 
 
+def teachers_of(path: str | os.PathLike) -> list[str]:
+    """The networks a checkpoint's generator was trained against (``meta["teachers"]``, e.g. SF2F's perceptual
+    loss network); [] for checkpoints without the field and for a file that is gone or not a checkpoint
+    (the report, which asks, must still build). Read memory-mapped, without the weights."""
+    try:
+        ckpt = _load(path, "cpu", mmap=True)
+    except InputError:
+        return []
+    teachers = (ckpt.get("meta") or {}).get("teachers") or []
+    del ckpt
+    return [str(t) for t in teachers] if isinstance(teachers, (list, tuple)) else []
+
+
 def _load(path: str | os.PathLike, map_location: str, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -26,8 +26,8 @@ from w2p_eval.models.sf2f import SF2F, Critics
 from w2p_eval.models.speech_features import HOP, WIN, n_frames_sf2f
 from w2p_eval.models.wav2pix import n_audio_samples
 from w2p_eval.train import field
-from w2p_eval.train.teacher import TEACHER_CHOICES, load_teacher
-from w2p_eval.validate import check_choice, finite_number, integer
+from w2p_eval.train.teacher import check_teacher, load_teacher
+from w2p_eval.validate import finite_number, integer
 
 DEFAULTS: dict = {
     **field.COMMON_DEFAULTS,
@@ -57,7 +57,7 @@ def check_config(cfg: dict) -> None:
     for key in ("lr", "lr_fuser"):
         finite_number(cfg[key], key, low=0, low_open=True)
     integer(cfg["fuser_epochs"], "fuser_epochs", low=0)
-    check_choice(cfg["teacher"], TEACHER_CHOICES, "teacher")
+    check_teacher(cfg["teacher"], cfg["perceptual_weight"] > 0)
     frames = n_frames_sf2f(n_audio_samples(cfg["audio_seconds"]))
     integer(cfg["segment_frames"], "segment_frames", low=1)
     integer(cfg["segment_stride"], "segment_stride", low=1)

@@ -26,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from w2p_eval.errors import InputError
+from w2p_eval.judges import IDENTITY_BACKBONES
 from w2p_eval.judges.tfjs import load_graph_model, model_path
+from w2p_eval.validate import check_choice
 
 LAYER_WEIGHTS = (1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)  # SF2F models/perceptual.py FaceNetLoss
 
@@ -46,6 +49,8 @@ TEACHERS: dict[str, TeacherSpec] = {
     "gear": TeacherSpec("gear", 198, False, tuple(_P + f"max_pooling2d_{i}/MaxPool" for i in (2, 3, 4, 5))),
 }
 TEACHER_CHOICES = (*TEACHERS, "none")
+# Networks that score runs: the identity judges (+ mobilefacenet, being added as one): never a teacher.
+JUDGES = (*IDENTITY_BACKBONES, "mobilefacenet")
 
 
 class PerceptualTeacher(nn.Module):
@@ -74,6 +79,18 @@ class PerceptualTeacher(nn.Module):
         with torch.no_grad():
             h_real = self.hidden(real)
         return sum(w * F.l1_loss(a, b) for w, a, b in zip(LAYER_WEIGHTS, h_fake, h_real))
+
+
+def check_teacher(name: str, used: bool = True) -> None:
+    """A teacher w2p-eval offers (one line naming the judges otherwise), with its files in place when ``used``
+    (checked before the run folder is touched)."""
+    if name in JUDGES:
+        raise InputError(f"expected a teacher that is no judge ({', '.join(TEACHER_CHOICES)}), got {name!r}, one of "
+                         f"the identity judges: a generator trained against a judge is scored by the network it "
+                         f"was optimised to please")
+    check_choice(name, TEACHER_CHOICES, "teacher")
+    if used and name != "none":
+        model_path(TEACHERS[name].graph, what=f"the {name} teacher network (human-models {TEACHERS[name].graph})")
 
 
 def load_teacher(name: str, device: str = "cpu") -> PerceptualTeacher | None:
