@@ -1,4 +1,5 @@
-"""SF2F (Bai et al., "Speech Fusion to Face"), reimplemented from BAI-Yeqi/SF2F_PyTorch (``models/``, ``options/vox/sf2f``).
+"""SF2F (Bai et al., "Speech Fusion to Face"), reimplemented from BAI-Yeqi/SF2F_PyTorch (``models/``,
+``options/vox/sf2f``).
 
 - :class:`VoiceEncoder` (``V2F1DCNN`` with ``inception_mode``): 40-band log mel [B, 40, L] -> 4 inception
   blocks (parallel Conv1d k2/k3/k5/k7, stride 2, no bias, each + BatchNorm1d + ReLU, channels/4 each;
