@@ -17,13 +17,16 @@ from torch import nn
 
 from tests.helpers import REPO, make_tiny_dataset, run_cli
 from w2p_eval.data.audio import SAMPLE_RATE, preprocess_wave
+from w2p_eval.errors import MissingWeightsError
 from w2p_eval.models import sf2f as S
 from w2p_eval.models import voice2face as V
 from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from w2p_eval.models.registry import load_generator
 from w2p_eval.models.speech_features import n_frames_sf2f, raw_wave, segments, sf2f_logfbank, wen_fbank
 from w2p_eval.report.tables import main_table, teacher_marks
+from w2p_eval.train import sf2f as train_sf2f
 from w2p_eval.train.run import run_training
+from w2p_eval.train.teacher import load_teacher
 
 
 def _count(module: nn.Module) -> int:
@@ -249,3 +252,22 @@ def test_torchrun_two_cpu_processes_train_sf2f_through_both_stages(data, tmp_pat
     n_train = len(load_generator(load_checkpoint(list_checkpoints(out)[-1])).identities)  # loads
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["pairs"] == rows[1]["pairs"] > n_train
     assert load_checkpoint(list_checkpoints(out)[-1])["extra"]["world_size"] == 2
+
+
+def test_sf2f_perceptual_loss_goes_through_the_teacher_and_records_it():
+    """One SF2F step with the default teacher: its perceptual term is there, the teacher is named for the
+    checkpoint, and a real face compared with itself costs nothing."""
+    class _Ds:
+        identities = ["a", "b"]
+
+    cfg = {**train_sf2f.DEFAULTS, "audio_seconds": 0.5}
+    try:
+        models = train_sf2f.build(cfg, _Ds, "cpu")
+    except MissingWeightsError as exc:
+        pytest.skip(str(exc))
+    assert models.teachers == ("emotion",) and load_teacher("none") is None
+    batch = {"audio": torch.randn(2, 1, 8000), "image": torch.rand(2, 3, 64, 64) * 2 - 1,
+             "label": torch.tensor([0, 1])}
+    logs = train_sf2f.step(models, 1, batch, torch.Generator())
+    assert {"l1_0", "g_img_0", "g_ac_0", "perceptual_0", "d_img_0", "d_ac_0"} <= set(logs) and logs["perceptual_0"] > 0
+    assert models.teacher.loss(batch["image"], batch["image"]).item() == 0.0

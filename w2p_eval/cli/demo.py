@@ -12,7 +12,7 @@ import click
               help="Reduced setting for CI smoke tests (also env W2P_DEMO_QUICK=1): 4 identities, 2 epochs.")
 @click.option("--full", is_flag=True,
               help="Also train the field's generators voice2face and SF2F for the same epochs as WAV2PIX and score "
-                   "them beside it (estimated 10-15 more minutes on 2 idle cores).")
+                   "them beside it (roughly 15 more minutes on 2 idle cores, estimated).")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N",
               help="WAV2PIX epochs (default 30; 2 with --quick).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",

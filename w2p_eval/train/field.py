@@ -93,6 +93,7 @@ class FieldModels:
 
 
 def adam(params, lr: float, betas) -> torch.optim.Adam:
+    """Adam over the trainable ones of ``params`` (both originals use Adam throughout)."""
     return torch.optim.Adam([p for p in params if p.requires_grad], lr=float(lr), betas=tuple(float(b) for b in betas))
 
 

@@ -72,6 +72,7 @@ def train(config: dict, data_dir, out_dir, *, resume: bool = False, device: str 
 
 
 def build(cfg: dict, ds: PairDataset, device: str) -> field.FieldModels:
+    """SF2F, its discriminators, the teacher (when the perceptual loss is on) and the optimisers."""
     gen = SF2F(ds.identities, cfg["image_size"], cfg["audio_seconds"], cfg["segment_frames"],
                cfg["segment_stride"]).to(device).train()
     critic = Critics(cfg["image_size"], len(ds.identities)).to(device).train()

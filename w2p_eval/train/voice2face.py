@@ -59,6 +59,7 @@ def train(config: dict, data_dir, out_dir, *, resume: bool = False, device: str 
 
 
 def build(cfg: dict, ds: PairDataset, device: str) -> field.FieldModels:
+    """Voice2Face (e + speaker head + g), the critic (f, d, c) and their optimisers, seeded by the caller."""
     gen = Voice2Face(ds.identities, 64, cfg["audio_seconds"]).to(device).train()
     critic = Critic(len(ds.identities)).to(device).train()
     optims = {
