@@ -181,6 +181,10 @@ def test_voice2face_trains_both_stages_and_generates(data, tmp_path):
     assert '"embed_ce"' in rows[0] and '"g_d_fake"' in rows[1]  # stage 1 then stage 2
     faces = load_generator(ckpt).generate({"audio": torch.randn(2, 1, 8000)})
     assert faces.shape == (2, 3, 64, 64) and 0 <= faces.min() and faces.max() <= 1
+    res = run_cli(["generate", "--ckpt", tmp_path / "run", "--data", data, "--out", tmp_path / "gen"])
+    assert res.returncode == 0, res.stderr
+    n_test = int((pd.read_csv(data / "manifest.csv")["split_seen"] == "test").sum())
+    assert len(list((tmp_path / "gen" / "epoch_0002").glob("*.png"))) == n_test > 0
 
 
 # -- config errors: one line, "did you mean", exit 2, nothing written ---------------------------------------
