@@ -53,7 +53,7 @@ COMMON_DEFAULTS: dict = {
     "num_workers": 0,
     "threads": None,
     "n_samples": 8,
-    "hflip": True,           # random horizontal flips of the real faces (both originals' face loaders)
+    "hflip": True,           # random horizontal flips of the real faces (a model's DEFAULTS say its original's)
 }
 
 

@@ -45,6 +45,7 @@ DEFAULTS: dict = {
     "teacher": "emotion",     # the perceptual loss's network (the original: FaceNet-VGGFace2, a judge here)
     "segment_frames": 50,     # fuser windows over the clip's mel frames (the original: 125 over whole utterances)
     "segment_stride": 25,
+    "hflip": False,           # vox_dataset.py: image_random_hflip=False (voice2face's face loader flips)
 }
 WEIGHTS = ("l1_weight", "d_weight", "img_weight", "ac_weight", "perceptual_weight")
 
