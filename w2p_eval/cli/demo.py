@@ -10,6 +10,9 @@ import click
               help="Folder for data/, runs/, cache/ and report/ (re-running continues it).")
 @click.option("--quick", is_flag=True,
               help="Reduced setting for CI smoke tests (also env W2P_DEMO_QUICK=1): 4 identities, 2 epochs.")
+@click.option("--full", is_flag=True,
+              help="Also train the field's generators voice2face and SF2F for the same epochs as WAV2PIX and score "
+                   "them beside it (roughly 15 more minutes on 2 idle cores, estimated).")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N",
               help="WAV2PIX epochs (default 30; 2 with --quick).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
@@ -17,9 +20,10 @@ import click
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
               help="Data, training and evaluation seed.")
-def demo(out, quick, epochs, workers, device, seed):
+def demo(out, quick, full, epochs, workers, device, seed):
     """Build the demo data, train WAV2PIX and the baselines, evaluate, and write the report (minutes, offline)."""
     from w2p_eval.pipeline.demo import quick_from_env, run_demo
 
-    html = run_demo(out, seed=seed, quick=quick or quick_from_env(), epochs=epochs, device=device, workers=workers)
+    html = run_demo(out, seed=seed, quick=quick or quick_from_env(), epochs=epochs, device=device, workers=workers,
+                    full=full)
     click.echo(f"report: {html}")

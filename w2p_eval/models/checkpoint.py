@@ -47,9 +47,13 @@ def save_checkpoint(
     optim: dict[str, dict] | None = None,
     data_hash: str | None = None,
     extra: dict | None = None,
+    teachers: list[str] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temp file + fsync + os.replace): a kill at any moment leaves
-    either the previous file or the complete new one, never a file that fails to load."""
+    either the previous file or the complete new one, never a file that fails to load.
+
+    ``teachers``: the pretrained networks the training losses used (``meta["teachers"]``, e.g. SF2F's
+    perceptual loss); the report marks rows scored by a judge among them (:func:`teachers_of`)."""
     typed = {"image_size": int(image_size), "audio_seconds": float(audio_seconds)}
     config = {k: v for k, v in config.items() if not (k in TOP_LEVEL and v == typed[k])}
     ckpt = {
@@ -68,6 +72,7 @@ def save_checkpoint(
             "git_commit": git_commit(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "data_hash": data_hash,
+            "teachers": list(teachers or []),
         },
     }
     path = Path(path)
@@ -111,6 +116,19 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     if isinstance(meta["epoch"], bool) or not isinstance(meta["epoch"], int) or meta["epoch"] < 0:
         raise InputError(f"expected an integer >= 0 for epoch in checkpoint {path}, got {meta['epoch']!r}")
     return meta
+
+
+def teachers_of(path: str | os.PathLike) -> list[str]:
+    """The networks a checkpoint's generator was trained against (``meta["teachers"]``, e.g. SF2F's perceptual
+    loss network); [] for checkpoints without the field and for a file that is gone or not a checkpoint
+    (the report, which asks, must still build). Read memory-mapped, without the weights."""
+    try:
+        ckpt = _load(path, "cpu", mmap=True)
+    except InputError:
+        return []
+    teachers = (ckpt.get("meta") or {}).get("teachers") or []
+    del ckpt
+    return [str(t) for t in teachers] if isinstance(teachers, (list, tuple)) else []
 
 
 def _load(path: str | os.PathLike, map_location: str, mmap: bool = False) -> dict:

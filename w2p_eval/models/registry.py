@@ -17,6 +17,8 @@ MODELS: dict[str, str] = {
     "random_real": "w2p_eval.models.baselines:RandomReal",
     "speaker_retrieval": "w2p_eval.models.baselines:SpeakerRetrieval",
     "real_faces": "w2p_eval.models.baselines:RealFaces",
+    "voice2face": "w2p_eval.models.voice2face:Voice2Face",
+    "sf2f": "w2p_eval.models.sf2f:SF2F",
 }
 
 

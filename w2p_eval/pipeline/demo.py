@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from w2p_eval.errors import InputError
@@ -28,7 +28,7 @@ class DemoSettings:
     batch_size: int
     checkpoint_every: int
     baselines: tuple[str, ...]
-
+    generators: tuple[str, ...] = ()  # the field's generators (--full): trained for WAV2PIX's epochs
 
 
 # The paper's learning rates (1e-4 / 4e-4) with batch 16 instead of 64: 10 updates per epoch on the demo data,
@@ -38,6 +38,9 @@ FULL = DemoSettings(n_identities=8, pairs_per_identity=24, epochs=30, batch_size
                     baselines=("speaker_retrieval", "random_real", "mean_face", "real_faces"))
 QUICK = DemoSettings(n_identities=4, pairs_per_identity=12, epochs=2, batch_size=16, checkpoint_every=1,
                      baselines=("mean_face", "real_faces"))
+
+
+FIELD_GENERATORS = ("voice2face", "sf2f")
 
 
 def quick_from_env() -> bool:
@@ -52,7 +55,7 @@ def _say(message: str) -> None:
 
 def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool = False,
              epochs: int | None = None, device: str | None = None, workers: int = 1,
-             settings: DemoSettings | None = None) -> Path:
+             settings: DemoSettings | None = None, full: bool = False) -> Path:
     """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html."""
     from w2p_eval.data.folder import open_dataset
     from w2p_eval.data.prepare_demo import build_demo
@@ -64,6 +67,8 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     from w2p_eval.train.run import run_training
 
     s = settings or (QUICK if quick else FULL)
+    if full:
+        s = replace(s, generators=FIELD_GENERATORS)
     out = Path(out)
     data, runs_dir, cache = out / "data", out / "runs", out / "cache"
     t0 = time.perf_counter()
@@ -87,6 +92,15 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     run_training(config_for("wav2pix_64"), data, wav2pix, resume=wav2pix.exists(), device=device, seed=seed,
                  overrides={"epochs": n_epochs, "batch_size": s.batch_size,
                             "checkpoint_every": min(s.checkpoint_every, n_epochs)})
+    generator_dirs = []
+    for name in s.generators:  # WAV2PIX's epochs and batch; their extra stages kept short (docs/generators.md)
+        run_dir = runs_dir / name
+        _say(f"2/4 training {name} for {n_epochs} epochs (batch {s.batch_size}) -> {run_dir}")
+        run_training(config_for(name), data, run_dir, resume=run_dir.exists(), device=device, seed=seed,
+                     overrides={"epochs": n_epochs, "batch_size": s.batch_size, "checkpoint_every": n_epochs,
+                                **({"embed_epochs": max(1, n_epochs // 3)} if name == "voice2face" else
+                                   {"fuser_epochs": max(1, n_epochs // 10)})})
+        generator_dirs.append(run_dir)
     baseline_dirs = []
     for name in s.baselines:
         run_dir = runs_dir / name
@@ -97,17 +111,18 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     t_train = time.perf_counter()
 
     _say("3/4 evaluating identity (dlib ResNet judge), landmarks (dlib 68 points) and speaker ID")
-    summary = evaluate_runs([wav2pix], data, baselines=baseline_dirs, seed=seed, device=device, workers=workers,
-                            cache_dir=cache)
+    summary = evaluate_runs([wav2pix, *generator_dirs], data, baselines=baseline_dirs, seed=seed, device=device,
+                            workers=workers, cache_dir=cache)
     for item in summary.failed:
         _say(f"evaluation failed: {item}")
     _say(summary.line())
     t_eval = time.perf_counter()
 
     _say(f"4/4 writing the report -> {out / 'report'}")
-    html = build_report([wav2pix, *baseline_dirs], default_store(data), out / "report", data_dir=data, seed=seed,
-                        title="w2p-eval demo: WAV2PIX and baselines on the synthetic demo data",
-                        command=f"w2p-eval demo --out {out} --seed {seed}" + (" --quick" if quick else ""))
+    html = build_report([wav2pix, *generator_dirs, *baseline_dirs], default_store(data), out / "report", data_dir=data,
+                        seed=seed, title="w2p-eval demo: WAV2PIX and baselines on the synthetic demo data",
+                        command=f"w2p-eval demo --out {out} --seed {seed}" + (" --quick" if quick else "")
+                        + (" --full" if full else ""))
     t_end = time.perf_counter()
     _say(f"done in {t_end - t0:.0f} s (data {t_data - t0:.0f} s, training {t_train - t_data:.0f} s, "
          f"evaluation {t_eval - t_train:.0f} s, report {t_end - t_eval:.0f} s)")

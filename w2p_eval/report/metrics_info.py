@@ -9,7 +9,8 @@ import math
 from w2p_eval.metrics.base import MetricSpec
 from w2p_eval.metrics.registry import metric_spec, metric_specs
 
-MODEL_ORDER = ["wav2pix", "l1_regression", "speaker_retrieval", "random_real", "gender_oracle", "mean_face", "external", "real_faces"]
+MODEL_ORDER = ["wav2pix", "voice2face", "sf2f", "l1_regression", "speaker_retrieval", "random_real", "gender_oracle",
+               "mean_face", "external", "real_faces"]
 
 
 def info(metric: str) -> MetricSpec:

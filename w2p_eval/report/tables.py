@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from w2p_eval.models.checkpoint import teachers_of
 from w2p_eval.report import reference
 from w2p_eval.report.metrics_info import MODEL_ORDER, format_value, info, sort_metrics
 from w2p_eval.results import row_ci
@@ -43,6 +45,22 @@ def is_external(row) -> bool:
 def model_text(row) -> str:
     """The model cell: ours by name; other models' faces as ``external (images)``."""
     return f"external ({row.get('source')})" if is_external(row) else str(row["model"])
+
+
+def teacher_marks(df: pd.DataFrame) -> dict[str, list[str]]:
+    """run -> the judges of its rows that its generator was trained against (a checkpoint's ``meta["teachers"]``
+    met in a row's ``evaluator``, e.g. ``identity/gear`` or ``attributes/faceres+gear``); runs with none are
+    left out. Read from the checkpoint files the rows name (a file that is gone marks nothing)."""
+    if df.empty or "checkpoint" not in df.columns or "evaluator" not in df.columns:
+        return {}
+    marks: dict[str, list[str]] = {}
+    own = df if "source" not in df.columns else df[df["source"].fillna("checkpoint") == "checkpoint"]
+    for run, rows in own.groupby("run"):
+        teachers = {t for c in rows["checkpoint"].dropna().unique() for t in teachers_of(str(c))}
+        judges = {part for ev in rows["evaluator"].dropna().unique() for part in re.split(r"[/+,]", str(ev))}
+        if teachers & judges:
+            marks[str(run)] = sorted(teachers & judges)
+    return marks
 
 
 def epoch_text(epoch):
@@ -92,7 +110,9 @@ def main_table(df: pd.DataFrame, metrics: list[str] | None = None) -> tuple[pd.D
     Returns (numeric means, formatted "mean ± std" strings), both indexed by run with a ``model`` and
     ``epoch`` column first.
     """
-    s = summarize(final_rows(df))
+    final = final_rows(df)
+    s = summarize(final)
+    marks = teacher_marks(final)  # a generator trained against one of its judges says so in its model cell
     metrics = sort_metrics(metrics or s["metric"].unique())
     runs = _order_runs(s) if not s.empty else []
     num = pd.DataFrame(index=pd.Index(runs, name="run"), columns=["model", "epoch"] + metrics, dtype=object)
@@ -100,8 +120,9 @@ def main_table(df: pd.DataFrame, metrics: list[str] | None = None) -> tuple[pd.D
     for _, r in s.iterrows():
         if r["metric"] not in metrics:
             continue
+        mark = f" (trained against judge {', '.join(marks[r['run']])})" if r["run"] in marks else ""
         num.loc[r["run"], ["model", "epoch"]] = [model_text(r), epoch_text(r["epoch"])]
-        txt.loc[r["run"], ["model", "epoch"]] = [model_text(r), epoch_text(r["epoch"])]
+        txt.loc[r["run"], ["model", "epoch"]] = [model_text(r) + mark, epoch_text(r["epoch"])]
         num.loc[r["run"], r["metric"]] = r["mean"]
         txt.loc[r["run"], r["metric"]] = _cell(r)
     return num, txt.fillna("–")

@@ -16,6 +16,8 @@ TRAINERS: dict[str, str] = {
     "random_real": "w2p_eval.train.baselines:train",
     "speaker_retrieval": "w2p_eval.train.baselines:train",
     "real_faces": "w2p_eval.train.baselines:train",
+    "voice2face": "w2p_eval.train.voice2face:train",
+    "sf2f": "w2p_eval.train.sf2f:train",
 }
 
 
