@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from w2p_eval.cli import options as O
+
 
 @click.command("ablate-audio")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), metavar="DATA",
@@ -16,18 +18,20 @@ import click
 @click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="YAML",
               help="WAV2PIX config (default baselines/wav2pix_64.yaml).")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N", help="Epochs per run (default: config).")
-@click.option("--batch-size", type=click.IntRange(2), default=None, metavar="N", help="Override the batch size.")
+@click.option("--batch-size", type=click.IntRange(2), default=None, metavar="N",
+              help="Override the training batch size (the evaluation's too).")
 @click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Results store file (default DATA/results.sqlite).")
-@click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME", help="Identity judge.")
-@click.option("--backend", default="dlib", show_default=True, metavar="NAME", help="Landmark backend.")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="Processes for landmark detection.")
-@click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
+@click.option("--backbone", default="dlib_resnet", show_default=True, type=click.Choice(O.IDENTITY_BACKBONES.names()),
+              help="Identity judge: " + O.IDENTITY_BACKBONES.help_text() + ".")
+@O.backend_option
+@O.workers_option
+@O.device_option
+@O.cache_dir_option
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Training and evaluation seed.")
 @click.argument("more_seconds", nargs=-1, type=float, metavar="")
 def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_size, store, backbone, backend, workers,
-                 device, seed):
+                 device, cache_dir, seed):
     """Train and evaluate WAV2PIX for each audio length; print the table (Markdown) and its files."""
     from w2p_eval.pipeline.ablate import ablate_audio as run
     from w2p_eval.text import to_markdown
@@ -35,7 +39,8 @@ def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_siz
     secs = list(seconds) + list(more_seconds) or [0.3, 0.7, 1.0]
     result = run(data_dir, secs, out=out, config=config, epochs=epochs,
                  overrides={"batch_size": batch_size} if batch_size else None, seed=seed, device=device,
-                 store=store, backbone=backbone, backend=backend, workers=workers)
+                 store=store, backbone=backbone, backend=backend, workers=workers, cache_dir=cache_dir,
+                 eval_batch_size=batch_size or 64)
     click.echo(to_markdown(result["table"]))
     for path in result["paths"]:
         click.echo(str(path))

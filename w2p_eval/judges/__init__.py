@@ -1,8 +1,11 @@
 """Pretrained "judge" networks, loaded lazily by name: nothing heavy is imported until one is asked for.
 
-``IDENTITY_BACKBONES`` maps a backbone name to a "module:attr" factory returning an
-:class:`w2p_eval.judges.identity.IdentityBackbone`; :func:`load_identity_backbone` resolves it and
-answers an unknown name with "did you mean ...; available: ...". :func:`parse_backbones` reads the
+:data:`JUDGES` (one :class:`~w2p_eval.registry.Registry`; plugins through the ``w2p_eval.judges`` entry-point
+group) holds every judge, its ``meta["judge"]`` saying which kind: ``identity`` (a "module:attr" factory
+returning an :class:`w2p_eval.judges.identity.IdentityBackbone`), ``landmark`` (a landmark backend class of
+:mod:`w2p_eval.judges.landmarks`) or ``attribute``. ``IDENTITY_BACKBONES`` / ``LANDMARK_BACKENDS`` are the
+registries of one kind (same entries, filtered); :func:`load_identity_backbone` resolves a name and
+answers an unknown one with "did you mean ...; available: ...". :func:`parse_backbones` reads the
 comma list of ``--backbone dlib_resnet,faceres`` (several judges in one evaluation).
 """
 
@@ -10,16 +13,32 @@ from __future__ import annotations
 
 from w2p_eval.errors import InputError
 from w2p_eval.names import lookup, unknown
+from w2p_eval.registry import Entry, Registry
 
-IDENTITY_BACKBONES: dict[str, str] = {
-    "dlib_resnet": "w2p_eval.judges.dlib_face:DlibResnetBackbone",
-    "facenet_vggface2": "w2p_eval.judges.facenet_face:FacenetBackbone",
-    "vgg_face": "w2p_eval.judges.vgg_face:VggFaceBackbone",
-    "vgg_scratch": "w2p_eval.judges.vgg_face:VggScratchBackbone",
-    "dlib_resnet_native": "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone",
-    "dlib_resnet_ft": "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
-    "faceres": "w2p_eval.judges.faceres:FaceResBackbone",
-}
+_ID, _LM, _ATTR = {"judge": "identity"}, {"judge": "landmark"}, {"judge": "attribute"}
+JUDGES_ENTRIES = (
+    Entry("dlib_resnet", "w2p_eval.judges.dlib_face:DlibResnetBackbone", "dlib's descriptor in torch + a linear head", _ID),
+    Entry("dlib_resnet_ft", "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
+          "dlib_resnet with its last residual stage fine-tuned on the real training faces", _ID),
+    Entry("dlib_resnet_native", "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone", "dlib_resnet in dlib-bin", _ID),
+    Entry("faceres", "w2p_eval.judges.faceres:FaceResBackbone", "HSE FaceRes, VGGFace2", _ID),
+    Entry("facenet_vggface2", "w2p_eval.judges.facenet_face:FacenetBackbone", "FaceNet InceptionResnetV1, VGGFace2", _ID),
+    Entry("vgg_face", "w2p_eval.judges.vgg_face:VggFaceBackbone", "VGG-Face (--vgg-face-weights)", _ID),
+    Entry("vgg_scratch", "w2p_eval.judges.vgg_face:VggScratchBackbone", "VGG-Face trained from scratch", _ID),
+    Entry("dlib", "w2p_eval.judges.landmarks:DlibBackend", "HOG detector + 68-point ERT", _LM),
+    Entry("dlib_cnn", "w2p_eval.judges.landmarks:DlibCnnBackend", "MMOD CNN detector + ERT", _LM),
+    Entry("fan", "w2p_eval.judges.landmarks_fan:FanBackend", "face-alignment 2D-FAN", _LM),
+    Entry("faceres+gear", "w2p_eval.judges.attributes:AttributeJudge", "FaceRes gender/age + GEAR ethnicity", _ATTR),
+)
+
+
+def _of_kind(kind: str):
+    return lambda e: e.meta.get("judge", "identity") == kind  # plugins without the key are identity judges
+
+
+JUDGES = Registry("judge", "w2p_eval.judges", JUDGES_ENTRIES)
+IDENTITY_BACKBONES = Registry("identity backbone", "w2p_eval.judges", JUDGES_ENTRIES, keep=_of_kind("identity"))
+LANDMARK_BACKENDS = Registry("landmark backend", "w2p_eval.judges", JUDGES_ENTRIES, keep=_of_kind("landmark"))
 
 
 # ``table[name]`` imported from its "module:attr" string, unknown names -> InputError with a hint

@@ -17,7 +17,7 @@ import numpy as np
 from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import N_POINTS, LandmarkResult, get_backend, score_images
 from w2p_eval.judges.landmarks_validation import nme
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
+from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
 
 log = logging.getLogger(__name__)
@@ -242,13 +242,13 @@ class LandmarkSuite(MetricSuite):
     )
     done_when = (DETECTION_RATE,)
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return f"landmarks/{opts.backend}"
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         get_backend(opts.backend)
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         backend = get_backend(opts.backend)
         log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), gs.ckpt_path, opts.backend)
         fake_res = score_images(gs.fake, opts.backend, workers=opts.workers, progress=True)
@@ -303,33 +303,6 @@ METRICS = tuple(m.name for m in SUITE.metrics)
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
-
-
-def evaluate_landmarks(
-    ckpt_paths: list,
-    data_dir,
-    *,
-    backend: str = "dlib",
-    split: str = "test",
-    protocol: str = "seen",
-    workers: int = 1,
-    seed: int = 0,
-    overlay_dir=None,
-    cache_dir=None,
-    run_name: str | None = None,
-    device: str | None = None,
-) -> list[dict]:
-    """Score every checkpoint (files or run folders) -> result rows: detection rate of generated
-    faces, of the real faces at the same size (ceiling), and NME generated vs paired real.
-    A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone."""
-    from w2p_eval.models.sources import checkpoint_items
-
-    if not ckpt_paths:
-        raise InputError("expected at least one checkpoint file or run folder, got none")
-    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backend=backend, workers=workers, overlay_dir=Path(overlay_dir) if overlay_dir else None)
-    return score_items(items, [SUITE], opts)
 
 
 def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,

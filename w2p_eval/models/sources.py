@@ -11,8 +11,8 @@ A source is one or more *items*; each item is one set of faces to score:
 - :class:`ArrayItem` — uint8 faces [N, S, S, 3] handed over from Python with their pair ids.
 - :class:`CallableItem` — a Python callable ``batch -> faces`` run over the split like a generator.
 
-Pairs a source has no face for are counted and named at the end of the command (:func:`notes`), and the
-rows say over how many pairs they were computed (``n``) and how many were missing (``extra``).
+Pairs a source has no face for, and files it ignored, are counted in the item's own ``notes`` (lines the
+command prints at its end; no module-level list), and the rows say over how many pairs they were computed (``n``) and how many were missing (``extra``).
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ EXTERNAL_MODEL = "external"
 # the largest face a folder may hold: generators draw 64-256 px; a larger file is a counted skip (read from its
 # header), so N faces never take more than N x 1024 x 1024 x 3 bytes
 FACE_MAX_SIDE = 1024
-_NOTES: list[str] = []
 
 
-def notes() -> list[str]:
-    """Lines for the end of the command: missing pairs and ignored files of the sources read so far."""
-    return list(_NOTES)
+def _note(notes: list[str] | None, line: str) -> None:
+    """A line for the end of the command (missing pairs, ignored files), logged now and kept in ``notes``."""
+    log.warning(line)
+    if notes is not None and line not in notes:
+        notes.append(line)
 
 
 def run_name_of(path: str | os.PathLike) -> str:
@@ -103,13 +104,11 @@ def set_from_faces(data_dir, df, faces: np.ndarray, *, split: str, protocol: str
     )
 
 
-def _note_missing(what: str, missing: list[str], n_expected: int) -> None:
+def _note_missing(what: str, missing: list[str], n_expected: int, notes: list[str] | None) -> None:
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        line = (f"{what}: {len(missing)} of {n_expected} test pairs have no face ({shown}); "
-                f"its metrics are over the {n_expected - len(missing)} present")
-        log.warning(line)
-        _NOTES.append(line)
+        _note(notes, f"{what}: {len(missing)} of {n_expected} test pairs have no face ({shown}); "
+                     f"its metrics are over the {n_expected - len(missing)} present")
 
 
 # ------------------------------------------------------------------ items
@@ -120,6 +119,7 @@ class SourceItem(abc.ABC):
     run: str
     kind: str
     label: str
+    notes: list[str]  # lines for the end of the command: pairs without a face, ignored files
 
     @property
     def epoch(self) -> int | None:
@@ -154,6 +154,7 @@ class CheckpointItem(SourceItem):
     path: Path
     run: str
     kind: str = "checkpoint"
+    notes: list[str] = field(default_factory=list, repr=False)
     _ckpt: dict | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
     _meta: dict | None = field(default=None, repr=False)
@@ -217,6 +218,7 @@ class FolderItem(SourceItem):
     folder: Path
     run: str
     kind: str = "images"
+    notes: list[str] = field(default_factory=list, repr=False)
     _hash: str | None = field(default=None, repr=False)
     _matched: tuple | None = field(default=None, repr=False)
 
@@ -239,7 +241,7 @@ class FolderItem(SourceItem):
         key = (str(Path(data_dir).resolve()), split, protocol)
         if self._matched is None or self._matched[0] != key:
             df = split_rows(data_dir, split, protocol)
-            self._matched = (key, df, match_folder(self.folder, [str(p) for p in df["pair_id"]]))
+            self._matched = (key, df, match_folder(self.folder, [str(p) for p in df["pair_id"]], self.notes))
         return self._matched[1], self._matched[2]
 
     def check(self, data_dir, *, split="test", protocol="seen") -> None:
@@ -263,12 +265,12 @@ class FolderItem(SourceItem):
 
     def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
         df, matched = self._match(data_dir, split, protocol)
-        faces, keep = read_faces([matched.get(str(p)) for p in df["pair_id"]], self.folder)
+        faces, keep = read_faces([matched.get(str(p)) for p in df["pair_id"]], self.folder, self.notes)
         missing = [str(p) for p, k in zip(df["pair_id"], keep) if not k]
         if not keep.any():
             raise InputError(f"expected readable square images for the test pairs in {self.folder}, got none usable "
                              f"({len(matched)} matched by name)")
-        _note_missing(f"images {self.folder} ({self.run})", missing, len(df))
+        _note_missing(f"images {self.folder} ({self.run})", missing, len(df), self.notes)
         return set_from_faces(data_dir, df[keep].reset_index(drop=True), faces, split=split, protocol=protocol,
                               run=self.run, source=self.kind, source_hash=self.content_hash, label=self.label,
                               n_expected=len(df), missing=missing)
@@ -283,6 +285,7 @@ class ArrayItem(SourceItem):
     run: str = "python"
     kind: str = "python"
     label: str = "python array"
+    notes: list[str] = field(default_factory=list, repr=False)
     _hash: str | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -312,12 +315,11 @@ class ArrayItem(SourceItem):
             raise InputError(f"expected pair ids of split {split!r} ({protocol} protocol) of {data_dir}, got none of "
                              f"them (e.g. {unknown[:3]})")
         if unknown:
-            line = f"{self.run}: ignored {len(unknown)} faces whose pair ids are not in the split (e.g. {unknown[:3]})"
-            log.warning(line)
-            _NOTES.append(line)
+            _note(self.notes, f"{self.run}: ignored {len(unknown)} faces whose pair ids are not in the split "
+                              f"(e.g. {unknown[:3]})")
         keep = np.array([str(p) in index for p in df["pair_id"]], bool)
         missing = [str(p) for p, k in zip(df["pair_id"], keep) if not k]
-        _note_missing(f"faces {self.run}", missing, len(df))
+        _note_missing(f"faces {self.run}", missing, len(df), self.notes)
         rows = df[keep].reset_index(drop=True)
         faces = self.array[[index[str(p)] for p in rows["pair_id"]]]
         return set_from_faces(data_dir, rows, faces, split=split, protocol=protocol, run=self.run, source=self.kind,
@@ -336,6 +338,7 @@ class CallableItem(SourceItem):
     audio_seconds: float = 1.0
     kind: str = "python"
     label: str = "python callable"
+    notes: list[str] = field(default_factory=list, repr=False)
     _gs: GeneratedSet | None = field(default=None, repr=False)
 
     @property
@@ -464,12 +467,13 @@ def _generate_manifest(folder: Path) -> dict[Path, str]:
     return {}
 
 
-def match_folder(folder: str | os.PathLike, pair_ids: Sequence[str]) -> dict[str, Path]:
+def match_folder(folder: str | os.PathLike, pair_ids: Sequence[str], notes: list[str] | None = None) -> dict[str, Path]:
     """pair_id -> its image in ``folder``. Names: ``<pair_id>.<ext>`` (flat or under ``<identity>/``), the
     file listed for the pair in a ``w2p-eval generate`` manifest, or the older sanitised name.
 
     InputError (one line) for a missing/empty folder, a folder whose names match no pair id, and a pair
-    with two images (e.g. the same stem with two extensions). Files matching no pair are ignored with a note.
+    with two images (e.g. the same stem with two extensions). Files matching no pair are ignored with a note
+    (logged, and added to ``notes``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -504,10 +508,8 @@ def match_folder(folder: str | os.PathLike, pair_ids: Sequence[str]) -> dict[str
                          f"among {len(images)} images in {folder} (e.g. {images[0].name})")
     ignored = unmatched + other
     if ignored:
-        line = (f"images {folder}: ignored {len(ignored)} files matching no test pair "
-                f"(e.g. {', '.join(str(f.relative_to(folder)) for f in ignored[:3])})")
-        log.warning(line)
-        _NOTES.append(line)
+        _note(notes, f"images {folder}: ignored {len(ignored)} files matching no test pair "
+                     f"(e.g. {', '.join(str(f.relative_to(folder)) for f in ignored[:3])})")
     return found
 
 
@@ -524,7 +526,8 @@ def _to_rgb8(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def read_faces(files: Sequence[Path | None], folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_faces(files: Sequence[Path | None], folder: Path,
+               notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``files`` (None = no file) -> (uint8 [K, S, S, 3] of the usable ones, bool [len(files)] keep).
 
     Unreadable and non-square images are skipped and counted (a note at the end); images of different
@@ -566,9 +569,7 @@ def read_faces(files: Sequence[Path | None], folder: Path) -> tuple[np.ndarray, 
         k += 1
         keep[i] = True
     if len(skips):
-        line = f"{folder}: {skips.summary()}"
-        log.warning(line)
-        _NOTES.append(line)
+        _note(notes, f"{folder}: {skips.summary()}")
     return (faces[:k] if faces is not None else np.zeros((0, 1, 1, 3), np.uint8)), keep
 
 

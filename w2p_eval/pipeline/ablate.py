@@ -34,6 +34,7 @@ def ablate_audio(
     protocol: str = "seen",
     workers: int = 1,
     cache_dir: str | os.PathLike | None = None,
+    eval_batch_size: int = 64,
     report: bool = True,
 ) -> dict:
     """Train one WAV2PIX run per audio length into ``out/wav2pix_64-audio<S>s`` (continuing runs that are
@@ -50,7 +51,7 @@ def ablate_audio(
     run_dirs = [_train_one(base, data_dir, Path(out), sec, overrides, epochs, seed, device) for sec in seconds]
     evaluate_runs(run_dirs, data_dir, store=store_path, suites=("identity", "landmarks"), backbone=backbone,
                   backend=backend, protocol=protocol, seed=seed, final_only=True, device=device, workers=workers,
-                  cache_dir=cache_dir)
+                  batch_size=eval_batch_size, cache_dir=cache_dir)
     table, paths = _write_table(run_dirs, store_path, Path(out), protocol, seed, backbone, backend)
     if report:
         paths.append(build_report(run_dirs, store_path, Path(out) / "report", data_dir=data_dir, seed=seed,

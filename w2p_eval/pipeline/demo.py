@@ -51,9 +51,10 @@ def _say(message: str) -> None:
 
 
 def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool = False,
-             epochs: int | None = None, device: str | None = None, workers: int = 1,
-             settings: DemoSettings | None = None) -> Path:
-    """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html."""
+             epochs: int | None = None, device: str | None = None, workers: int = 1, batch_size: int = 64,
+             cache_dir: str | os.PathLike | None = None, settings: DemoSettings | None = None) -> Path:
+    """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html.
+    ``device``/``workers``/``batch_size``/``cache_dir``: the evaluation's runtime (cache default: ``out/cache``)."""
     from w2p_eval.data.folder import open_dataset
     from w2p_eval.data.prepare_demo import build_demo
     from w2p_eval.models.checkpoint import list_checkpoints
@@ -65,7 +66,8 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
 
     s = settings or (QUICK if quick else FULL)
     out = Path(out)
-    data, runs_dir, cache = out / "data", out / "runs", out / "cache"
+    data, runs_dir = out / "data", out / "runs"
+    cache = Path(cache_dir) if cache_dir else out / "cache"
     t0 = time.perf_counter()
     if (data / "dataset.json").is_file():
         data = open_dataset(data, cache)
@@ -98,7 +100,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
 
     _say("3/4 evaluating identity (dlib ResNet judge), landmarks (dlib 68 points) and speaker ID")
     summary = evaluate_runs([wav2pix], data, baselines=baseline_dirs, seed=seed, device=device, workers=workers,
-                            cache_dir=cache)
+                            batch_size=batch_size, cache_dir=cache)
     for item in summary.failed:
         _say(f"evaluation failed: {item}")
     _say(summary.line())
