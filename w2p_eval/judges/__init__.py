@@ -18,13 +18,13 @@ from w2p_eval.registry import Entry, Registry
 _ID, _LM, _ATTR = {"judge": "identity"}, {"judge": "landmark"}, {"judge": "attribute"}
 JUDGES_ENTRIES = (
     Entry("dlib_resnet", "w2p_eval.judges.dlib_face:DlibResnetBackbone", "dlib's descriptor in torch + a linear head", _ID),
-    Entry("dlib_resnet_ft", "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
-          "dlib_resnet with its last residual stage fine-tuned on the real training faces", _ID),
-    Entry("dlib_resnet_native", "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone", "dlib_resnet in dlib-bin", _ID),
-    Entry("faceres", "w2p_eval.judges.faceres:FaceResBackbone", "HSE FaceRes, VGGFace2", _ID),
     Entry("facenet_vggface2", "w2p_eval.judges.facenet_face:FacenetBackbone", "FaceNet InceptionResnetV1, VGGFace2", _ID),
     Entry("vgg_face", "w2p_eval.judges.vgg_face:VggFaceBackbone", "VGG-Face (--vgg-face-weights)", _ID),
     Entry("vgg_scratch", "w2p_eval.judges.vgg_face:VggScratchBackbone", "VGG-Face trained from scratch", _ID),
+    Entry("dlib_resnet_native", "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone", "dlib_resnet in dlib-bin", _ID),
+    Entry("dlib_resnet_ft", "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
+          "dlib_resnet with its last residual stage fine-tuned on the real training faces", _ID),
+    Entry("faceres", "w2p_eval.judges.faceres:FaceResBackbone", "HSE FaceRes, VGGFace2", _ID),
     Entry("dlib", "w2p_eval.judges.landmarks:DlibBackend", "HOG detector + 68-point ERT", _LM),
     Entry("dlib_cnn", "w2p_eval.judges.landmarks:DlibCnnBackend", "MMOD CNN detector + ERT", _LM),
     Entry("fan", "w2p_eval.judges.landmarks_fan:FanBackend", "face-alignment 2D-FAN", _LM),
