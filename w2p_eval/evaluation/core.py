@@ -226,14 +226,16 @@ class Evaluation:
         return compare_sources(a, b, self, name_a=name_a, name_b=name_b, metrics=metrics, store=store)
 
     def stored(self, results: ResultsStore, item: SourceItem, suite: MetricSuite, ctx: Context):
-        """The stored rows of ``suite`` for ``item`` under this plan (same test list) when every required metric
-        is there, else None."""
+        """The stored rows of ``suite``'s declared metrics for ``item`` under this plan (same test list) when every
+        required metric is there, else None (suites of one judge share its evaluator name; metrics tell them apart)."""
         rows = results.query(data_hash=self.data_hash, checkpoint_hash=item.content_hash, split=self.plan.split,
                              protocol=self.plan.protocol, seed=self.plan.seed, evaluator=suite.evaluator(ctx),
                              run=item.run)
         if rows.empty:
             return None
-        rows = rows.loc[[(extra or {}).get("testlist") == self.plan.testlist_id for extra in rows["extra"]]]
+        declared = {m.name for m in suite.metrics}
+        rows = rows.loc[[(extra or {}).get("testlist") == self.plan.testlist_id and metric in declared
+                         for extra, metric in zip(rows["extra"], rows["metric"])]]
         return rows if set(suite.required()) <= set(rows["metric"]) else None
 
 
