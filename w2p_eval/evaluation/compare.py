@@ -39,7 +39,7 @@ from w2p_eval.evaluation.items import read_items
 from w2p_eval.metrics.base import ItemValues
 from w2p_eval.metrics.registry import metric_spec
 from w2p_eval.metrics.stats import mcnemar_exact, paired_diff_ci
-from w2p_eval.models.sources import FolderItem, SourceItem, checkpoint_items, folder_item, match_folder, split_rows
+from w2p_eval.models.sources import FolderItem, SourceItem, match_folder, source_items, split_rows
 from w2p_eval.report.comparison import FORMAT
 from w2p_eval.results import ResultsStore
 
@@ -50,16 +50,11 @@ Side = dict[tuple[str, str], dict[str, Scored]]  # (suite, evaluator) -> metric 
 
 
 def resolve_source(path: str | os.PathLike, name: str | None = None) -> SourceItem:
-    """A compare operand -> one source item: a checkpoint file; a run folder (``checkpoints/`` or
-    ``epoch_*.pt`` inside) -> its final checkpoint; any other folder -> its images (named by pair id)."""
-    p = Path(path)
-    if p.is_file():
-        return checkpoint_items(p, name=name)[-1]
-    if not p.is_dir():
-        raise InputError(f"expected a run folder, checkpoint file or folder of face images, got missing path {p}")
-    if (p / "checkpoints").is_dir() or any(p.glob("epoch_*.pt")):
-        return checkpoint_items(p, final_only=True, name=name)[-1]
-    return folder_item(p, name or p.resolve().name)
+    """A compare operand -> one source item (:func:`~w2p_eval.models.sources.source_items`): a checkpoint file; a
+    run folder -> its final checkpoint; a plugin's kind; any other folder -> its images (named by pair id)."""
+    if not Path(path).exists():
+        raise InputError(f"expected a run folder, checkpoint file or folder of face images, got missing path {path}")
+    return source_items(path, name, final_only=True)[-1]
 
 
 def _side(item: SourceItem) -> dict:

@@ -30,6 +30,8 @@ from tqdm import tqdm
 
 from w2p_eval.errors import InputError
 from w2p_eval.models.generation import GeneratedSet
+from w2p_eval.names import resolve
+from w2p_eval.registry import Entry, Registry
 
 log = logging.getLogger(__name__)
 
@@ -589,6 +591,48 @@ def folder_item(folder: str | os.PathLike, name: str) -> FolderItem:
     if not name or not str(name).strip():
         raise InputError(f"expected a name for the images in {folder} (--name NAME), got none")
     return FolderItem(folder=Path(folder), run=str(name))
+
+
+def claim_checkpoints(path: str | os.PathLike, name: str | None = None, final_only: bool = False) -> list | None:
+    """A checkpoint file, or a run folder (``checkpoints/`` or ``epoch_*.pt`` inside) -> its items; else None."""
+    p = Path(path)
+    if p.is_file() or (p.is_dir() and ((p / "checkpoints").is_dir() or any(p.glob("epoch_*.pt")))):
+        return checkpoint_items(p, final_only=final_only, name=name)
+    return None
+
+
+def claim_images(path: str | os.PathLike, name: str | None = None, final_only: bool = False) -> list | None:
+    """Any other folder -> its images, named ``name`` or the folder's own name."""
+    p = Path(path)
+    return [folder_item(p, name or p.resolve().name)] if p.is_dir() else None
+
+
+# face-source kinds: ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) -> list of
+# SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from the
+# ``w2p_eval.sources`` entry-point group are asked before the fallback)
+SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", [
+    Entry("checkpoint", "w2p_eval.models.sources:CheckpointItem", "a w2p-eval checkpoint; a run folder = its checkpoints",
+          {"claim": "w2p_eval.models.sources:claim_checkpoints"}),
+    Entry("images", "w2p_eval.models.sources:FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
+          {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}),
+    Entry("python", "w2p_eval.models.sources:ArrayItem", "faces from Python: an array or a callable (the API)"),
+])
+
+
+def source_items(path: str | os.PathLike, name: str | None = None, final_only: bool = False, *,
+                 fallback: bool = True) -> list[SourceItem]:
+    """The items of the first source kind that claims ``path`` (fallback kinds last, or never); none -> the
+    checkpoint kind's own message (InputError)."""
+    kinds = sorted((e for e in SOURCE_KINDS.entries() if "claim" in e.meta or hasattr(e.load(), "claim")),
+                   key=lambda e: bool(e.meta.get("fallback")))
+    for e in kinds:
+        if e.meta.get("fallback") and not fallback:
+            continue
+        claim = resolve(e.meta["claim"]) if "claim" in e.meta else e.load().claim
+        got = claim(path, name=name, final_only=final_only)
+        if got is not None:
+            return list(got)
+    return checkpoint_items(path, final_only=final_only, name=name)  # raises, naming what a run folder holds
 
 
 def check_distinct_names(items: Sequence[SourceItem]) -> None:

@@ -10,15 +10,15 @@ from typing import Sequence
 
 from w2p_eval.errors import InputError
 from w2p_eval.evaluation import EvalSummary, Evaluation, rank_share  # noqa: F401  (rank_share: re-exported)
-from w2p_eval.models.sources import SourceItem, check_distinct_names, checkpoint_items, folder_item
+from w2p_eval.models.sources import SourceItem, check_distinct_names, folder_item, source_items
 from w2p_eval.results import default_store
 
 
 def build_items(run_dirs: Sequence, images: Sequence[tuple[str, str]] = (), final_only: bool = False) -> list[SourceItem]:
     """Source items of run folders / checkpoints and of ``(images folder, name)`` pairs; names must be distinct."""
     items: list[SourceItem] = []
-    for path in run_dirs:
-        items += checkpoint_items(path, final_only=final_only)
+    for path in run_dirs:  # checkpoints and run folders, or a plugin's source kind (never a bare image folder)
+        items += source_items(path, final_only=final_only, fallback=False)
     for folder, name in images:
         items.append(folder_item(folder, name))
     if not items:
