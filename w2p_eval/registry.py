@@ -106,11 +106,12 @@ class Registry(Mapping[str, str]):
         """``"a (help of a); b (help of b)"`` for a click option's help."""
         return sep.join(f"{e.name} ({e.help.rstrip('.')})" for e in self.entries(where))
 
-    def markdown(self, where=None) -> str:
-        """The docs' table of names: ``| name | what it is |``, one row per entry."""
+    def markdown(self, where=None, meta: str | None = None) -> str:
+        """The docs' table of names: ``| name | what it is |`` (plus a ``meta`` column), one row per entry."""
+        head = ["| name | what it is |" + (f" {meta} |" if meta else ""), "|---|---|" + ("---|" if meta else "")]
         rows = [f"| `{e.name}` | {e.help}{f' (plugin: {e.package})' if e.package else ''} |"
-                for e in self.entries(where)]
-        return "\n".join(["| name | what it is |", "|---|---|", *rows])
+                + (f" {e.meta.get(meta, '')} |" if meta else "") for e in self.entries(where)]
+        return "\n".join([*head, *rows])
 
     # the Mapping view: name -> "module:attr"
     def __getitem__(self, name: str) -> str:
