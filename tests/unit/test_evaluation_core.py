@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from tests.helpers import run_cli
+from w2p_eval.cli.prepare import PREPARE_MODES
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.evaluation.items import aggregate, read_items
 from w2p_eval.judges import IDENTITY_BACKBONES, LANDMARK_BACKENDS
 from w2p_eval.metrics.registry import SUITES
 from w2p_eval.models import checkpoint
+from w2p_eval.models.sources import SOURCE_KINDS
 from w2p_eval.pipeline.evaluate import evaluate_runs
 from w2p_eval.results import ResultsStore
 
 SUITES_USED = ("identity", "distances")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +155,19 @@ def test_unknown_names_answer_with_the_registry(tiny_data):
     assert res.returncode == 2 and "did you mean identity" in res.stderr
     assert np.all([e.help for e in SUITES.entries()])  # every entry has its one-line help
 
+
+
+def test_docs_tables_of_names_are_generated_from_the_registries():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "registry_tables.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    for registry in (SUITES, IDENTITY_BACKBONES, LANDMARK_BACKENDS, PREPARE_MODES, SOURCE_KINDS):
+        assert all(f"`{name}`" in doc for name in registry.names())
+
+
+def test_prepare_modes_are_the_prepare_sub_commands():
+    from w2p_eval.cli.prepare import prepare
+
+    assert PREPARE_MODES.names() == list(prepare.commands)
+    assert "did you mean demo?" in run_cli(["prepare", "demoo"]).stderr
