@@ -45,21 +45,27 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="prepared dataset (e.g. the release example's)")
     ap.add_argument("--old-tree", type=Path, required=True, help="a checkout from before the evaluation core")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="keep checkpoints, store and cache here (reused)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="w2p-compare-") as tmp:
-        tmp = Path(tmp)
-        a = make_checkpoint(args.data, tmp / "wav2pix_64" / "checkpoints" / "epoch_0000.pt", seed=0)
-        b = make_checkpoint(args.data, tmp / "l1_regression" / "checkpoints" / "epoch_0000.pt", seed=1)
+        tmp = args.work or Path(tmp)
+        a = tmp / "wav2pix_64" / "checkpoints" / "epoch_0000.pt"
+        b = tmp / "l1_regression" / "checkpoints" / "epoch_0000.pt"
+        a.exists() or make_checkpoint(args.data, a, seed=0)
+        b.exists() or make_checkpoint(args.data, b, seed=1)
         runs, store, cache = [a.parent.parent, b.parent.parent], tmp / "r.sqlite", tmp / "cache"
         common = ["--data", args.data, "--seed", args.seed, "--cache-dir", cache]
-        t_eval, _ = w2p(REPO, ["evaluate", *runs, *common, "--store", store,
+        t_eval, _ = w2p(REPO, ["evaluate", *runs, *common, "--store", store,  # a no-op when the store has them
                                "--metrics", "identity,retrieval,distances,matching"], cache)
         t_old, out_old = w2p(args.old_tree, ["compare", *runs, *common, "--json"], cache)
         t_new, out_new = w2p(REPO, ["compare", *runs, *common, "--json", "--store", store], cache)
         old, new = json.loads(out_old), json.loads(out_new)
         same = old["metrics"] == new["metrics"] and old["n_pairs"] == new["n_pairs"]
+        for eo, en in zip(old["metrics"], new["metrics"]):
+            if eo != en:
+                print("differs:", {k: (eo.get(k), en.get(k)) for k in set(eo) | set(en) if eo.get(k) != en.get(k)})
     print(f"data {args.data}: {new['n_pairs']} test pairs, {len(new['metrics'])} metrics compared")
-    print(f"evaluate both (this tree, not timed against): {t_eval:.1f} s")
+    print(f"evaluate both (this tree, not timed against; a no-op when --work has them): {t_eval:.1f} s")
     print(f"compare, old tree (scores both again):        {t_old:.1f} s")
     print(f"compare --store, this tree (reads the store): {t_new:.1f} s")
     print(f"ratio old / new: {t_old / t_new:.1f}x; comparisons identical: {same}")

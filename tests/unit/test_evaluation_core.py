@@ -92,7 +92,7 @@ def test_item_values_beside_the_store_give_the_row(evaluated):
     df = ResultsStore(store).query()
     checked = 0
     for row in df.to_dict("records"):
-        kept, items = read_items(store, row)
+        kept, items, _ = read_items(store, row)
         assert kept, row["metric"]
         if row["metric"] in ("identity_top1_fake", "paired_cosine"):
             value, ci = aggregate(items, seed=row["seed"], rate=row["metric"] == "identity_top1_fake")

@@ -100,13 +100,13 @@ def _from_store(ev: Evaluation, item: SourceItem, results: ResultsStore | None, 
             return None
         metrics = {}
         for row in rows.to_dict("records"):
-            kept, items = read_items(store_path, row)
+            kept, items, position = read_items(store_path, row)
             if not kept:
                 return None  # no item values kept: score again rather than lose the paired interval
-            metrics[row["metric"]] = Scored(row, items)
+            metrics[row["metric"]] = Scored(row, items, position)
             extra = row["extra"] or {}
             n_pairs = int(extra.get("n_pairs_expected", 0)) - int(extra.get("n_pairs_missing", 0))
-        out[(suite.name, suite.evaluator(ctx))] = _in_declared_order(suite, metrics)
+        out[(suite.name, suite.evaluator(ctx))] = dict(sorted(metrics.items(), key=lambda kv: kv[1].position))
     return (n_pairs or 0), out
 
 
@@ -114,21 +114,11 @@ def _scored(ev: Evaluation, item: SourceItem) -> tuple[list[str], Side]:
     """The faces of ``item`` made once and every task scored on them -> (pair ids, side)."""
     pair_ids: list[str] = []
     out: Side = {}
-    suites = {}
+    names = {(m.name, su.evaluator(c)): su.name for su, c in ev.tasks() for m in su.metrics}
     for s in ev.score(item, on_faces=lambda gs: pair_ids.extend(gs.pair_ids)):
-        suite = next((su for su, _ in ev.tasks() if any(m.name == s.row["metric"] for m in su.metrics)), None)
-        key = (getattr(suite, "name", ""), s.row["evaluator"])
-        suites[key] = suite
-        out.setdefault(key, {})[s.row["metric"]] = s
-    return pair_ids, {key: _in_declared_order(suites[key], metrics) for key, metrics in out.items()}
-
-
-def _in_declared_order(suite, metrics: dict[str, Scored]) -> dict[str, Scored]:
-    """A suite's metrics in the order it declares them (then any other, by name): the same order whether
-    the rows were scored now or read from the store."""
-    declared = [m.name for m in getattr(suite, "metrics", ())]
-    rank = {name: i for i, name in enumerate(declared)}
-    return dict(sorted(metrics.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+        key = (names.get((s.row["metric"], s.row["evaluator"]), ""), s.row["evaluator"])
+        out.setdefault(key, {})[s.row["metric"]] = s  # in the suite's own order, as the store keeps it
+    return pair_ids, out
 
 
 def _align(ia: ItemValues, ib: ItemValues) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:

@@ -47,6 +47,7 @@ class Scored:
 
     row: dict
     items: ItemValues | None = None
+    position: int = 0  # the row's place among its suite result's rows
 
 
 @dataclass
@@ -241,13 +242,13 @@ class Evaluation:
 
 def scored_rows(gs: GeneratedSet, result: SuiteResult, ctx: Context, data_hash: str) -> list[Scored]:
     """:func:`~w2p_eval.metrics.base.result_rows` (the one row builder), each row with its item values."""
-    return [Scored(row, result.items.get(row["metric"])) for row in result_rows(gs, result, ctx, data_hash)]
+    return [Scored(row, result.items.get(row["metric"]), k) for k, row in enumerate(result_rows(gs, result, ctx, data_hash))]
 
 
 def write_scored(store_path: str | os.PathLike, scored: Sequence[Scored], results: ResultsStore | None = None) -> int:
     """Rows into the store, each row's item values first beside it (:mod:`w2p_eval.evaluation.items`)."""
     for s in scored:
-        save_items(store_path, s.row, s.items)
+        save_items(store_path, s.row, s.items, s.position)
     return (results or ResultsStore(store_path)).write([s.row for s in scored])
 
 

@@ -56,32 +56,35 @@ def items_file(store_path: str | os.PathLike, row: dict) -> Path:
     return items_dir(store_path) / f"{items_key(row)}.npz"
 
 
-def save_items(store_path: str | os.PathLike, row: dict, items: ItemValues | None) -> Path:
-    """Write ``row``'s item values (None: the row has none) beside the store, atomically -> the file."""
+def save_items(store_path: str | os.PathLike, row: dict, items: ItemValues | None, position: int = 0) -> Path:
+    """Write ``row``'s item values (None: the row has none) beside the store, atomically -> the file.
+    ``position``: the row's place among its suite's rows (so a comparison read back lists them in that order)."""
     items = items or ItemValues([], np.zeros(0), [])
     path = items_file(store_path, row)
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, format=np.array(ITEMS_FORMAT), keys=np.array([str(k) for k in items.keys], dtype=str),
                  values=np.asarray(items.values, np.float64), groups=np.array([str(g) for g in items.groups], dtype=str),
                  weights=np.zeros(0) if items.weights is None else np.asarray(items.weights, np.float64),
-                 binary=np.array(bool(items.binary)), has_items=np.array(len(items.keys) > 0 or items.binary))
+                 binary=np.array(bool(items.binary)), has_items=np.array(len(items.keys) > 0 or items.binary),
+                 position=np.array(int(position)))
     return path
 
 
-def read_items(store_path: str | os.PathLike, row: dict) -> tuple[bool, ItemValues | None]:
-    """(kept, items) for ``row``: kept is False when no readable file is there (a row written before item values
-    were kept, or a file gone or damaged); items is None when the row has none."""
+def read_items(store_path: str | os.PathLike, row: dict) -> tuple[bool, ItemValues | None, int]:
+    """(kept, items, position) for ``row``: kept is False when no readable file is there (a row written before
+    item values were kept, or a file gone or damaged); items is None when the row has none."""
     try:
         with np.load(items_file(store_path, row), allow_pickle=False) as z:
+            position = int(z["position"])
             if not bool(z["has_items"]):
-                return True, None
+                return True, None, position
             weights = z["weights"]
             out = ItemValues(keys=z["keys"].tolist(), values=z["values"], groups=z["groups"].tolist(),
                              weights=weights if len(weights) else None, binary=bool(z["binary"]))
     except (OSError, KeyError, ValueError, EOFError):
-        return False, None
+        return False, None, 0
     ok = len(out.keys) == len(out.values) == len(out.groups)
-    return ok, out if ok else None
+    return ok, (out if ok else None), position
 
 
 def items_csv(store_path: str | os.PathLike, rows: Iterable[dict]) -> str:
@@ -90,7 +93,7 @@ def items_csv(store_path: str | os.PathLike, rows: Iterable[dict]) -> str:
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(CSV_COLUMNS)
     for row in rows:
-        _, items = read_items(store_path, row)
+        _, items, _ = read_items(store_path, row)
         if items is None:
             continue
         head = [csv_cell(row.get(k)) for k in CSV_COLUMNS[:9]]
