@@ -26,12 +26,21 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from w2p_eval.data.dataset import PairDataset
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.images import ImageTooLarge, image_to_tensor, load_image_rgb, open_image, tensor_to_uint8
 from w2p_eval.errors import InputError
+from w2p_eval.models import checkpoint, generation
+from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.names import resolve
 from w2p_eval.registry import Entry, Registry
+from w2p_eval.utils import Skips, select_device
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +70,6 @@ def run_name_of(path: str | os.PathLike) -> str:
 # ------------------------------------------------------------------ real faces of a split
 def split_rows(data_dir, split: str, protocol: str):
     """The manifest rows of one split (unreadable pairs already dropped); InputError when there are none."""
-    from w2p_eval.data.folder import open_dataset
-
     df = open_dataset(data_dir).split(split, protocol)  # only this split's files are content-checked
     if df.empty:
         raise InputError(f"expected pairs in split {split!r} ({protocol} protocol) of {data_dir}, found none")
@@ -72,8 +79,6 @@ def split_rows(data_dir, split: str, protocol: str):
 def real_faces_at(data_dir, image_paths: Sequence[str], size: int) -> np.ndarray:
     """The dataset's real faces brought to ``size`` px exactly as a generator's paired real faces are
     (PairDataset's [-1, 1] tensor, then back to uint8) -> uint8 [N, size, size, 3]."""
-    from w2p_eval.data.images import image_to_tensor, load_image_rgb, tensor_to_uint8
-
     if not len(image_paths):
         return np.zeros((0, size, size, 3), np.uint8)
     import torch  # models/ may import torch; kept beside the other lazy imports of this helper
@@ -85,8 +90,6 @@ def real_faces_at(data_dir, image_paths: Sequence[str], size: int) -> np.ndarray
 
 
 def _labels(data_dir, identities: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    from w2p_eval.data.folder import open_dataset
-
     names = list(open_dataset(data_dir).identities)
     index = {n: i for i, n in enumerate(names)}
     return np.array([index[n] for n in identities], dtype=np.int64), names
@@ -168,8 +171,6 @@ class CheckpointItem(SourceItem):
     def checkpoint(self) -> dict:
         """The checkpoint dict, loaded once (weights_only=True)."""
         if self._ckpt is None:
-            from w2p_eval.models import checkpoint
-
             self._ckpt = checkpoint.load_checkpoint(self.path)
             self._meta = {"model": str(self._ckpt["model"]), "epoch": int(self._ckpt["epoch"])}
         return self._ckpt
@@ -178,8 +179,6 @@ class CheckpointItem(SourceItem):
         """model and epoch from the checkpoint's metadata only (memory-mapped, weights never read): enough to
         decide that the item is already in the store."""
         if self._meta is None:
-            from w2p_eval.models import checkpoint
-
             meta = checkpoint.read_checkpoint_meta(self.path)
             self._meta = {"model": str(meta["model"]), "epoch": int(meta["epoch"])}
         return self._meta
@@ -198,15 +197,11 @@ class CheckpointItem(SourceItem):
     @property
     def content_hash(self) -> str:
         if self._hash is None:
-            from w2p_eval.models.checkpoint import checkpoint_hash
-
             self._hash = checkpoint_hash(self.path)
         return self._hash
 
     def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
-        from w2p_eval.models.generation import generate_split
-
-        gs = generate_split(self.path, data_dir, split=split, protocol=protocol, device=device,
+        gs = generation.generate_split(self.path, data_dir, split=split, protocol=protocol, device=device,
                             batch_size=batch_size, seed=seed, ckpt=self.checkpoint())
         gs.run, gs.source, gs.source_hash = self.run, self.kind, self.content_hash
         return gs
@@ -248,8 +243,6 @@ class FolderItem(SourceItem):
 
     def check(self, data_dir, *, split="test", protocol="seen") -> None:
         """Names match pairs, no pair has two images, and the square images have one size (headers only)."""
-        from w2p_eval.data.images import open_image
-
         _, matched = self._match(data_dir, split, protocol)
         sizes: dict[int, Path] = {}
         for f in matched.values():
@@ -350,11 +343,6 @@ class CallableItem(SourceItem):
         return self._gs.source_hash
 
     def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
-        import torch
-
-        from w2p_eval.data.dataset import PairDataset
-        from w2p_eval.utils import select_device
-
         device = select_device(device)
         ds = PairDataset(data_dir, split=split, protocol=protocol, image_size=int(self.image_size),
                          audio_seconds=float(self.audio_seconds), cache=False)
@@ -447,8 +435,6 @@ def _legacy_stem(pair_id: str) -> str:
 def _generate_manifest(folder: Path) -> dict[Path, str]:
     """file -> pair_id from the ``manifest.csv`` that ``w2p-eval generate`` writes (in the folder or its parent),
     keeping only paths that resolve inside ``folder``."""
-    import pandas as pd
-
     root = folder.resolve()
     for base in (folder, folder.parent):
         path = base / "manifest.csv"
@@ -535,11 +521,6 @@ def read_faces(files: Sequence[Path | None], folder: Path,
     Unreadable and non-square images are skipped and counted (a note at the end); images of different
     sizes are refused (InputError naming two of them), since one model's faces have one size.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    from w2p_eval.data.images import ImageTooLarge, open_image
-    from w2p_eval.utils import Skips
-
     skips = Skips("images")
     keep, sizes = np.zeros(len(files), bool), {}
     faces: np.ndarray | None = None  # one array, filled as files are read (no list of copies to stack)
@@ -578,8 +559,6 @@ def read_faces(files: Sequence[Path | None], folder: Path,
 # ------------------------------------------------------------------ building sources
 def checkpoint_items(path: str | os.PathLike, final_only: bool = False, name: str | None = None) -> list[CheckpointItem]:
     """The checkpoints of a run folder (or one checkpoint file) as items named by :func:`run_name_of`."""
-    from w2p_eval.models.checkpoint import list_checkpoints
-
     ckpts = list_checkpoints(path)
     if final_only:
         ckpts = ckpts[-1:]

@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.prepare_demo import build_demo
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import list_checkpoints
+from w2p_eval.pipeline.configs import config_for
+from w2p_eval.pipeline.evaluate import evaluate_runs
+from w2p_eval.report.build import build_report
+from w2p_eval.results import default_store
+from w2p_eval.train.run import run_training
 
 log = logging.getLogger(__name__)
 QUICK_ENV = "W2P_DEMO_QUICK"
@@ -45,8 +55,6 @@ def quick_from_env() -> bool:
 
 
 def _say(message: str) -> None:
-    from tqdm import tqdm
-
     tqdm.write(f"[demo] {message}", file=sys.stderr)
 
 
@@ -55,15 +63,6 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
              cache_dir: str | os.PathLike | None = None, settings: DemoSettings | None = None) -> Path:
     """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html.
     ``device``/``workers``/``batch_size``/``cache_dir``: the evaluation's runtime (cache default: ``out/cache``)."""
-    from w2p_eval.data.folder import open_dataset
-    from w2p_eval.data.prepare_demo import build_demo
-    from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.pipeline.configs import config_for
-    from w2p_eval.pipeline.evaluate import evaluate_runs
-    from w2p_eval.report.build import build_report
-    from w2p_eval.results import default_store
-    from w2p_eval.train.run import run_training
-
     s = settings or (QUICK if quick else FULL)
     out = Path(out)
     data, runs_dir = out / "data", out / "runs"
