@@ -106,7 +106,7 @@ class ResultsStore:
     """SQLite results database at ``path`` (created on first use, WAL journal).
 
     >>> store = ResultsStore("DATA/results.sqlite")
-    >>> store.write(rows)            # rows from evaluate_identity / evaluate_landmarks / ...
+    >>> store.write(rows)            # rows from an Evaluation (w2p_eval.evaluation) ...
     >>> store.query(metric="identity_top1_fake")   # pandas DataFrame
     """
 
