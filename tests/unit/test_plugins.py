@@ -17,6 +17,7 @@ from PIL import Image
 from w2p_eval.models.sources import split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a pip install and an evaluate subprocess (~1.5 min on the 2-core VM)
 
 
 @pytest.fixture(scope="module")
