@@ -143,7 +143,7 @@ def test_every_registered_name_is_in_the_help_of_the_verbs_that_take_it(verb):
         assert not missing, f"{verb} --help lacks {registry.what} {missing}"
 
 
-@pytest.mark.parametrize("verb", ["evaluate", "compare", "identity", "landmarks", "demo"])
+@pytest.mark.parametrize("verb", ["evaluate", "compare", "identity", "landmarks", "demo", "ablate-audio"])
 def test_every_scoring_verb_takes_the_runtime_options(verb):
     text = run_cli([verb, "--help"]).stdout
     for flag in ("--workers", "--device", "--batch-size", "--cache"):
