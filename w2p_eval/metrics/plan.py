@@ -28,7 +28,8 @@ class Plan:
 
     ``data``: the opened dataset; ``judges``: identity judges, the first the primary one; ``judge_options``:
     {judge: options or None} (e.g. vgg_face's weights file); ``matching``: 1:N sizes (None: the defaults);
-    ``testlist``: a frozen :class:`~w2p_eval.metrics.testlist.TestList` (its id goes into every row) or None.
+    ``testlist``: a frozen :class:`~w2p_eval.metrics.testlist.TestList` (its id goes into every row) or None;
+    ``weight_files``: files of networks the user supplies, by network name.
     """
 
     data: DataFolder
@@ -44,6 +45,7 @@ class Plan:
     matching: tuple[int, ...] | None = None
     testlist: object | None = None
     n_resamples: int = 2000
+    weight_files: Mapping[str, str] = field(default_factory=dict)  # user-supplied networks' files: {name: path}
 
     @property
     def backbone(self) -> str:
@@ -105,6 +107,7 @@ class Context:
     testlist_id = property(lambda self: self.plan.testlist_id)
     n_resamples = property(lambda self: self.plan.n_resamples)
     judge_options = property(lambda self: self.plan.judge_options)
+    weight_files = property(lambda self: self.plan.weight_files)
     # ... the runtime's ...
     device = property(lambda self: self.runtime.device)
     workers = property(lambda self: self.runtime.workers)
