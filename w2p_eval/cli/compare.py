@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from w2p_eval.cli import options as O
+from w2p_eval.metrics.registry import DEFAULT_COMPARE_SUITES
 
 
 @click.command("compare")
@@ -14,7 +15,7 @@ from w2p_eval.cli import options as O
 @click.option("--name-a", default=None, metavar="NAME", help="Name shown for A.  [default: run or folder name]")
 @click.option("--name-b", default=None, metavar="NAME", help="Name shown for B.  [default: run or folder name]")
 @O.testlist_option
-@O.suites_option("--suites", ("identity", "retrieval", "distances", "matching"), " to compare on")
+@O.suites_option("--suites", DEFAULT_COMPARE_SUITES, " to compare on")
 @click.option("--metrics", "metrics", default=None, metavar="LIST",
               help="Only these metrics (names as in the store, e.g. identity_top1_fake,matching_1to2).")
 @O.protocol_settings_options

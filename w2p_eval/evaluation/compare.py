@@ -45,7 +45,6 @@ from w2p_eval.results import ResultsStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMPARE_SUITES = ("identity", "retrieval", "distances", "matching")
 Side = dict[tuple[str, str], dict[str, Scored]]  # (suite, evaluator) -> metric -> row + item values
 
 

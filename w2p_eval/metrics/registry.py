@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # for the hints only: this table stays light (the CLI's --hel
     from w2p_eval.metrics.base import MetricSpec, MetricSuite
 
 DEFAULT_SUITES = ("identity", "landmarks", "speaker", "retrieval", "distances", "matching")
+DEFAULT_COMPARE_SUITES = ("identity", "retrieval", "distances", "matching")
 
 
 def get_suite(name: str) -> MetricSuite:
