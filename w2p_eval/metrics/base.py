@@ -15,7 +15,6 @@ Adding a metric suite = one module defining a :class:`MetricSuite` subclass + on
 from __future__ import annotations
 
 import abc
-import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
