@@ -8,7 +8,7 @@ then scores the real test faces (the ceiling), three degraded copies of them (Ga
 3 px, a 16 px round trip: real identities, generated-like loss of detail) and the last checkpoint of each
 ``--runs`` folder (baselines, WAV2PIX). Prints top-1 (real ceiling and each source) per judge, the judges'
 training summary (best epoch of the fine-tune, 0 = the linear probe; validation accuracy) and the seconds.
-Rows are the identity suite's own (``score_items``), so they equal what ``w2p-eval evaluate`` stores.
+Rows are the identity suite's own (``Evaluation.score_all``), so they equal what ``w2p-eval evaluate`` stores.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from w2p_eval.data.manifest import load_manifest
     from w2p_eval.judges.identity import identity_classifier, judge_training_rows, real_faces_uint8
-    from w2p_eval.metrics.base import EvalOptions, score_items
-    from w2p_eval.metrics.registry import get_suite
+    from w2p_eval.evaluation import Evaluation
     from w2p_eval.models.checkpoint import list_checkpoints
     from w2p_eval.models.sources import ArrayItem, checkpoint_items
 
@@ -74,9 +73,9 @@ def main() -> None:
                                             backbone_options=opts)
                 t_train = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                rows = score_items(items, [get_suite("identity")],
-                                   EvalOptions(args.data, seed=seed, cache_dir=cache, backbone=backbone,
-                                               backbone_options=opts))
+                ev = Evaluation.build(args.data, suites=("identity",), seed=seed, cache_dir=cache, backbone=backbone,
+                                      judge_options={backbone: opts}, sources=items)
+                rows = [s.row for s in ev.score_all()]
                 t_score = time.perf_counter() - t0
                 info = judge.info
                 fit = (f"best epoch {info['best_epoch']} of {info['epochs_run']}" if "probe" in info

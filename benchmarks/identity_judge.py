@@ -11,7 +11,7 @@ the same faces in one run.
    batch each; best of ``--repeats``. Also the whole trunk (alignment + descriptor) per path. ``faceres``:
    the same faces resized to 224 and preprocessed once, the graph's forward in batches of 64 (descriptor), and
    its trunk (resize + preprocessing + forward).
-2. Seconds per checkpoint of identity evaluation, end to end (``evaluate_identity``, the code of
+2. Seconds per checkpoint of identity evaluation, end to end (``api.evaluate_checkpoints``, the code of
    ``w2p-eval identity``): generation of the release test split (615 pairs), descriptors of the
    generated faces, the head, all metrics. The judge is trained and the real faces' scores are cached
    first (untimed, on another checkpoint), as when a run's checkpoints are scored one after another.
@@ -129,7 +129,7 @@ def descriptor_speed(data: Path, n: int, repeats: int, device: str, paths: tuple
 
 
 def per_checkpoint(data: Path, ckpts: list[Path], work: Path, device: str, paths: tuple[str, ...]) -> dict:
-    from w2p_eval.metrics.identity import evaluate_identity
+    from w2p_eval.api import evaluate_checkpoints as evaluate_identity
 
     out = {}
     for name in paths:

@@ -1,17 +1,20 @@
 #!/bin/bash
 # Result tables unchanged: the same demo data and checkpoints (2 untrained WAV2PIX 64 px + 4 baselines) evaluated
 # with every suite by OLD_TREE and by this tree into two stores; rows compared exactly, `results` tables diffed.
-# NEW_ONLY=1 re-runs only this tree against the stores of an earlier run.
+# NEW_ONLY=1 re-runs only this tree against the stores of an earlier run. This tree also keeps item values beside
+# its store (results-items/, new in issue 26); the rows themselves must be equal.
 set -e
 PY=${PY:-python}
 W=${W:-/tmp/w2p-same-tables}
 NEW=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:?usage: benchmarks/same_tables.sh OLD_TREE (a checkout of the commit to compare with)}
 SIDES="old new"
-if [ -n "$NEW_ONLY" ]; then SIDES=new; rm -rf $W/cache_new $W/new.sqlite $W/samples; else
+if [ -n "$NEW_ONLY" ]; then SIDES=new; rm -rf $W/cache_new $W/new.sqlite $W/new-items $W/samples; else
 rm -rf $W; mkdir -p $W
 cd $OLD
-PYTHONPATH=$OLD $PY -m w2p_eval prepare demo --out $W/data --identities 10 --pairs 16 --seed 0
+# PREPARE: the dataset (default the demo's); absolute paths, e.g. the small real GRID set:
+# PREPARE="videos /abs/shared/data/grid_videos --mapping /abs/repo/reports/grid_example.mapping.csv"
+PYTHONPATH=$OLD $PY -m w2p_eval prepare ${PREPARE:-demo --identities 10 --pairs 16} --out $W/data --seed 0
 for m in mean_face random_real real_faces speaker_retrieval; do
   PYTHONPATH=$OLD W2P_CACHE=$W/fitcache $PY -m w2p_eval train $OLD/baselines/$m.yaml --data $W/data --out $W/runs/$m
 done

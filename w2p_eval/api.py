@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import pandas as pd
+
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation, write_scored
 from w2p_eval.metrics.registry import get_suite
-from w2p_eval.models.sources import ArrayItem, CallableItem
+from w2p_eval.models.sources import ArrayItem, CallableItem, checkpoint_items, split_rows
 from w2p_eval.validate import finite_number, integer
 
 
@@ -26,8 +28,6 @@ def test_pairs(data: str | os.PathLike, split: str = "test", protocol: str = "se
     """The pairs your model should draw a face for: the manifest rows of ``split`` (pair_id, identity,
     audio_path, audio_start, audio_duration, ...; paths relative to ``data``). Faces are matched to pairs by
     pair id, so their order does not matter."""
-    from w2p_eval.models.sources import split_rows
-
     return split_rows(data, split, protocol)
 
 
@@ -71,8 +71,6 @@ def evaluate_faces(
 
     The columns are those of the results store (run, model="external", metric, value, n, evaluator, extra ...).
     """
-    import pandas as pd
-
     batch_size = integer(batch_size, "batch_size", low=1)  # issue 31: 0 / negative were a traceback
     if callable(faces):
         if pair_ids is not None:
@@ -88,14 +86,33 @@ def evaluate_faces(
     suites = [get_suite(m) for m in metrics]
     if not any(s.applies(item.model, item.kind) for s in suites):
         raise InputError(f"expected metric suites that score faces (identity, landmarks), got {list(metrics)}")
-    opts = EvalOptions(data, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backend=backend, batch_size=batch_size, weight_files=dict(weight_files or {}))
-    rows = score_items([item], suites, opts)
+    ev = Evaluation.build(data, suites=[s.name for s in suites], split=split, protocol=protocol, seed=seed,
+                          device=device, cache_dir=cache_dir, backbone=backbone, backend=backend,
+                          batch_size=batch_size, weight_files=weight_files, sources=[item])
+    scored = ev.score_all()
     if store is not None:
-        from w2p_eval.results import ResultsStore
-
-        ResultsStore(store).write(rows)
-    return pd.DataFrame(rows)
+        write_scored(store, scored)
+    return pd.DataFrame([s.row for s in scored])
 
 
-__all__ = ["evaluate_faces", "test_pairs"]
+def evaluate_checkpoints(ckpt_paths: Sequence[str | os.PathLike], data: str | os.PathLike, *,
+                         metrics: str | Sequence[str] = ("identity",), run_name: str | None = None,
+                         backbone_options: dict | None = None, **plan_and_runtime) -> list[dict]:
+    """Score every checkpoint of ``ckpt_paths`` (files or run folders) with ``metrics`` -> result rows (no store).
+
+    ``run_name`` overrides the run name (:func:`w2p_eval.models.sources.run_name_of`); ``backbone_options``
+    are the primary judge's options; ``plan_and_runtime``: the keywords of :meth:`Evaluation.build` (backbone,
+    backend, split, protocol, seed, device, workers, batch_size, cache_dir, overlay_dir ...).
+    """
+    if not ckpt_paths:
+        raise InputError("expected at least one checkpoint file or run folder, got none")
+    suites = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
+    if backbone_options:
+        judge = plan_and_runtime.get("backbone", "dlib_resnet")
+        plan_and_runtime["judge_options"] = {str(judge).split(",")[0]: backbone_options}
+    ev = Evaluation.build(data, suites=suites, sources=items, **plan_and_runtime)
+    return [s.row for s in ev.score_all()]
+
+
+__all__ = ["evaluate_checkpoints", "evaluate_faces", "test_pairs"]

@@ -14,6 +14,7 @@ package versions, the git commit and a UTC timestamp.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import math
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from w2p_eval.errors import EnvironmentFailure, InputError
+from w2p_eval.metrics.registry import metric_spec
+from w2p_eval.text import interval_text, plain_table, to_markdown
 from w2p_eval.utils import atomic_path, connect_readonly, csv_safe, git_commit, package_versions
 from w2p_eval.validate import check_store, store_problem
 
@@ -58,8 +61,6 @@ MAX_SAMPLE_IDENTITIES = 10
 
 def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Path:
     """Where the faces kept for the report's sample grid of (run, source) live: beside the store."""
-    import hashlib
-
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(run))[:80]
     exact = hashlib.sha256(str(run).encode()).hexdigest()[:8]  # "a b" and "a_b" share a slug, not a file
     return Path(store_path).parent / SAMPLES_DIR / f"{slug}-{exact}-{source_hash[:16]}.npz"
@@ -68,7 +69,7 @@ def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Pa
 def save_samples(gs, path: Path) -> None:
     """Keep a GeneratedSet's first test pair of each identity (up to 10) for the report's sample grid:
     generated and real faces (uint8), identities, pair ids and the epoch (-1: none)."""
-    import numpy as np
+    import numpy as np  # here, not at the top: the store is opened by the CLI's light paths (no numpy/pandas)
 
     first: dict[str, int] = {}
     for i, ident in enumerate(gs.identities):
@@ -105,7 +106,7 @@ class ResultsStore:
     """SQLite results database at ``path`` (created on first use, WAL journal).
 
     >>> store = ResultsStore("DATA/results.sqlite")
-    >>> store.write(rows)            # rows from evaluate_identity / evaluate_landmarks / ...
+    >>> store.write(rows)            # rows from an Evaluation (w2p_eval.evaluation) ...
     >>> store.query(metric="identity_top1_fake")   # pandas DataFrame
     """
 
@@ -261,7 +262,7 @@ class ResultsStore:
         Filters (each a value or a list of values): metric, model, run, split, protocol, seed,
         evaluator, data_hash, checkpoint_hash, checkpoint. ``None`` means no filter.
         """
-        import pandas as pd
+        import pandas as pd  # here, not at the top: the store is opened by the CLI's light paths (no pandas)
 
         where, params = self._where(filters)
         have = {r[1] for r in self._retrying(lambda con: con.execute("PRAGMA table_info(results)").fetchall())}
@@ -332,8 +333,6 @@ def format_table(df, fmt: str = "csv") -> str:
             if c in view.columns]
     view = view[cols]
     if fmt == "md":
-        from w2p_eval.text import to_markdown
-
         return to_markdown(view) + "\n"
     if fmt == "csv":
         return csv_safe(view).to_csv(index=False)
@@ -345,9 +344,6 @@ def format_rows(rows, note: str | None = None) -> str:
     ``run  model  epoch  metric  value [95 % CI]  n``; rates in % with their stored interval
     (``86.0 % [83.1, 88.7]``), other values with 4 significant digits, '–' for anything missing (no epoch,
     a skipped metric, no interval). ``note`` is printed under the table."""
-    from w2p_eval.metrics.registry import metric_spec
-    from w2p_eval.text import interval_text, plain_table
-
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
     if not records:
         return "no rows"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import shared_path
+from w2p_eval.api import evaluate_checkpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,7 +63,7 @@ def test_identity_rows_agree_between_the_two_paths(release, tmp_path):
     ckpts = _baseline_ckpts(data, tmp_path / "runs")
     got = {}
     for backbone in ("dlib_resnet_native", "dlib_resnet"):
-        rows = M.evaluate_identity(list(ckpts.values()), data, backbone=backbone, cache_dir=tmp_path / "cache")
+        rows = evaluate_checkpoints(list(ckpts.values()), data, backbone=backbone, cache_dir=tmp_path / "cache")
         got[backbone] = {(r["checkpoint"], r["metric"]): r["value"] for r in rows}
     assert got["dlib_resnet"].keys() == got["dlib_resnet_native"].keys()
     for key, value in got["dlib_resnet_native"].items():

@@ -14,8 +14,7 @@ import pytest
 
 from tests.helpers import release_subset, shared_path
 from w2p_eval.errors import MissingWeightsError
-from w2p_eval.metrics.base import EvalOptions, score_items
-from w2p_eval.metrics.registry import get_suite
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,9 +40,9 @@ def test_geometry_known_answers_under_both_judges(release_data, tmp_path):
     df = split_rows(release_data, "test", "seen")
     pairs, real = list(df["pair_id"]), real_faces_at(release_data, list(df["image_path"]), 64)
     constant = np.repeat(real[:1], len(real), axis=0)
-    opts = EvalOptions(release_data, backend="dlib,facemesh", cache_dir=tmp_path / "cache")
-    rows = pd.DataFrame(score_items([ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")],
-                                    [get_suite("geometry")], opts))
+    ev = Evaluation.build(release_data, suites=("geometry",), backend="dlib,facemesh", cache_dir=tmp_path / "cache",
+                          sources=[ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")])
+    rows = pd.DataFrame([s.row for s in ev.score_all()])
     assert set(rows["evaluator"]) == {"geometry/dlib", "geometry/facemesh"}
     for ev, g in rows.groupby("evaluator"):
         v = g.set_index(["run", "metric"])["value"]

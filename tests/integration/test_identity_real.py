@@ -44,7 +44,7 @@ def test_release_dlib_real_accuracy_high_mean_face_at_chance(tmp_path):
     from click.testing import CliRunner
 
     from w2p_eval.cli import cli
-    from w2p_eval.metrics.identity import evaluate_identity
+    from w2p_eval.api import evaluate_checkpoints as evaluate_identity
 
     src = shared_path("wav2pix_release")
     res = CliRunner().invoke(cli, ["prepare", "wav2pix-release", str(src), "--out", str(tmp_path / "rel")])
@@ -60,7 +60,7 @@ def test_grid_dlib_real_accuracy_high_mean_face_at_chance(tmp_path):
     from click.testing import CliRunner
 
     from w2p_eval.cli import cli
-    from w2p_eval.metrics.identity import evaluate_identity
+    from w2p_eval.api import evaluate_checkpoints as evaluate_identity
 
     src = shared_path("grid_videos")
     mapping = tmp_path / "map.csv"

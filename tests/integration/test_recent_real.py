@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, release_subset, shared_path
-from w2p_eval.metrics.base import EvalOptions, score_items
-from w2p_eval.metrics.registry import get_suite
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.models.sources import checkpoint_items
 from w2p_eval.train.registry import get_trainer
 
@@ -40,10 +39,10 @@ def rows(tmp_path_factory) -> dict[str, dict[str, dict]]:
         config = yaml.safe_load((REPO / "baselines" / f"{model}.yaml").read_text())
         ckpt = get_trainer(model)(config, data, root / model, resume=False, device="cpu")[0]
         items += checkpoint_items(ckpt, name=model)
-    opts = EvalOptions(data, cache_dir=root / "cache", n_resamples=300)
+    ev = Evaluation.build(data, suites=SUITES, cache_dir=root / "cache", n_resamples=300, sources=items)
     out: dict[str, dict[str, dict]] = {}
-    for r in score_items(items, [get_suite(s) for s in SUITES], opts):
-        out.setdefault(r["run"], {})[r["metric"]] = r
+    for s in ev.score_all():
+        out.setdefault(s.row["run"], {})[s.row["metric"]] = s.row
     return out
 
 

@@ -63,9 +63,9 @@ def test_speakers_without_faces_are_left_out():
 
 
 def test_the_suite_is_registered_once_per_landmark_judge(tiny_data):
-    from w2p_eval.metrics.base import EvalOptions, suite_tasks
+    from w2p_eval.evaluation import Evaluation
 
     suite = get_suite("geometry")
     assert metric_spec(G.RATIO_ERROR).higher_is_better is False
-    tasks = suite_tasks([suite], EvalOptions(tiny_data, backend="dlib,facemesh"))
+    tasks = Evaluation.build(tiny_data, suites=("geometry",), backend="dlib,facemesh").tasks()
     assert [suite.evaluator(o) for _, o in tasks] == ["geometry/dlib", "geometry/facemesh"]

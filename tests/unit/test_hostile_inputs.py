@@ -491,7 +491,7 @@ ROUND_TWO = {
     "landmarks-image-10000px": Expect(lambda b, c: ["landmarks", "--images", str(big_images(c, 10_000))], code=0,
                                       match=r"1 of 3 images skipped|skipped.*1"),
     "landmarks-face-folder-10000px": Expect(face_folder_with_huge, code=0, match="larger than 1024 px",
-                                            outputs=("s.sqlite", "cache")),
+                                            outputs=("s.sqlite", "s-items", "cache")),
     "landmarks-image-bomb-20000px": Expect(lambda b, c: ["landmarks", "--images", str(big_images(c, 20_000, "1"))],
                                            code=0, match=r"skipped"),
     # option ranges and parsed text, before any work

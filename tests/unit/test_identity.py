@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from w2p_eval.api import evaluate_checkpoints
 from w2p_eval.models.base import FaceGenerator
+from w2p_eval.registry import Entry
 from w2p_eval.models.checkpoint import save_checkpoint
 
 TINY_IDS = ["id00", "id01", "id02"]
@@ -56,8 +58,8 @@ class ConstantFace(FaceGenerator):
 def models(monkeypatch):
     from w2p_eval.models import registry
 
-    monkeypatch.setitem(registry.MODELS, "test_passthrough", f"{__name__}:PassThrough")
-    monkeypatch.setitem(registry.MODELS, "test_constant", f"{__name__}:ConstantFace")
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.plus(
+        Entry("test_passthrough", f"{__name__}:PassThrough", "test"), Entry("test_constant", f"{__name__}:ConstantFace", "test")))
 
 
 def write_ckpts(tmp_path, data_dir, image_size=64):
@@ -107,7 +109,7 @@ def test_identity_known_answers_and_cache(tiny_data, tmp_path, models, monkeypat
     monkeypatch.setattr(J, "compute_real_scores", counting_real)
     passthrough, const = write_ckpts(tmp_path, tiny_data)
     cache = tmp_path / "cache"
-    rows = M.evaluate_identity([passthrough.parent.parent], tiny_data, cache_dir=cache, seed=0)
+    rows = evaluate_checkpoints([passthrough.parent.parent], tiny_data, cache_dir=cache, seed=0)
     assert calls == {"train": 1, "real": 1}
     m = by_metric(rows, passthrough)
     assert set(m) == set(M.METRICS)
@@ -130,7 +132,7 @@ def test_identity_known_answers_and_cache(tiny_data, tmp_path, models, monkeypat
     assert (r["run"], r["model"], r["epoch"], r["evaluator"]) == ("pass", "test_passthrough", 1, "identity/dlib_resnet")
     assert r["evaluator_version"].startswith("dlib ")
     # second evaluation, another checkpoint, a fresh process-level start: everything from the cache
-    rows2 = M.evaluate_identity([const], tiny_data, cache_dir=cache, seed=0)
+    rows2 = evaluate_checkpoints([const], tiny_data, cache_dir=cache, seed=0)
     assert calls == {"train": 1, "real": 1}
     c = by_metric(rows2, const)
     assert c[M.IDENTITY_TOP1_REAL]["value"] == 1.0
@@ -147,7 +149,7 @@ def test_identity_known_answers_and_cache(tiny_data, tmp_path, models, monkeypat
     assert c[M.COSINE_OWN_CENTROID]["value"] == pytest.approx(c[M.COSINE_OTHER_CENTROIDS]["value"], abs=1e-9)
     assert (c[M.IDENTITY_TOP1_FAKE]["run"], c[M.IDENTITY_TOP1_FAKE]["epoch"]) == ("const", 3)
     # same seed -> same rows (from a cold cache too)
-    rows3 = M.evaluate_identity([const], tiny_data, cache_dir=tmp_path / "cold", seed=0)
+    rows3 = evaluate_checkpoints([const], tiny_data, cache_dir=tmp_path / "cold", seed=0)
     assert [(r["metric"], r["value"]) for r in rows3] == [(r["metric"], r["value"]) for r in rows2]
 
 
@@ -164,7 +166,7 @@ def test_vgg_scratch_trains_and_caches_tensors_only(tiny_data, tmp_path, models)
     emb, logits = judge.score(np.zeros((2, 64, 64, 3), np.uint8))
     assert emb.shape == (2, 128) and logits.shape == (2, 3)
     assert judge.info["val_acc"] == 1.0  # the tiny identities differ in colour
-    rows = M.evaluate_identity([passthrough], tiny_data, backbone="vgg_scratch", cache_dir=tmp_path / "c",
+    rows = evaluate_checkpoints([passthrough], tiny_data, backbone="vgg_scratch", cache_dir=tmp_path / "c",
                                backbone_options=small)
     m = by_metric(rows, passthrough)
     assert m[M.IDENTITY_TOP1_FAKE]["value"] == m[M.IDENTITY_TOP1_REAL]["value"]
@@ -193,13 +195,13 @@ def test_unseen_protocol_scores_only_faces_the_judge_never_saw(tiny_data, tmp_pa
     from w2p_eval.metrics import identity as M
 
     passthrough, _ = write_ckpts(tmp_path, tiny_data)
-    rows = M.evaluate_identity([passthrough], tiny_data, protocol="unseen", cache_dir=tmp_path / "c")
+    rows = evaluate_checkpoints([passthrough], tiny_data, protocol="unseen", cache_dir=tmp_path / "c")
     m = by_metric(rows, passthrough)
     assert m[M.IDENTITY_TOP1_REAL]["n"] == 2 and m[M.IDENTITY_TOP1_REAL]["extra"]["n_left_out"] == 4
     assert m[M.IDENTITY_TOP1_REAL]["extra"]["chance"] == pytest.approx(1 / 3)
     assert m[M.IDENTITY_TOP1_FAKE]["value"] == m[M.IDENTITY_TOP1_REAL]["value"] == 1.0
     with pytest.raises(InputError, match="no such pairs"):  # the judge's own training faces
-        M.evaluate_identity([passthrough], tiny_data, split="train", cache_dir=tmp_path / "c")
+        evaluate_checkpoints([passthrough], tiny_data, split="train", cache_dir=tmp_path / "c")
 
 
 def test_cli_identity_json_and_table(tiny_data, tmp_path, models):

@@ -19,7 +19,7 @@ from scipy import stats
 from tests.helpers import run_cli
 from w2p_eval.errors import InputError
 from w2p_eval.judges import parse_backbones
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
 from w2p_eval.report import agreement as A
@@ -40,7 +40,7 @@ def test_parse_backbones_refuses_unknown_repeated_and_empty(tiny_data):
         parse_backbones("dlib_resnet,dlib_resnet")
     with pytest.raises(InputError, match="comma-separated list"):
         parse_backbones("dlib_resnet,")
-    opts = EvalOptions(tiny_data, backbone="vgg_scratch,dlib_resnet")
+    opts = Evaluation.build(tiny_data, backbone="vgg_scratch,dlib_resnet").context
     assert opts.judges == ("vgg_scratch", "dlib_resnet") and opts.backbone == "vgg_scratch"
     one = opts.for_judge("dlib_resnet")
     assert one.judges == ("dlib_resnet",) and one.features is opts.features and one.memo is opts.memo
@@ -91,9 +91,10 @@ def test_two_judges_score_every_source_once_per_face(tiny_data, tmp_path, forwar
     pairs, real = test_faces
     constant = np.repeat(real[:1], len(real), axis=0)
     items = [ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")]
-    opts = EvalOptions(tiny_data, backbone=",".join(JUDGES), cache_dir=tmp_path / "cache")
-    rows = score_items(items, [get_suite(s) for s in (*JUDGED, "speaker")], opts)
-    df = pd.DataFrame(rows)
+    ev = Evaluation.build(tiny_data, suites=(*JUDGED, "speaker"), backbone=",".join(JUDGES),
+                          cache_dir=tmp_path / "cache", sources=items)
+    opts = ev.context
+    df = pd.DataFrame([s.row for s in ev.score_all()])
     assert set(df["evaluator"]) == {f"identity/{j}" for j in JUDGES}  # speaker does not apply to external faces
     for (run, ev), g in df.groupby(["run", "evaluator"]):
         assert {"identity_top1_fake", "gallery_r1", "paired_cosine", "matching_1to2"} <= set(g["metric"])
@@ -112,34 +113,29 @@ def test_two_judges_score_every_source_once_per_face(tiny_data, tmp_path, forwar
 def test_evaluate_stores_both_judges_and_skips_per_judge(tiny_data, tmp_path, test_faces):
     """`evaluate --backbone a,b` through the pipeline: rows of both judges coexist in the store (the key holds
     the evaluator); a later single-judge run finds its judge's rows stored, a new judge is scored."""
-    from w2p_eval.pipeline.evaluate import evaluate_items
-
     pairs, real = test_faces
     store = tmp_path / "r.sqlite"
-    opts = EvalOptions(tiny_data, backbone=",".join(JUDGES), cache_dir=tmp_path / "cache")
-    first = evaluate_items([ArrayItem(real, pairs, run="real")], opts, suites=("identity",), store=store)
+    ev = Evaluation.build(tiny_data, suites=("identity",), backbone=",".join(JUDGES), cache_dir=tmp_path / "cache",
+                          sources=[ArrayItem(real, pairs, run="real")])
+    first = ev.run(store)
     assert first.rows_written > 0 and len(first.evaluated) == 2, first
     # python sources are never skipped; an images-like check goes through _stored per judge
     df = ResultsStore(store).query(metric="identity_top1_fake")
     assert sorted(df["evaluator"]) == [f"identity/{j}" for j in JUDGES]
-    from w2p_eval.pipeline import evaluate as E
-
     item = ArrayItem(real, pairs, run="real")
     for j in JUDGES:
-        assert E._stored(ResultsStore(store), item, get_suite("identity"), opts.for_judge(j), df["data_hash"][0])
-    assert not E._stored(ResultsStore(store), item, get_suite("identity"), opts.for_judge("vgg_scratch"),
-                         df["data_hash"][0])
+        assert ev.stored(ResultsStore(store), item, get_suite("identity"), ev.context.for_judge(j)) is not None
+    assert ev.stored(ResultsStore(store), item, get_suite("identity"), ev.context.for_judge("vgg_scratch")) is None
 
 
 def test_compare_under_two_judges(tiny_data, tmp_path, test_faces):
-    from w2p_eval.pipeline.compare import compare_sources
     from w2p_eval.report.comparison import format_comparison
 
     pairs, real = test_faces
-    opts = EvalOptions(tiny_data, backbone=",".join(JUDGES), cache_dir=tmp_path / "cache")
-    res = compare_sources(ArrayItem(real, pairs, run="real"),
-                          ArrayItem(np.repeat(real[:1], len(real), axis=0), pairs, run="constant"), opts,
-                          suites=("identity",), metrics=["identity_top1_fake"])
+    ev = Evaluation.build(tiny_data, suites=("identity",), backbone=",".join(JUDGES), cache_dir=tmp_path / "cache")
+    res = ev.compare(ArrayItem(real, pairs, run="real"),
+                     ArrayItem(np.repeat(real[:1], len(real), axis=0), pairs, run="constant"),
+                     metrics=["identity_top1_fake"])
     assert res["judges"] == list(JUDGES)
     assert [e["evaluator"] for e in res["metrics"]] == [f"identity/{j}" for j in JUDGES]
     text = format_comparison(res)
@@ -281,10 +277,10 @@ def test_dlib_resnet_and_faceres_in_one_run(tiny_data, tmp_path, test_faces, mon
     monkeypatch.setattr(FaceResBackbone, "trunk", recording)
     pairs, real = test_faces
     constant = np.repeat(real[:1], len(real), axis=0)
-    opts = EvalOptions(tiny_data, backbone="dlib_resnet,faceres", cache_dir=tmp_path / "cache")
-    rows = score_items([ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")],
-                       [get_suite(s) for s in JUDGED], opts)
-    df = pd.DataFrame(rows)
+    ev = Evaluation.build(tiny_data, suites=JUDGED, backbone="dlib_resnet,faceres", cache_dir=tmp_path / "cache",
+                          sources=[ArrayItem(real, pairs, run="real"), ArrayItem(constant, pairs, run="constant")])
+    opts = ev.context
+    df = pd.DataFrame([s.row for s in ev.score_all()])
     top1 = df[df["metric"] == "identity_top1_fake"].set_index(["run", "evaluator"])["value"]
     assert top1[("real", "identity/faceres")] == 1.0 and top1[("constant", "identity/faceres")] <= 0.5
     assert top1[("real", "identity/dlib_resnet")] == 1.0

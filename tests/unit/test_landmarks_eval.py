@@ -1,4 +1,4 @@
-"""evaluate_landmarks / evaluate_real / evaluate_images and `w2p-eval landmarks` on a small dataset of real
+"""The landmarks suite through the Evaluation / evaluate_real / evaluate_images and `w2p-eval landmarks` on a small dataset of real
 face pictures (crops of scikit-image's astronaut photo), with minimal real FaceGenerators saved as checkpoints."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from tests.helpers import face_crop, grey, make_face_dataset
+from w2p_eval.api import evaluate_checkpoints
 from w2p_eval.metrics import landmarks as M
 from w2p_eval.models.base import FaceGenerator
+from w2p_eval.registry import Entry
 
 ROW_KEYS = {"data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split", "protocol",
             "seed", "value", "n", "evaluator", "evaluator_version", "config_hash", "extra", "source"}
@@ -67,14 +69,20 @@ def save_ckpt(path: Path, model: str, data: Path) -> Path:
 def registered(monkeypatch):
     from w2p_eval.models import registry
 
-    monkeypatch.setitem(registry.MODELS, "echo_test", "tests.unit.test_landmarks_eval:EchoFaces")
-    monkeypatch.setitem(registry.MODELS, "grey_test", "tests.unit.test_landmarks_eval:GreyFaces")
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.plus(
+        Entry("echo_test", "tests.unit.test_landmarks_eval:EchoFaces", "test"),
+        Entry("grey_test", "tests.unit.test_landmarks_eval:GreyFaces", "test")))
+
+
+def _landmark_rows(ckpts, data, **kw) -> list[dict]:
+    """The landmarks suite alone over checkpoints, through the one scoring loop."""
+    return evaluate_checkpoints(ckpts, data, metrics=("landmarks",), **kw)
 
 
 def test_identical_generated_and_real_faces(face_data, tmp_path, registered):
     ckpt = save_ckpt(tmp_path / "run1" / "checkpoints" / "epoch_0003.pt", "echo_test", face_data)
-    rows = M.evaluate_landmarks([tmp_path / "run1"], face_data, cache_dir=tmp_path / "cache",
-                                overlay_dir=tmp_path / "ov", seed=1)
+    rows = _landmark_rows([tmp_path / "run1"], face_data, cache_dir=tmp_path / "cache", overlay_dir=tmp_path / "ov",
+                          seed=1)
     by = {r["metric"]: r for r in rows}
     assert set(by) == set(M.METRICS) and all(set(r) == ROW_KEYS for r in rows)
     fake, real, err = by[M.DETECTION_RATE], by[M.DETECTION_RATE_REAL], by[M.NME]
@@ -93,7 +101,7 @@ def test_identical_generated_and_real_faces(face_data, tmp_path, registered):
 
 def test_no_face_generator_scores_zero(face_data, tmp_path, registered):
     ckpt = save_ckpt(tmp_path / "grey.pt", "grey_test", face_data)
-    rows = M.evaluate_landmarks([ckpt], face_data, cache_dir=tmp_path / "cache", run_name="grey")
+    rows = _landmark_rows([ckpt], face_data, cache_dir=tmp_path / "cache", run_name="grey")
     by = {r["metric"]: r for r in rows}
     assert by[M.DETECTION_RATE]["value"] == 0.0 and by[M.DETECTION_RATE]["extra"]["n_detected"] == 0
     assert by[M.DETECTION_RATE_REAL]["value"] == 1.0

@@ -15,7 +15,7 @@ from w2p_eval.cli import main
 from w2p_eval.data.images import save_png
 from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
 
@@ -51,9 +51,8 @@ def faces(six):
 @pytest.fixture(scope="module")
 def scored(six, cache, faces):
     """metric -> row for each source, all four suites."""
-    opts = EvalOptions(six, cache_dir=cache)
     items = [ArrayItem(faces[k], faces["pairs"], run=k) for k in ("real", "constant", "other", "anyone")]
-    rows = score_items(items, [get_suite(s) for s in SUITES], opts)
+    rows = [s.row for s in Evaluation.build(six, suites=SUITES, cache_dir=cache, sources=items).score_all()]
     out: dict[str, dict[str, dict]] = {}
     for r in rows:
         out.setdefault(r["run"], {})[r["metric"]] = r
@@ -114,8 +113,9 @@ def test_every_row_has_the_interval_shape(scored):
 
 
 def test_landmark_rows_have_intervals_from_face_groups(six, cache, faces):
-    opts = EvalOptions(six, cache_dir=cache)
-    rows = score_items([ArrayItem(faces["real"], faces["pairs"], run="real")], [get_suite("landmarks")], opts)
+    ev = Evaluation.build(six, suites=("landmarks",), cache_dir=cache,
+                          sources=[ArrayItem(faces["real"], faces["pairs"], run="real")])
+    rows = [s.row for s in ev.score_all()]
     by = {r["metric"]: r for r in rows}
     for metric in ("landmark_detection_rate", "landmark_detection_rate_real"):
         ci = by[metric]["extra"]["ci"]
@@ -235,7 +235,7 @@ def test_compare_refuses_different_test_pairs_and_bad_files(six, cache, faces, t
 
 
 def test_resolve_source_kinds(tmp_path):
-    from w2p_eval.pipeline.compare import resolve_source
+    from w2p_eval.evaluation.compare import resolve_source
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import six_identities
-from w2p_eval.metrics.base import EvalOptions, score_items, suite_tasks
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite, metric_spec, parse_suites
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
 
@@ -37,9 +37,10 @@ def scored(six, tmp_path_factory):
     rng = np.random.default_rng(5)
     other = np.stack([real[rng.choice(np.flatnonzero(labels != lab))] for lab in labels])
     faces = {"real": real, "constant": np.repeat(real[:1], len(real), axis=0), "other": other}
-    opts = EvalOptions(six, cache_dir=tmp_path_factory.mktemp("cache"), n_resamples=200)
     items = [ArrayItem(f, list(df["pair_id"]), run=k) for k, f in faces.items()]
-    rows = score_items(items, [get_suite(s) for s in SUITES], opts)
+    ev = Evaluation.build(six, suites=SUITES, cache_dir=tmp_path_factory.mktemp("cache"), n_resamples=200,
+                          sources=items)
+    rows = [s.row for s in ev.score_all()]
     out: dict[str, dict[str, dict]] = {}
     for r in rows:
         out.setdefault(r["run"], {})[r["metric"]] = r
@@ -94,8 +95,7 @@ def test_coverage_known_answers(scored):
 
 
 def test_every_judge_gets_a_task(six):
-    opts = EvalOptions(six, backbone="dlib_resnet,facenet_vggface2")
-    tasks = suite_tasks([get_suite(s) for s in SUITES], opts)
+    tasks = Evaluation.build(six, suites=SUITES, backbone="dlib_resnet,facenet_vggface2").tasks()
     assert sorted((s.name, o.backbone) for s, o in tasks) == sorted(
         (s, j) for s in SUITES for j in ("dlib_resnet", "facenet_vggface2"))
     assert {s.evaluator(o) for s, o in tasks} == {"identity/dlib_resnet", "identity/facenet_vggface2"}
@@ -135,15 +135,12 @@ def test_audio_length_table_has_every_metric(scored):
 
 
 def test_compare_pairs_diversity_and_consistency_items(six, tmp_path):
-    from w2p_eval.pipeline.compare import compare_sources
-
     df = split_rows(six, "test", "seen")
     real = real_faces_at(six, list(df["image_path"]), 32)
     pairs = list(df["pair_id"])
-    opts = EvalOptions(six, cache_dir=tmp_path / "cache", n_resamples=200)
-    got = compare_sources(ArrayItem(real, pairs, run="real"), ArrayItem(np.repeat(real[:1], len(real), axis=0),
-                                                                         pairs, run="constant"),
-                          opts, suites=("diversity", "consistency"))
+    ev = Evaluation.build(six, suites=("diversity", "consistency"), cache_dir=tmp_path / "cache", n_resamples=200)
+    got = ev.compare(ArrayItem(real, pairs, run="real"),
+                     ArrayItem(np.repeat(real[:1], len(real), axis=0), pairs, run="constant"))
     entries = {e["metric"]: e for e in got["metrics"]}
     inter = entries["inter_identity_cosine"]
     assert inter["difference"] < 0 and inter["diff_ci"]["high"] < 0  # real faces: less alike than one face

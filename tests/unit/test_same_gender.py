@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import six_identities
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.protocols import draw_matching_tuples, matching_accuracy, same_gender_problem
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist
@@ -117,12 +117,9 @@ def test_testlist_freezes_same_gender_tuples_and_old_lists_load(six, tmp_path):
 def _score(data, cache, testlist=None):
     df = split_rows(data, "test", "seen")
     real = real_faces_at(data, list(df["image_path"]), 32)
-    opts = EvalOptions(data, cache_dir=cache)
-    if testlist is not None:
-        from w2p_eval.metrics.testlist import apply_testlist
-
-        apply_testlist(opts, testlist)
-    rows = score_items([ArrayItem(real, list(df["pair_id"]), run="real")], [get_suite("matching")], opts)
+    ev = Evaluation.build(data, suites=("matching",), cache_dir=cache, testlist=testlist,
+                          sources=[ArrayItem(real, list(df["pair_id"]), run="real")])
+    rows = [s.row for s in ev.score_all()]
     return {r["metric"]: r for r in rows}
 
 

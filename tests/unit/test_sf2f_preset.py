@@ -12,7 +12,7 @@ import torch
 
 from tests.helpers import run_cli, six_identities
 from w2p_eval.data.images import save_png
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.sf2f_preset import (SF2F_KS, queries_and_reals, sf2f_galleries, sf2f_scores)
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
@@ -101,7 +101,7 @@ def test_suite_rows_real_and_constant_faces(six, cache):
     real = real_faces_at(six, list(df["image_path"]), 32)
     items = [ArrayItem(real, list(df["pair_id"]), run="real"),
              ArrayItem(np.repeat(real[:1], len(real), axis=0), list(df["pair_id"]), run="constant")]
-    rows = score_items(items, [get_suite("sf2f")], EvalOptions(six, cache_dir=cache))
+    rows = [s.row for s in Evaluation.build(six, suites=("sf2f",), cache_dir=cache, sources=items).score_all()]
     got = {(r["run"], r["metric"]): r for r in rows}
     assert got[("real", "sf2f_avg_r1")]["value"] == 1.0
     assert got[("real", "sf2f_avg_cosine")]["value"] > 0.99  # real faces: judged at 32 px vs the cached originals

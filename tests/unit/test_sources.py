@@ -150,12 +150,12 @@ def test_identity_and_landmarks_store_the_same_run_name(runs, tiny_data, tmp_pat
 
 
 def test_one_checkpoint_under_two_names_keeps_two_row_sets(runs, tiny_data, tmp_path):
-    from w2p_eval.metrics.identity import evaluate_identity
+    from w2p_eval.api import evaluate_checkpoints
 
     ck = runs / "real_faces" / "checkpoints" / "epoch_0000.pt"
     store = ResultsStore(tmp_path / "s.sqlite")
     for name in ("first", "second"):
-        store.write(evaluate_identity([ck], tiny_data, cache_dir=tmp_path / "c", run_name=name))
+        store.write(evaluate_checkpoints([ck], tiny_data, cache_dir=tmp_path / "c", run_name=name))
     df = store.query(metric="identity_top1_fake")
     assert sorted(df["run"]) == ["first", "second"] and df["checkpoint_hash"].nunique() == 1
 
@@ -222,9 +222,10 @@ def test_missing_pairs_are_counted_and_named(tmp_path, tiny_data):
     folder, pids = _folder(tmp_path, tiny_data, n=3, ext=".jpg")
     (folder / "notes.txt").write_text("not a face")
     (folder / "someone-else.png").write_bytes((folder / f"{pids[0]}.jpg").read_bytes())
-    gs = sources.FolderItem(folder=folder, run="m").faces(tiny_data)
+    item = sources.FolderItem(folder=folder, run="m")
+    gs = item.faces(tiny_data)
     assert len(gs.pair_ids) == 3 and gs.n_expected == len(pids) and sorted(gs.missing) == sorted(pids[3:])
-    lines = " ".join(sources.notes())
+    lines = " ".join(item.notes)  # the item's own notes: nothing module-level to clear between commands
     assert f"{len(pids) - 3} of {len(pids)} test pairs have no face" in lines and "ignored 2 files" in lines
 
 

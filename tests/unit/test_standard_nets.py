@@ -15,7 +15,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from tests.helpers import six_identities
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges import standard_nets as N
-from w2p_eval.metrics.base import EvalOptions, score_items
+from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.standard_nets import split_score
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
@@ -59,8 +59,9 @@ def _faces(six):
 
 def _score(six, faces: dict, weight_files: dict, suites=("inception", "vggface_score")) -> dict:
     pairs, _ = _faces(six)
-    opts = EvalOptions(six, weight_files={k: str(v) for k, v in weight_files.items()}, batch_size=16)
-    rows = score_items([ArrayItem(f, pairs, run=k) for k, f in faces.items()], [get_suite(s) for s in suites], opts)
+    ev = Evaluation.build(six, suites=suites, weight_files={k: str(v) for k, v in weight_files.items()},
+                          batch_size=16, sources=[ArrayItem(f, pairs, run=k) for k, f in faces.items()])
+    rows = [s.row for s in ev.score_all()]
     return {(r["run"], r["metric"]): r for r in rows}
 
 
@@ -107,7 +108,7 @@ def test_without_files_rows_are_skipped_with_one_line(six, monkeypatch, caplog):
 
 
 def test_refused_files(six, weights, tmp_path):
-    opts = EvalOptions(six, weight_files={"inception": str(tmp_path / "nope.pth")})
+    opts = Evaluation.build(six, suites=("inception",), weight_files={"inception": str(tmp_path / "nope.pth")}).context
     with pytest.raises(MissingWeightsError, match="nope.pth") as exc:
         get_suite("inception").check(opts)
     assert "\n" not in str(exc.value) and "torch-fidelity" in str(exc.value)

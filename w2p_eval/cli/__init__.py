@@ -218,13 +218,10 @@ def _environment_message(exc: OSError) -> str:
 
 
 def _report_skips() -> None:
-    """Say at the end which dataset pairs were skipped as unreadable (only if a dataset was loaded), and which
-    test pairs a face source had no face for or which of its files were ignored."""
+    """Say at the end which dataset pairs were skipped as unreadable (only if a dataset was loaded). (Which test
+    pairs a face source had no face for, and which of its files were ignored, each verb says from its
+    Evaluation's notes.)"""
     manifest = sys.modules.get("w2p_eval.data.manifest")
     if manifest is not None:
         for line in manifest.skipped_report():
-            click.echo(f"w2p-eval: note: {line}", err=True)
-    sources = sys.modules.get("w2p_eval.models.sources")
-    if sources is not None:
-        for line in sources.notes():
             click.echo(f"w2p-eval: note: {line}", err=True)

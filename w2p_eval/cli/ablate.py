@@ -18,23 +18,23 @@ from w2p_eval.cli import options as O
 @click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="YAML",
               help="WAV2PIX config (default baselines/wav2pix_64.yaml).")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N", help="Epochs per run (default: config).")
-@click.option("--batch-size", type=click.IntRange(2), default=None, metavar="N", help="Override the batch size.")
+@click.option("--batch-size", type=click.IntRange(2), default=None, metavar="N",
+              help="Override the training batch size (the evaluation's too).")
 @click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Results store file (default DATA/results.sqlite).")
-@click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME", help="Identity judge.")
-@click.option("--backend", default="dlib", show_default=True, metavar="NAME", help="Landmark backend.")
-@click.option("--metrics", "suites", default="identity,landmarks", show_default=True, metavar="LIST",
-              help="Metric suites to score each audio length with (identity and landmarks always), e.g. "
-                   "identity,landmarks,diversity,consistency,verification,coverage: out/ablation_audio_metrics.* "
-                   "is then audio length x every metric.")
+@click.option("--backbone", default="dlib_resnet", show_default=True, type=click.Choice(O.IDENTITY_BACKBONES.names()),
+              help="Identity judge: " + O.IDENTITY_BACKBONES.help_text() + ".")
+@O.backend_option
+@O.suites_option("--metrics", ("identity", "landmarks"), " to score each audio length with (identity and landmarks "
+                 "always; out/ablation_audio_metrics.* is then audio length x every metric)")
 @O.standard_weights_options
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="Processes for landmark detection.")
-@click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
+@O.workers_option
+@O.device_option
+@O.cache_dir_option
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT", help="Training and evaluation seed.")
 @click.argument("more_seconds", nargs=-1, type=float, metavar="")
 def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_size, store, backbone, backend, suites,
-                 inception_weights, vggface2_weights, workers, device, seed):
+                 inception_weights, vggface2_weights, workers, device, cache_dir, seed):
     """Train and evaluate WAV2PIX for each audio length; print the table (Markdown) and its files."""
     from w2p_eval.metrics.registry import parse_suites
     from w2p_eval.pipeline.ablate import ablate_audio as run
@@ -43,7 +43,8 @@ def ablate_audio(data_dir, seconds, more_seconds, out, config, epochs, batch_siz
     secs = list(seconds) + list(more_seconds) or [0.3, 0.7, 1.0]
     result = run(data_dir, secs, out=out, config=config, epochs=epochs,
                  overrides={"batch_size": batch_size} if batch_size else None, seed=seed, device=device,
-                 store=store, backbone=backbone, backend=backend, workers=workers, suites=parse_suites(suites),
+                 store=store, backbone=backbone, backend=backend, workers=workers, cache_dir=cache_dir,
+                 eval_batch_size=batch_size or 64, suites=parse_suites(suites),
                  weight_files=O.weight_files(inception_weights, vggface2_weights))
     click.echo(to_markdown(result["table"]))
     for path in result["paths"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from w2p_eval.cli import options as O
+from w2p_eval.metrics.registry import DEFAULT_COMPARE_SUITES
 
 
 @click.command("compare")
@@ -14,60 +15,53 @@ from w2p_eval.cli import options as O
 @click.option("--name-a", default=None, metavar="NAME", help="Name shown for A.  [default: run or folder name]")
 @click.option("--name-b", default=None, metavar="NAME", help="Name shown for B.  [default: run or folder name]")
 @O.testlist_option
-@click.option("--suites", "suites", default="identity,retrieval,distances,matching", show_default=True,
-              metavar="LIST", help="Metric suites to compare on (landmarks too if wanted; it is slower).")
+@O.suites_option("--suites", DEFAULT_COMPARE_SUITES, " to compare on")
 @click.option("--metrics", "metrics", default=None, metavar="LIST",
               help="Only these metrics (names as in the store, e.g. identity_top1_fake,matching_1to2).")
 @O.protocol_settings_options
 @O.backbone_option
 @O.vgg_weights_option
-@click.option("--backend", default="dlib", show_default=True, metavar="NAME",
-              help="Landmark backend (with --suites ...,landmarks).")
+@O.backend_option
 @O.split_protocol_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout instead of a table.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also save the comparison as JSON (for `w2p-eval report --compare FILE`).")
-@O.workers_option
-@O.device_option
-@O.cache_dir_option
+@click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Results store `evaluate` wrote: sources it holds under the same plan (data, split, protocol, "
+                   "seed, suites, judges, test list) are read from it, not scored again.  [default: "
+                   "DATA/results.sqlite when it exists]")
+@O.runtime_options
 @O.seed_option("the evaluation (judge training, generation, galleries, tuples, bootstrap intervals)")
 def compare(a, b, data_dir, name_a, name_b, testlist, suites, metrics, gallery_size, n_galleries, matching, backbone,
-            vgg_face_weights, backend, split, protocol, as_json, out, workers, device, cache_dir, seed):
+            vgg_face_weights, backend, split, protocol, as_json, out, store, workers, batch_size, device, cache_dir, seed):
     """Compare A and B metric by metric on the same test pairs: each value with its 95 % interval, the
     difference A − B with its paired cluster-bootstrap interval, and an exact McNemar test for paired
     accuracies. A and B: a run folder (its final checkpoint), a checkpoint file, or a folder of face images
     named <pair_id>.png (any other folder)."""
     import json
 
-    from w2p_eval.metrics.base import EvalOptions
+    from w2p_eval.evaluation import Evaluation  # here, not at the top: `--help` stays light
     from w2p_eval.metrics.registry import parse_suites
-    from w2p_eval.pipeline.compare import compare_sources
     from w2p_eval.report.comparison import format_comparison
+    from w2p_eval.results import default_store
     from w2p_eval.text import json_safe
     from w2p_eval.utils import atomic_write_text
 
-    from w2p_eval.judges import parse_backbones
-
-    judges = parse_backbones(backbone)
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=judges, backbone_options=O.backbone_options(judges[0], vgg_face_weights),
-                       judge_options=O.judge_options(judges, vgg_face_weights),
-                       backend=backend, workers=workers, gallery_size=gallery_size, n_galleries=n_galleries,
-                       matching=tuple(O.int_list(matching, "--matching") or ()) or None)
-    if testlist is not None:
-        from w2p_eval.metrics.testlist import apply_testlist
-
-        g = O.given("split", "protocol", "backbone")
-        apply_testlist(opts, testlist, split_given="split" in g, protocol_given="protocol" in g,
-                       backbone_given="backbone" in g)
+    ev = Evaluation.build(data_dir, suites=parse_suites(suites), split=split, protocol=protocol, seed=seed,
+                          backbone=backbone, judge_options=O.judge_options(backbone, vgg_face_weights),
+                          backend=backend, gallery_size=gallery_size, n_galleries=n_galleries,
+                          matching=O.int_list(matching, "--matching"), testlist=testlist,
+                          given=O.given("split", "protocol", "backbone"), device=device, workers=workers,
+                          batch_size=batch_size, cache_dir=cache_dir)
     wanted = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     if out:  # checked before anything is scored: never an input, never a file compare did not write
         from w2p_eval.outdir import claim_file, dataset_inputs, json_of_format
         from w2p_eval.report.comparison import FORMAT
 
         claim_file(out, "compare", ours=json_of_format(FORMAT),
-                   inputs=[a, b, testlist, vgg_face_weights, *dataset_inputs(data_dir)])
-    result = compare_sources(a, b, opts, suites=parse_suites(suites), name_a=name_a, name_b=name_b, metrics=wanted)
+                   inputs=[a, b, testlist, vgg_face_weights, store, *dataset_inputs(data_dir)])
+    result = ev.compare(a, b, store=store or default_store(ev.plan.data), name_a=name_a, name_b=name_b,
+                        metrics=wanted)
     text = json.dumps(json_safe(result), indent=2, allow_nan=False)
     if out:
         atomic_write_text(out, text + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from w2p_eval.cli import options as O
+
 
 @click.command("demo")
 @click.option("--out", default="w2p_demo", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
@@ -15,15 +17,13 @@ import click
                    "them beside it (roughly 15 more minutes on 2 idle cores, estimated).")
 @click.option("--epochs", type=click.IntRange(1), default=None, metavar="N",
               help="WAV2PIX epochs (default 30; 2 with --quick).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="Processes for landmark detection.")
-@click.option("--device", default=None, metavar="DEV", help="cpu, cuda ... (default: cuda when present).")
+@O.runtime_options
 @click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
               help="Data, training and evaluation seed.")
-def demo(out, quick, full, epochs, workers, device, seed):
+def demo(out, quick, full, epochs, workers, batch_size, device, cache_dir, seed):
     """Build the demo data, train WAV2PIX and the baselines, evaluate, and write the report (minutes, offline)."""
     from w2p_eval.pipeline.demo import quick_from_env, run_demo
 
     html = run_demo(out, seed=seed, quick=quick or quick_from_env(), epochs=epochs, device=device, workers=workers,
-                    full=full)
+                    batch_size=batch_size, cache_dir=cache_dir, full=full)
     click.echo(f"report: {html}")

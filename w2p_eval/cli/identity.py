@@ -17,39 +17,34 @@ from w2p_eval.cli import options as O
 @O.seed_option("the judge's training/validation split and head init, generation and KID subsets")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout instead of a table.")
 @O.store_options()
-@O.cache_dir_option
 @O.vgg_weights_option
-@O.workers_option
-@O.device_option
+@O.runtime_options
 @click.option("--run-name", default=None, metavar="NAME",
               help="Run name stored for --ckpt rows.  [default: the run folder, or a lone file's stem]")
-def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as_json, store, no_store, cache_dir,
-             vgg_face_weights, workers, device, run_name):
+def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as_json, store, no_store,
+             vgg_face_weights, workers, batch_size, device, cache_dir, run_name):
     """Identity accuracy (top-1/top-5, per identity, confusion) of generated vs real faces, judged by a face
     network fine-tuned on the dataset's real training faces, plus embedding metrics (centroid cosine,
     retrieval recall@1/@5, Fréchet distance, KID) in that network's face space. Faces come from checkpoints
     (--ckpt) or from any model's image folder (--images DIR --name NAME)."""
     from w2p_eval.errors import InputError
-    from w2p_eval.metrics.base import EvalOptions, score_items
-    from w2p_eval.metrics.identity import SUITE
-    from w2p_eval.models.sources import check_distinct_names, checkpoint_items, folder_item
+    from w2p_eval.evaluation import Evaluation  # here, not at the top: `--help` stays light
+    from w2p_eval.models.sources import checkpoint_items, folder_item
 
     sources = O.face_sources(images, names)
     if not ckpts and not sources:
         raise InputError("nothing to score: give --ckpt CKPT|RUN_DIR or --images DIR --name NAME")
-    from w2p_eval.judges import parse_backbones
-
-    judges = parse_backbones(backbone)
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=judges, backbone_options=O.backbone_options(judges[0], vgg_face_weights, workers),
-                       judge_options=O.judge_options(judges, vgg_face_weights, workers))
-    SUITE.check(opts)
+    ev = Evaluation.build(data_dir, suites=("identity",), split=split, protocol=protocol, seed=seed, backbone=backbone,
+                          judge_options=O.judge_options(backbone, vgg_face_weights), device=device, workers=workers,
+                          batch_size=batch_size, cache_dir=cache_dir)
+    ev.check()
     O.open_store_early(data_dir, store, no_store)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]
-    check_distinct_names(items)
-    rows = score_items(items, [SUITE], opts)
-    O.store_and_print(rows, data_dir, store, no_store, as_json, _format)
+    ev = ev.with_sources(items)
+    scored = ev.score_all()
+    O.store_and_print(scored, data_dir, store, no_store, as_json, _format)
+    O.echo_notes(ev.notes)
 
 
 

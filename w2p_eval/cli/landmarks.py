@@ -29,11 +29,7 @@ def _format(rows: list[dict]) -> str:
               help="The name the faces of the matching --images are stored under (with --data; in order).")
 @click.option("--real", is_flag=True, help="Score the dataset's real faces of --split at --image-size (the ceiling).")
 @O.data_option(required=False, help_extra=" Needed by --ckpt, --real and --images ... --name.")
-@click.option("--backend", default="dlib", show_default=True, metavar="NAME[,NAME]",
-              help="Landmark backend: dlib (HOG + 68-point ERT), dlib_cnn (MMOD + ERT), fan (face-alignment 2D-FAN), "
-                   "facemesh (MediaPipe FaceMesh, 468 points mapped to 68). A comma list (e.g. dlib,facemesh) scores "
-                   "every source under each.")
-@O.workers_option
+@O.backend_option
 @O.split_protocol_options
 @click.option("--image-size", type=click.IntRange(8, 1024), default=64, show_default=True, metavar="PX",
               help="Face size for --real (checkpoints use their own output size).")
@@ -44,15 +40,14 @@ def _format(rows: list[dict]) -> str:
 @click.option("--per-image", "per_image", type=click.Path(dir_okay=False), default=None, metavar="CSV",
               help="With --images and no --data: write each image's result (detected, box, 68 points) to this CSV.")
 @O.store_options()
-@O.cache_dir_option
-@O.device_option
+@O.runtime_options
 @click.option("--run-name", default=None, metavar="NAME",
               help="Run name stored for --ckpt rows.  [default: the run folder, or a lone file's stem]")
 @click.option("--annotations", "annotations_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Validate the backend instead: NME against human 68-point .pts annotations beside the images in "
                    "DIR (e.g. 300-W; outer-eye-corner normalisation).")
-def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, protocol, image_size, seed, as_json,
-              overlay_dir, per_image, store, no_store, cache_dir, device, run_name, annotations_dir):
+def landmarks(ckpts, images, names, real, data_dir, backend, split, protocol, image_size, seed, as_json,
+              overlay_dir, per_image, store, no_store, workers, batch_size, device, cache_dir, run_name, annotations_dir):
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     from w2p_eval.errors import InputError
@@ -71,9 +66,9 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
                          "or --annotations DIR")
     if (ckpts or real or names) and not data_dir:
         raise InputError("--ckpt, --real and --images ... --name need the dataset: add --data DATA")
+    from w2p_eval.evaluation import Evaluation, Scored  # here, not at the top: `--help` stays light
     from w2p_eval.metrics import landmarks as M
-    from w2p_eval.metrics.base import EvalOptions, score_items
-    from w2p_eval.models.sources import check_distinct_names, checkpoint_items, folder_item
+    from w2p_eval.models.sources import checkpoint_items, folder_item
 
     if per_image:  # checked before anything is scored: never an input, never a file landmarks did not write
         from w2p_eval.outdir import claim_file, dataset_inputs, text_starting_with
@@ -84,31 +79,35 @@ def landmarks(ckpts, images, names, real, data_dir, backend, workers, split, pro
                    inputs=[*ckpts, *stores, *dataset_inputs(data_dir)])
 
     O.open_store_early(data_dir, store, no_store or not (store or data_dir))
-    rows: list[dict] = []
+    rows: list[Scored] = []
+    notes: list[str] = []
     sources = O.face_sources(images, names) if data_dir else []
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]
+    data = data_dir
     if items:
-        check_distinct_names(items)
-        opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                           backend=backend, workers=workers, overlay_dir=overlay_dir)
-        rows += score_items(items, [M.SUITE], opts)
+        ev = Evaluation.build(data_dir, suites=("landmarks",), split=split, protocol=protocol, seed=seed,
+                              backend=backend, device=device, workers=workers, batch_size=batch_size,
+                              cache_dir=cache_dir, overlay_dir=overlay_dir, sources=items)
+        rows += ev.score_all()
+        data, notes = ev.plan.data, ev.notes  # the dataset the evaluation opened, not read again
     if real:
-        data = opts.data_dir if items else data_dir  # the dataset the suites opened, not read again
         for name in backends:
-            rows += M.evaluate_real(data, backend=name, split=split, protocol=protocol, image_size=image_size,
-                                    workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
+            real_rows = M.evaluate_real(data, backend=name, split=split, protocol=protocol, image_size=image_size,
+                                        workers=workers, seed=seed, overlay_dir=overlay_dir, cache_dir=cache_dir)
+            rows += [Scored(r) for r in real_rows]
     if images and not data_dir:
         for folder in images:
             for name in backends:
                 image_rows, _ = M.evaluate_images(folder, backend=name, workers=workers, seed=seed,
                                                   overlay_dir=overlay_dir, per_image_csv=per_image)
-                rows += image_rows
+                rows += [Scored(r) for r in image_rows]
     O.store_and_print(rows, data_dir, store, no_store or not (store or data_dir), as_json, _format)
+    O.echo_notes(notes)
 
 
 def _validate(folder, backends: tuple[str, ...], workers: int, device, as_json: bool) -> None:
-    """`--annotations DIR`: each backend's NME against human annotations (README's validation table); with --json
+    """`--annotations DIR`: each backend's NME against human annotations (docs/metrics.md validation table); with --json
     one object, or a list of them for several backends."""
     import json
 

@@ -6,9 +6,13 @@ Each decorator adds a group of click options with one help text; :func:`face_sou
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import click
 
 from w2p_eval.errors import InputError
+from w2p_eval.judges import IDENTITY_BACKBONES, LANDMARK_BACKENDS
+from w2p_eval.metrics.registry import SUITES
 
 # the most galleries any verb draws: each is a full ranking of every probe, and past a few thousand the
 # average no longer moves (its spread is far below the bootstrap interval) while the run takes minutes
@@ -45,7 +49,7 @@ def seed_option(what: str):
 device_option = click.option("--device", default=None, metavar="DEV",
                              help="torch device: cpu, cuda, cuda:1 ...  [default: cuda when available, else cpu]")
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    "--cache-dir", "--cache", "cache_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
     help="Cache of trained judges, real-face embeddings and landmarks.  [default: $W2P_CACHE or ~/.cache/w2p-eval]")
 
 
@@ -85,13 +89,28 @@ images_options = _stack(
                  help="The name the faces of the matching --images are stored and reported under (in order)."),
 )
 
-backbone_option = click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME[,NAME]",
-                               help="Identity backbone: dlib_resnet (dlib's descriptor in torch + a linear head), dlib_resnet_ft "
-                                    "(the same with its last residual stage fine-tuned on the real training faces), "
-                                    "dlib_resnet_native (dlib_resnet in dlib-bin), faceres (HSE FaceRes, VGGFace2), "
-                                    "mobilefacenet (MobileFaceNet, ArcFace-type, training data undocumented), "
-                                    "facenet_vggface2, vgg_face, vgg_scratch. A comma list (e.g. dlib_resnet,faceres) scores every source under "
-                                    "each judge (the first is the primary one); the report then compares them.")
+def backbone_option(fn):
+    """--backbone NAME[,NAME]: identity judges; names and help from :data:`w2p_eval.judges.IDENTITY_BACKBONES`."""
+    return click.option("--backbone", default="dlib_resnet", show_default=True, metavar="NAME[,NAME]",
+                        help="Identity judge: " + IDENTITY_BACKBONES.help_text() + ". A comma list (e.g. "
+                             "dlib_resnet,faceres) scores every source under each judge (the first is the primary "
+                             "one); the report then compares them.")(fn)
+
+
+def backend_option(fn):
+    """--backend NAME[,NAME]: landmark judges of :data:`w2p_eval.judges.LANDMARK_BACKENDS` (checked by
+    ``judges.landmarks.parse_backends``)."""
+    return click.option("--backend", default="dlib", show_default=True, metavar="NAME[,NAME]",
+                        help="Landmark judge: " + LANDMARK_BACKENDS.help_text() + ". A comma list (e.g. dlib,facemesh) "
+                             "scores the landmark suites under each (the first is the primary one).")(fn)
+
+
+def suites_option(flag: str, default: Sequence[str], what: str = ""):
+    """``--metrics``/``--suites LIST``: metric suites of :data:`w2p_eval.metrics.registry.SUITES` (help generated)."""
+    return click.option(flag, "suites", default=",".join(default), show_default=True, metavar="LIST",
+                        help=f"Comma-separated metric suites{what}: " + SUITES.help_text() + ".")
+
+
 vgg_weights_option = click.option(
     "--vgg-face-weights", type=click.Path(dir_okay=False), default=None, metavar="PTH",
     help="vgg_face_dag.pth for --backbone vgg_face.  [default: $W2P_VGG_FACE_WEIGHTS]")
@@ -106,12 +125,17 @@ standard_weights_options = _stack(
 
 
 def weight_files(inception_weights=None, vggface2_weights=None) -> dict[str, str]:
-    """``EvalOptions.weight_files`` from --inception-weights / --vggface2-weights (only those given)."""
+    """``Plan.weight_files`` from --inception-weights / --vggface2-weights (only those given)."""
     return {k: str(v) for k, v in (("inception", inception_weights), ("vggface2", vggface2_weights)) if v}
 
 
 workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
                               help="Processes for per-image work (landmark detection, dlib face alignment).")
+batch_size_option = click.option("--batch-size", "batch_size", type=click.IntRange(1, 4096), default=64,
+                                 show_default=True, metavar="N", help="Faces per generator/judge forward.")
+runtime_options = _stack(workers_option, batch_size_option, device_option, cache_dir_option)
+"""The runtime every scoring verb accepts (``--workers --batch-size --device --cache``): how the work runs,
+not what is scored (the plan: data, split, protocol, seed, suites, judges, test list)."""
 
 
 def face_sources(images, names) -> list[tuple[str, str]]:
@@ -126,15 +150,6 @@ def face_sources(images, names) -> list[tuple[str, str]]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(f"expected distinct --name values, got {dup[0]!r} more than once")
     return list(zip(images, names))
-
-
-def backbone_options(backbone: str, vgg_face_weights=None, workers: int = 1) -> dict | None:
-    """Options for the identity backbone: vgg_face's weights file; worker processes for the dlib alignment."""
-    if vgg_face_weights and backbone == "vgg_face":
-        return {"weights": vgg_face_weights}
-    if backbone.startswith("dlib_resnet") and workers > 1:
-        return {"workers": int(workers)}
-    return None
 
 
 def open_store_early(data_dir, store, no_store) -> None:
@@ -153,23 +168,33 @@ def open_store_early(data_dir, store, no_store) -> None:
             check_location(path, "the results store", file=True)
 
 
-def judge_options(judges, vgg_face_weights=None, workers: int = 1) -> dict[str, dict | None]:
-    """{judge: :func:`backbone_options` of that judge} for every name of a ``--backbone`` list."""
-    return {name: backbone_options(name, vgg_face_weights, workers) for name in judges}
+def judge_options(backbone, vgg_face_weights=None) -> dict[str, dict]:
+    """{judge: options} of a ``--backbone`` list: vgg_face's weights file (``--vgg-face-weights``)."""
+    names = [n.strip() for n in backbone.split(",")] if isinstance(backbone, str) else list(backbone)
+    return {"vgg_face": {"weights": vgg_face_weights}} if vgg_face_weights and "vgg_face" in names else {}
 
 
-def store_and_print(rows, data_dir, store, no_store, as_json, formatter) -> None:
-    """Write ``rows`` to the store (unless --no-store), print them as JSON or a table."""
+def echo_notes(lines) -> None:
+    """The sources' notes (test pairs without a face, ignored files) at the end of the command."""
+    for line in lines:
+        click.echo(f"w2p-eval: note: {line}", err=True)
+
+
+def store_and_print(scored, data_dir, store, no_store, as_json, formatter) -> None:
+    """Write the scored rows (with their item values beside the store) unless --no-store; print them as JSON
+    or a table."""
     import json
 
     from w2p_eval.text import json_safe
 
     stored = None
+    rows = [s.row for s in scored]
     if not no_store:
-        from w2p_eval.results import ResultsStore, default_store
+        from w2p_eval.evaluation import write_scored
+        from w2p_eval.results import default_store
 
         stored = store or default_store(data_dir)
-        ResultsStore(stored).write(rows)
+        write_scored(stored, scored)
     if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
         click.echo(json.dumps(json_safe(rows), indent=2, default=str, allow_nan=False))
     else:

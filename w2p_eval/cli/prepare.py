@@ -4,6 +4,36 @@ from __future__ import annotations
 
 import click
 
+from w2p_eval.names import unknown
+from w2p_eval.registry import Entry, Registry
+
+# the prepare modes (their commands are below, each registered on the group): `prepare --help` and the docs' table
+# list them from here; a test checks that every mode here is a sub-command and every sub-command is here
+PREPARE_MODES = Registry("prepare mode", None, [
+    Entry("videos", "w2p_eval.cli.prepare:videos", "Talking-head videos -> pairs (ffmpeg + Haar face detection)."),
+    Entry("wav2pix-release", "w2p_eval.cli.prepare:wav2pix_release", "The WAV2PIX authors' released subset."),
+    Entry("folder", "w2p_eval.cli.prepare:folder", "Generic SRC/<identity>/<stem>.{png,jpg} + <stem>.wav."),
+    Entry("demo", "w2p_eval.cli.prepare:demo", "The embedded synthetic demo dataset (no download)."),
+    Entry("voxceleb", "w2p_eval.cli.prepare:voxceleb", "VoxCeleb speakers + VGGFace / HQ-VoxCeleb / frame faces, the "
+          "field's splits (docs/voxceleb.md)."),
+])
+
+
+class _Modes(click.Group):
+    """The sub-commands of `prepare`, read from :data:`PREPARE_MODES` (one line per mode)."""
+
+    def list_commands(self, ctx):
+        return PREPARE_MODES.names()
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in PREPARE_MODES and not args[0].startswith("-"):
+            raise click.UsageError(unknown("prepare mode", args[0], PREPARE_MODES.names()))
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(e.name, e.help) for e in PREPARE_MODES.entries()])
+
 _out = click.option("--out", "out", required=True, metavar="DATA", type=click.Path(file_okay=False),
                     help="New (or empty) dataset folder to create; written atomically.")
 _seed = click.option("--seed", default=0, show_default=True, metavar="INT", type=int,
@@ -22,7 +52,7 @@ def _done(out: str, line: str) -> None:
     click.echo(f"{out}: {line}")
 
 
-@click.group("prepare")
+@click.group("prepare", cls=_Modes)
 def prepare() -> None:
     """Build a dataset folder: manifest.csv + dataset.json + faces/ + audio/ + prepare.log."""
 

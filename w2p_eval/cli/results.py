@@ -17,7 +17,10 @@ import click
               show_default=True, help="Output on stdout: table (the aligned text every verb prints: value [95 % CI], "
                                       "'–' where missing), or csv / md / json (every stored column, raw values).")
 @click.option("--seed", type=int, default=None, metavar="INT", help="Only rows evaluated with this seed.")
-def results(data_dir, store, metric, model, run, fmt, seed):
+@click.option("--items", "items", is_flag=True,
+              help="Print the per-item values behind the rows as CSV instead (run, ..., metric, item, value, group, "
+                   "weight: one line per test pair, probe or identity; group = the face id the interval resamples).")
+def results(data_dir, store, metric, model, run, fmt, seed, items):
     """Print the stored metric rows (one row per checkpoint, metric, split, seed and judge)."""
     from pathlib import Path
 
@@ -31,6 +34,11 @@ def results(data_dir, store, metric, model, run, fmt, seed):
         raise InputError(f"expected a results store, got missing file {path} (run `w2p-eval evaluate` first)")
     df = ResultsStore(path, readonly=True).query(metric=list(metric) or None, model=list(model) or None, run=list(run) or None,
                                   seed=seed)
+    if items:
+        from w2p_eval.evaluation.items import items_csv  # here, not at the top: `--help` stays light
+
+        click.echo(items_csv(path, df.to_dict("records")), nl=False)
+        return
     if fmt == "table":
         from w2p_eval.results import format_rows
 

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.judges import LANDMARK_BACKENDS
 from w2p_eval.names import lookup, resolve, unknown
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,7 @@ log = logging.getLogger(__name__)
 N_POINTS = 68
 DEFAULT_MARGIN = 0.1
 AUTO_TARGET_PX = 256  # "auto" upsampling doubles the image until its short side reaches this
-BACKENDS = {
-    "dlib": "w2p_eval.judges.landmarks:DlibBackend",
-    "dlib_cnn": "w2p_eval.judges.landmarks:DlibCnnBackend",
-    "fan": "w2p_eval.judges.landmarks_fan:FanBackend",
-    "facemesh": "w2p_eval.judges.landmarks_facemesh:FacemeshBackend",
-}
+BACKENDS = LANDMARK_BACKENDS  # registered in w2p_eval.judges.JUDGES (meta judge=landmark)
 TORCH_BACKENDS = ("fan", "facemesh")  # worker processes are spawned for these, not forked
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 

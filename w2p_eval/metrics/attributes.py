@@ -30,7 +30,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.manifest import load_info
 from w2p_eval.judges.attributes import ETHNICITIES, load_attribute_judge
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class AttributesSuite(MetricSuite):
     )
     done_when = (GENDER_AGREEMENT,)
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         """``attributes/faceres+gear``, or ``attributes/faceres`` when GEAR's files are absent (no ethnicity rows):
         rows say which networks made them, and installing GEAR later makes the suite pending again."""
         try:
@@ -104,10 +104,10 @@ class AttributesSuite(MetricSuite):
         except InputError:  # no FaceRes either: check() says so in one line before anything runs
             return EVALUATOR
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         load_attribute_judge(opts.device)  # missing weights: one line naming the file and the npm command
 
-    def _predict(self, judge, faces: np.ndarray, opts: EvalOptions, remember: bool) -> dict:
+    def _predict(self, judge, faces: np.ndarray, opts: Context, remember: bool) -> dict:
         key = ("attributes", judge.name, hashlib.sha1(np.ascontiguousarray(faces).tobytes()).hexdigest())
         if key in opts.memo:
             return opts.memo[key]
@@ -116,7 +116,7 @@ class AttributesSuite(MetricSuite):
             opts.memo[key] = got
         return got
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         judge = load_attribute_judge(opts.device)
         real = self._predict(judge, gs.real, opts, remember=True)
         fake = self._predict(judge, gs.fake, opts, remember=False)

@@ -1,7 +1,7 @@
 """The declared feature cache: an identity judge's view of a face set, computed once per (judge, face set).
 
 Every suite scored in a judge's face space (``identity``, ``retrieval``, ``distances``, ``matching``) reads
-:class:`JudgedFaces` from one :class:`FeatureCache` (``EvalOptions.features``), so the network forward runs
+:class:`JudgedFaces` from one :class:`FeatureCache` (``Context.features``), so the network forward runs
 once per face and per judge whatever suites run and however many judges an evaluation uses
 (``evaluate --backbone dlib_resnet,faceres``). The cache holds the entries of the latest face set only (one
 entry per judge): memory stays bounded by one source's faces times the judges.

@@ -20,14 +20,13 @@ jaw-based ratios are its own: compare a judge's numbers with the same judge's.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-
 import numpy as np
 
 from w2p_eval.judges.landmarks import get_backend, parse_backends
 from w2p_eval.judges.landmarks_validation import outer_eye_distance
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.metrics.base import ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.landmarks import fake_landmarks, points_array, real_landmarks
+from w2p_eval.metrics.plan import Context
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +106,16 @@ class GeometrySuite(MetricSuite):
     )
     done_when = (RATIO_ERROR,)
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return f"geometry/{opts.backend}"
 
-    def variants(self, opts: EvalOptions) -> list[EvalOptions]:
-        return [replace(opts, backend=b) for b in parse_backends(opts.backend)]
+    def variants(self, opts: Context) -> list[Context]:
+        return [opts.for_backend(b) for b in parse_backends(opts.backend)]
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         get_backend(opts.backend)
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         backend = get_backend(opts.backend)
         fake_res = fake_landmarks(gs, opts)  # computed once with the landmark suite's
         _, real_res = real_landmarks(opts.data_dir, opts.split, opts.protocol, gs.image_size, opts.backend,

@@ -32,11 +32,9 @@ import numpy as np
 from w2p_eval.judges import parse_backbones
 from w2p_eval.judges.identity import IdentityJudge, identity_classifier  # noqa: F401  (re-exported)
 from w2p_eval.metrics import embedding as E
-from w2p_eval.metrics.base import (EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict,
-                                   score_items)
+from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.stats import bootstrap_ci_many
 from w2p_eval.metrics.features import JudgedFaces
-from w2p_eval.models.sources import checkpoint_items
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -196,7 +194,7 @@ def _centroid_ranks(sims: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np
     return ranks
 
 
-def embeddings(gs, opts: EvalOptions) -> JudgedFaces:
+def embeddings(gs, opts: Context) -> JudgedFaces:
     """The identity judge's view of a GeneratedSet (:class:`~w2p_eval.metrics.features.JudgedFaces`: embeddings,
     logits, labels, pair and face ids of the rows the judge never trained on), computed once per (judge, faces)
     within an evaluation through ``opts.features``. The ``retrieval``, ``distances`` and ``matching`` suites
@@ -242,20 +240,20 @@ class IdentitySuite(MetricSuite):
     done_when = (IDENTITY_TOP1_FAKE, IDENTITY_TOP1_REAL)
     judged = True
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return f"identity/{opts.backbone}"
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         parse_backbones(opts.judges)  # unknown or repeated names raise with a hint
 
-    def judge(self, opts: EvalOptions, image_size: int) -> IdentityJudge:
+    def judge(self, opts: Context, image_size: int) -> IdentityJudge:
         """The judge ``opts.backbone`` for faces of ``image_size`` px, trained (or read from the cache) once per
         evaluation and kept in ``opts.features``."""
         return opts.features.judge(opts.backbone, image_size, lambda: identity_classifier(
             opts.data_dir, opts.backbone, int(image_size), opts.seed, opts.protocol, opts.cache_dir, split=opts.split,
             device=opts.device, backbone_options=opts.backbone_options))
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         t0 = time.perf_counter()
         e = embeddings(gs, opts)
         judge, keep = e.judge, e.keep
@@ -277,22 +275,6 @@ class IdentitySuite(MetricSuite):
 
 SUITE = IdentitySuite()
 METRICS = tuple(m.name for m in SUITE.metrics)
-
-
-def evaluate_identity(ckpt_paths: list, data_dir, *, backbone: str = "dlib_resnet", split: str = "test",
-                      protocol: str = "seen", seed: int = 0, device: str | None = None, cache_dir=None,
-                      run_name: str | None = None, backbone_options: dict | None = None,
-                      batch_size: int = 64) -> list[dict]:
-    """Identity and embedding metrics of each checkpoint (files or run folders) -> results rows.
-
-    A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone (the judge is trained
-    once per generator image size and cached; see :func:`identity_classifier`). ``run_name`` overrides the
-    run name of :func:`w2p_eval.models.sources.run_name_of`.
-    """
-    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backbone=backbone, backbone_options=backbone_options, batch_size=batch_size)
-    return score_items(items, [SUITE], opts)
 
 
 def describe_rows(rows: list[dict]) -> tuple[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -24,8 +23,8 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import (N_POINTS, LandmarkResult, draw_landmarks, get_backend, list_images,
                                        parse_backends, score_images)
 from w2p_eval.judges.landmarks_validation import nme
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict, score_items
-from w2p_eval.models.sources import checkpoint_items, real_faces_at, split_rows
+from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.models.sources import real_faces_at, split_rows
 from w2p_eval.utils import Skips, atomic_path, sha256_json
 
 log = logging.getLogger(__name__)
@@ -232,17 +231,17 @@ class LandmarkSuite(MetricSuite):
     )
     done_when = (DETECTION_RATE,)
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return f"landmarks/{opts.backend}"
 
-    def variants(self, opts: EvalOptions) -> list[EvalOptions]:
+    def variants(self, opts: Context) -> list[Context]:
         """One scoring per landmark backend of ``opts.backend`` (``"dlib,facemesh"``: both judges)."""
-        return [replace(opts, backend=b) for b in parse_backends(opts.backend)]
+        return [opts.for_backend(b) for b in parse_backends(opts.backend)]
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         get_backend(opts.backend)
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         backend = get_backend(opts.backend)
         log.info("landmarks of %d generated faces from %s (%s)", len(gs.fake), gs.ckpt_path, opts.backend)
         fake_res = fake_landmarks(gs, opts)
@@ -270,7 +269,7 @@ class LandmarkSuite(MetricSuite):
         return SuiteResult(f"landmarks/{opts.backend}", backend.version, config, values, items)
 
 
-def fake_landmarks(gs, opts: EvalOptions) -> list[LandmarkResult]:
+def fake_landmarks(gs, opts: Context) -> list[LandmarkResult]:
     """Landmarks of ``gs.fake`` under ``opts.backend``, computed once per face set and backend for every suite
     that reads them (landmarks, geometry): the latest face set's results are kept in ``opts.memo``."""
     key = (id(gs.fake), gs.source_hash, gs.run, opts.backend)
@@ -309,31 +308,6 @@ METRICS = tuple(m.name for m in SUITE.metrics)
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
-
-
-def evaluate_landmarks(
-    ckpt_paths: list,
-    data_dir,
-    *,
-    backend: str = "dlib",
-    split: str = "test",
-    protocol: str = "seen",
-    workers: int = 1,
-    seed: int = 0,
-    overlay_dir=None,
-    cache_dir=None,
-    run_name: str | None = None,
-    device: str | None = None,
-) -> list[dict]:
-    """Score every checkpoint (files or run folders) -> result rows: detection rate of generated
-    faces, of the real faces at the same size (ceiling), and NME generated vs paired real.
-    A convenience over :func:`w2p_eval.metrics.base.score_items` with this suite alone."""
-    if not ckpt_paths:
-        raise InputError("expected at least one checkpoint file or run folder, got none")
-    items = [it for p in ckpt_paths for it in checkpoint_items(p, name=run_name)]
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir,
-                       backend=backend, workers=workers, overlay_dir=Path(overlay_dir) if overlay_dir else None)
-    return score_items(items, [SUITE], opts)
 
 
 def evaluate_real(data_dir, *, backend="dlib", split="test", protocol="seen", image_size=64, workers=1,

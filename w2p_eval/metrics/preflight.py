@@ -7,9 +7,8 @@ whether its files are on disk, without loading any network. The first file missi
 with several judges nothing is computed until all of them are available. The dataset's identity metadata is
 checked when the dataset is opened (``data/folder.read_info``), so a bad one never reaches a run.
 
-Called once at the start of each evaluation entry point (``pipeline.evaluate.evaluate_items``,
-``pipeline.compare.compare_sources``, ``metrics.base.score_items`` = the Python API and the identity / landmarks
-verbs).
+Called once, by :meth:`w2p_eval.evaluation.Evaluation.check`, which every verb that scores (evaluate, identity,
+landmarks, compare, demo, ablate-audio) and the Python API go through before any face is generated.
 """
 
 from __future__ import annotations
@@ -47,8 +46,9 @@ def requirements(suites: Sequence[Any], opts: Any,
             checks.append((f"identity judge {judge}",
                            lambda judge=judge, options=options: require_identity_backbone(judge, **options)))
     names = {s.name for s in wanted}
-    if "landmarks" in names:
-        checks.append((f"landmark backend {opts.backend}", lambda: landmarks.require(opts.backend)))
+    if names & {"landmarks", "geometry"}:
+        for backend in landmarks.parse_backends(opts.backend):  # --backend dlib,facemesh: each landmark judge
+            checks.append((f"landmark backend {backend}", lambda backend=backend: landmarks.require(backend)))
     if "speaker" in names:
         for weights in _speaker_weights([s for s in wanted if s.name == "speaker"][0], items):
             checks.append(("speaker voice encoder", lambda weights=weights: voice.require(weights)))

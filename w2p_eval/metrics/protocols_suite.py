@@ -10,7 +10,7 @@ protocols are in :mod:`w2p_eval.metrics.protocols`; this module turns them into 
   groups = face ids; for matching, the probe's face id), ``extra["chance"]`` where a chance level exists;
 - ``SuiteResult.items`` holds the per-item values for ``w2p-eval compare`` (pair ids as keys; for matching,
   the probe's pair id, one tuple per probe);
-- with a frozen test list (``EvalOptions.testlist``) the galleries, K, tuples and N come from it; without,
+- with a frozen test list (``Context.testlist``) the galleries, K, tuples and N come from it; without,
   they are drawn with the evaluation seed exactly as ``w2p-eval testlist --seed`` would draw them.
 
 Impossible settings: a gallery size G or a 1:N asked for explicitly that the split's identities do not allow
@@ -28,7 +28,7 @@ import numpy as np
 from w2p_eval.errors import InputError
 from w2p_eval.judges.attributes import identity_genders
 from w2p_eval.metrics import identity
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
                                         gallery_recall, matching_accuracy, paired_distances, same_gender_problem)
@@ -48,7 +48,7 @@ def matching_metric(n_way: int, ceiling: bool = False, same_gender: bool = False
     return f"matching_1to{int(n_way)}" + ("_same_gender" if same_gender else "") + ("_ceiling" if ceiling else "")
 
 
-def split_identity_counts(opts: EvalOptions) -> tuple[int, int]:
+def split_identity_counts(opts: Context) -> tuple[int, int]:
     """(test identities, identities with >= 2 distinct faces) of the evaluated split, from the manifest."""
     df = opts.data_dir.split(opts.split, opts.protocol)
     if df.empty:
@@ -67,16 +67,16 @@ class _FaceSpaceSuite(MetricSuite):
 
     judged = True
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return f"identity/{opts.backbone}"
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         identity.SUITE.check(opts)
 
-    def _embeddings(self, gs, opts: EvalOptions) -> JudgedFaces:
+    def _embeddings(self, gs, opts: Context) -> JudgedFaces:
         return identity.embeddings(gs, opts)
 
-    def _result(self, e: JudgedFaces, gs, opts: EvalOptions, config: dict, values: dict, items: dict) -> SuiteResult:
+    def _result(self, e: JudgedFaces, gs, opts: Context, config: dict, values: dict, items: dict) -> SuiteResult:
         judge = e.judge
         config = {"backbone": opts.backbone, "judge_key": judge.key, "split": opts.split, "protocol": opts.protocol,
                   "seed": opts.seed, "image_size": gs.image_size, "testlist": opts.testlist_id, **config}
@@ -99,14 +99,14 @@ class RetrievalSuite(_FaceSpaceSuite):
         for k in GALLERY_KS)
     done_when = (gallery_metric(1),)
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         super().check(opts)
         if opts.testlist is not None or opts.gallery_size is None:
             return
         n_ids, _ = split_identity_counts(opts)
         draw_galleries(np.arange(n_ids), opts.gallery_size, opts.n_galleries, opts.seed)  # raises what is possible
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         labels = e.labels
         n_ids = len(np.unique(labels))
@@ -157,7 +157,7 @@ class DistancesSuite(_FaceSpaceSuite):
                    "own paired real face (SF2F's L2); 0 = identical, at most 2."),
     )
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         d = paired_distances(e.fake_emb, e.real_emb, normalize=True)
         values, items = {}, {}
@@ -194,7 +194,7 @@ class MatchingSuite(_FaceSpaceSuite):
                        f"real face.")))
     done_when = (matching_metric(2), matching_metric(2, same_gender=True))
 
-    def n_ways(self, opts: EvalOptions) -> tuple[tuple[int, ...], bool]:
+    def n_ways(self, opts: Context) -> tuple[tuple[int, ...], bool]:
         """(the 1:N sizes to score, whether they were asked for explicitly)."""
         if opts.testlist is not None:
             have = tuple(sorted(opts.testlist.matching))
@@ -209,7 +209,7 @@ class MatchingSuite(_FaceSpaceSuite):
             return tuple(sorted({int(n) for n in opts.matching})), True
         return DEFAULT_MATCHING, False
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         super().check(opts)
         ns, explicit = self.n_ways(opts)
         if opts.testlist is not None or not explicit:
@@ -221,7 +221,7 @@ class MatchingSuite(_FaceSpaceSuite):
             raise InputError(f"matching needs identities with at least 2 distinct faces (face_id) in the "
                              f"{opts.split} split, got none of {n_ids}; matching is not possible on this split")
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         ns, explicit = self.n_ways(opts)
         values, items, config = {}, {}, {"n_ways": list(ns)}
@@ -235,7 +235,7 @@ class MatchingSuite(_FaceSpaceSuite):
             self._score_n(gs, opts, e, ns, False, values, items, genders)
         return self._result(e, gs, opts, config, values, items)
 
-    def _score_n(self, gs, opts: EvalOptions, e, ns, explicit: bool, values: dict, items: dict,
+    def _score_n(self, gs, opts: Context, e, ns, explicit: bool, values: dict, items: dict,
                  genders: tuple[np.ndarray, str] | None = None) -> None:
         """Rows of each 1:N in ``ns`` (``genders`` = (row genders, their source): same-gender impostors)."""
         labels, face_ids, pair_ids = e.labels, e.face_ids, e.pair_ids
@@ -282,7 +282,7 @@ class MatchingSuite(_FaceSpaceSuite):
             items[ceil_metric] = ItemValues(keys=keys, values=res.ceiling_correct, groups=groups, binary=True)
 
 
-def row_genders(gs, opts: EvalOptions, labels: np.ndarray) -> tuple[np.ndarray, str] | str:
+def row_genders(gs, opts: Context, labels: np.ndarray) -> tuple[np.ndarray, str] | str:
     """(gender of each scored row str [M], its source) for same-gender matching, or the reason there is none.
 
     With a test list: the genders frozen in it; else the dataset's labels, falling back to the attribute judge

@@ -20,7 +20,8 @@ import numpy as np
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics import recent as R
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, SuiteResult, ci_dict
+from w2p_eval.metrics.base import ItemValues, MetricSpec, SuiteResult, ci_dict
+from w2p_eval.metrics.plan import Context
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, _skipped, row_genders
 from w2p_eval.metrics.stats import cluster_bootstrap_stat
 
@@ -45,7 +46,7 @@ def _first_per_face(face_ids: list[str]) -> np.ndarray:
     return np.sort(np.unique(np.asarray(face_ids).astype(str), return_index=True)[1])
 
 
-def _mean_row(m: R.WeightedMean, groups, opts: EvalOptions, **extra) -> tuple[float, int, dict]:
+def _mean_row(m: R.WeightedMean, groups, opts: Context, **extra) -> tuple[float, int, dict]:
     n = int((m.weights > 0).sum())
     ci = ci_dict(m.values, groups, weights=m.weights, seed=opts.seed, n_resamples=opts.n_resamples, rate=False)
     return m.value, n, {**extra, "ci": ci, "interval_groups": "identity"}
@@ -56,7 +57,7 @@ def _items(m: R.WeightedMean, keys: list[str], groups) -> ItemValues:
     return ItemValues(keys=list(keys), values=m.values, groups=[str(g) for g in groups], weights=m.weights)
 
 
-def _ref(m: R.WeightedMean, groups, opts: EvalOptions) -> dict:
+def _ref(m: R.WeightedMean, groups, opts: Context) -> dict:
     """A reference value (real faces) with its interval, for a row's ``extra``."""
     value, n, extra = _mean_row(m, groups, opts)
     return {"value": value, "n": n, "ci": extra["ci"]}
@@ -75,7 +76,7 @@ class DiversitySuite(_FaceSpaceSuite):
                    "0 when a speaker always gets the same face; the real faces' spread beside it."),
     )
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         names = _names(gs, e.labels)
         reals = _first_per_face(e.face_ids)
@@ -94,7 +95,7 @@ class DiversitySuite(_FaceSpaceSuite):
         return self._result(e, gs, opts, {"real_faces": "one per face id"}, values, items)
 
 
-def clip_keys(opts: EvalOptions, pair_ids: list[str]) -> tuple[list[str], str]:
+def clip_keys(opts: Context, pair_ids: list[str]) -> tuple[list[str], str]:
     """(the clip each row's audio came from, the level used): the manifest's ``segment_id`` (source segment or
     video) when some speaker has several among ``pair_ids``, else the pair itself (each audio window a clip)."""
     df = opts.data_dir.split(opts.split, opts.protocol)
@@ -118,7 +119,7 @@ class ConsistencySuite(_FaceSpaceSuite):
                    "inter-identity cosine (collapse) beside it."),
     )
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         names = _names(gs, e.labels)
         clips, level = clip_keys(opts, e.pair_ids)
@@ -156,7 +157,7 @@ class VerificationSuite(_FaceSpaceSuite):
         for same in (False, True) for what in ("eer", "auc") for ceil in (False, True))
     done_when = (verification_metric("eer"),)
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         values: dict = {}
         self._score(gs, opts, e, None, values)
@@ -169,7 +170,7 @@ class VerificationSuite(_FaceSpaceSuite):
             self._score(gs, opts, e, genders, values)
         return self._result(e, gs, opts, {"trials_per_probe": TRIALS_PER_PROBE}, values, {})
 
-    def _score(self, gs, opts: EvalOptions, e, genders, values: dict) -> None:
+    def _score(self, gs, opts: Context, e, genders, values: dict) -> None:
         same = genders is not None
         trials = R.draw_verification_trials(e.labels, e.face_ids, seed=opts.seed, per_probe=TRIALS_PER_PROBE,
                                             genders=genders[0] if same else None)
@@ -222,7 +223,7 @@ class CoverageSuite(_FaceSpaceSuite):
     done_when = ("precision", "coverage")
     k = R.DEFAULT_K
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         names = _names(gs, e.labels)
         reals = _first_per_face(e.face_ids)

@@ -33,8 +33,9 @@ import numpy as np
 
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.errors import InputError
-from w2p_eval.metrics.base import EvalOptions, ItemValues, MetricSpec, ReportSection, SuiteResult, ci_dict
+from w2p_eval.metrics.base import ItemValues, MetricSpec, ReportSection, SuiteResult, ci_dict
 from w2p_eval.metrics.embedding import l2_normalize
+from w2p_eval.metrics.plan import Context
 from w2p_eval.metrics.protocols import _expected_hit
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, split_identity_counts
 from w2p_eval.metrics.testlist import testlist_id
@@ -141,7 +142,7 @@ def queries_and_reals(fake_emb, real_emb, names, face_ids, order: list[str], see
     return {"avg": identity_means(fake, names, order), "naive": fake[pick]}, real
 
 
-def identity_order(opts: EvalOptions, present: set[str]) -> tuple[list[str], str]:
+def identity_order(opts: Context, present: set[str]) -> tuple[list[str], str]:
     """The scored identities in meta order (dataset.json ``meta_order`` of `prepare voxceleb`), else sorted."""
     meta = opts.data_dir.info.get("meta_order")
     if isinstance(meta, list):
@@ -186,14 +187,14 @@ class Sf2fSuite(_FaceSpaceSuite):
                              "recall@K in 3 galleries of 100 identities in meta order, L1 / L2 / cosine to the own "
                              "mean, inter-human cosine to the others'.", tuple(m.name for m in self.metrics))
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         super().check(opts)
         n_ids, _ = split_identity_counts(opts)
         if n_ids < 2:
             raise InputError(f"expected at least 2 identities in the {opts.split} split ({opts.protocol} protocol) "
                              f"for SF2F's galleries, got {n_ids}")
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         e = self._embeddings(gs, opts)
         names = np.array([gs.identity_names[int(i)] for i in e.labels])
         order, how = identity_order(opts, set(names.tolist()))

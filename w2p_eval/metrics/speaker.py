@@ -15,10 +15,12 @@ import numpy as np
 from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
+from w2p_eval.data.folder import open_dataset
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
-from w2p_eval.metrics.base import (EvalOptions, MetricSpec, MetricSuite, ReportSection, SuiteResult, ci_dict,
+from w2p_eval.metrics.base import (Context, MetricSpec, MetricSuite, ReportSection, SuiteResult, ci_dict,
                                   result_rows)
 from w2p_eval.metrics.identity import topk_hits
+from w2p_eval.metrics.plan import Plan, Runtime
 from w2p_eval.models.generation import GeneratedSet, check_compatible
 from w2p_eval.models.sources import checkpoint_items
 from w2p_eval.utils import select_device, topk_accuracy
@@ -86,7 +88,7 @@ class SpeakerSuite(MetricSuite):
                    "Top-5 accuracy of the speech-only speaker classifier."),
     )
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         return EVALUATOR
 
     def report_section(self) -> ReportSection:
@@ -97,7 +99,7 @@ class SpeakerSuite(MetricSuite):
     def applies(self, model: str, source: str) -> bool:
         return source == "checkpoint" and model == "speaker_retrieval"
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         if gs.checkpoint is None:
             raise InputError(f"expected a speaker_retrieval checkpoint for speaker-ID accuracy, got {gs.source} "
                              f"{gs.ckpt_path}")
@@ -116,7 +118,8 @@ def evaluate_speaker_id(
 ) -> list[dict]:
     """Results rows (``speaker_id_top1``, ``speaker_id_top5``) of a ``speaker_retrieval`` checkpoint: a
     convenience over :func:`w2p_eval.metrics.base.result_rows` without generating faces."""
-    opts = EvalOptions(data_dir, split=split, protocol=protocol, seed=seed, device=device, cache_dir=cache_dir)
+    opts = Context(Plan(open_dataset(data_dir, cache_dir), split=split, protocol=protocol, seed=seed),
+                   Runtime(device=device, cache_dir=cache_dir))
     rows = []
     for item in checkpoint_items(ckpt_path):
         ckpt = item.checkpoint()

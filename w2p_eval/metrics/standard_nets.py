@@ -3,7 +3,7 @@ numbers SF2F and WAV2PIX quote, through torch-fidelity) and ``vggface_score`` (S
 score over the VGGFace2 ResNet-50's 8,631 identities, 5 splits). Networks and file layouts:
 :mod:`w2p_eval.judges.standard_nets`.
 
-The file comes from ``EvalOptions.weight_files`` (``--inception-weights`` / ``--vggface2-weights``) or
+The file comes from ``Context.weight_files`` (``--inception-weights`` / ``--vggface2-weights``) or
 ``$W2P_INCEPTION_WEIGHTS`` / ``$W2P_VGGFACE2_WEIGHTS``. Without one the rows are stored without a value
 (``n`` 0) whose ``extra["skipped"]`` names the file and where the field gets it, and one warning line says
 the same; a path given that is not a file is bad input before anything runs. The evaluator name carries the
@@ -24,7 +24,8 @@ from scipy.special import logsumexp
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
 from w2p_eval.judges import standard_nets
-from w2p_eval.metrics.base import EvalOptions, MetricSpec, MetricSuite, SuiteResult
+from w2p_eval.metrics.base import MetricSpec, MetricSuite, SuiteResult
+from w2p_eval.metrics.plan import Context
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,18 @@ def network_outputs(gs, memo: dict, run) -> tuple[tuple[np.ndarray, ...], tuple[
 
 
 class _WeightsSuite(MetricSuite):
-    """A suite whose network comes from a file the user supplies (``key`` in ``EvalOptions.weight_files`` and in
+    """A suite whose network comes from a file the user supplies (``key`` in ``Context.weight_files`` and in
     ``judges.standard_nets.WEIGHTS``)."""
 
     key = ""
 
-    def path(self, opts: EvalOptions):
+    def path(self, opts: Context):
         return _nets().WEIGHTS[self.key].path((getattr(opts, "weight_files", None) or {}).get(self.key))
 
-    def check(self, opts: EvalOptions) -> None:
+    def check(self, opts: Context) -> None:
         self.path(opts)  # a given path that is not a file: one line, before any face is made
 
-    def evaluator(self, opts: EvalOptions) -> str:
+    def evaluator(self, opts: Context) -> str:
         path = self.path(opts)
         if path is None:
             return f"{self.key}/none"
@@ -104,7 +105,7 @@ class _WeightsSuite(MetricSuite):
             opts.memo[memo_key] = _nets().file_digest(path)
         return f"{self.key}/{opts.memo[memo_key]}"
 
-    def network(self, opts: EvalOptions, loader):
+    def network(self, opts: Context, loader):
         """The network of ``path`` loaded once per evaluation (kept in ``opts.memo``)."""
         path = self.path(opts)
         key = (self.key, str(path), opts.device)
@@ -112,11 +113,11 @@ class _WeightsSuite(MetricSuite):
             opts.memo[key] = loader(path, opts.device or "cpu")
         return opts.memo[key]
 
-    def result(self, opts: EvalOptions, gs, values: dict) -> SuiteResult:
+    def result(self, opts: Context, gs, values: dict) -> SuiteResult:
         config = {"split": opts.split, "protocol": opts.protocol, "seed": opts.seed, "image_size": gs.image_size}
         return SuiteResult(self.evaluator(opts), f"torch {torch.__version__}", config, values)
 
-    def skipped(self, opts: EvalOptions, gs) -> SuiteResult:
+    def skipped(self, opts: Context, gs) -> SuiteResult:
         reason = _nets().WEIGHTS[self.key].missing()
         log.warning("%s rows skipped (%s)", self.name, reason)  # one line per evaluation (repeats are counted)
         return self.result(opts, gs, {m.name: (float("nan"), 0, {"skipped": reason}) for m in self.metrics})
@@ -138,7 +139,7 @@ class InceptionSuite(_WeightsSuite):
                    "seeded splits (± their std); the real test faces' score beside it."),
     )
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         if self.path(opts) is None:
             return self.skipped(opts, gs)
         if len(gs.fake) < 2:
@@ -176,7 +177,7 @@ class VggfaceScoreSuite(_WeightsSuite):
                    "test faces' score beside it. SF2F reports 15.47 (voice2face) to 20.10 (SF2F 128 px) on its data."),
     )
 
-    def score(self, gs, opts: EvalOptions) -> SuiteResult:
+    def score(self, gs, opts: Context) -> SuiteResult:
         if self.path(opts) is None:
             return self.skipped(opts, gs)
         nets = _nets()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -321,17 +321,18 @@ def _check_same_gender(same: dict, where: str) -> None:
         raise bad("'same_gender.source' (text)", same.get("source"))
 
 
-def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, protocol_given: bool = False,
-                   backbone_given: bool = False) -> TestList:
-    """Load a test list for ``opts.data_dir`` (refusing another dataset's) and make ``opts`` (an
-    :class:`~w2p_eval.metrics.base.EvalOptions`) use it: its split, protocol, judge, galleries and tuples.
+def apply_testlist(plan, path: str | os.PathLike, *, split_given: bool = False, protocol_given: bool = False,
+                   backbone_given: bool = False):
+    """Load a test list for ``plan.data`` (refusing another dataset's) -> a copy of ``plan`` (a frozen
+    :class:`~w2p_eval.metrics.plan.Plan`) that uses it: its split, protocol, judge, galleries and tuples.
 
     ``*_given``: the user set that option explicitly; a value that differs from the list's is then refused
     (InputError, one line) rather than silently replaced. The evaluated split must hold exactly the list's
     pairs (same manifest hash makes that so unless pairs became unreadable).
     """
-    tl = load_testlist(path, opts.data_dir)
-    tl.gallery_labels(list(opts.data_dir.identities))  # unknown gallery identities: refused up front
+    opts = plan
+    tl = load_testlist(path, opts.data)
+    tl.gallery_labels(list(opts.data.identities))  # unknown gallery identities: refused up front
     judges = ",".join(opts.judges)
     for what, given, have, want in (("--split", split_given, opts.split, tl.split),
                                     ("--protocol", protocol_given, opts.protocol, tl.protocol),
@@ -340,19 +341,16 @@ def apply_testlist(opts, path: str | os.PathLike, *, split_given: bool = False, 
         if given and have != want:
             raise InputError(f"test list {tl.id} fixes {what} {want}, got {what} {have}; drop the option or make a "
                              f"test list for it with `w2p-eval testlist`")
-    opts.split, opts.protocol = tl.split, tl.protocol
-    if not backbone_given:  # the list's judge; a --backbone list that holds it keeps its other judges too
-        opts.backbone, opts.judges = tl.judge, (tl.judge,)
-    rows = opts.data_dir.split(tl.split, tl.protocol)
+    judges = opts.judges if backbone_given else (tl.judge,)  # a --backbone list holding it keeps its others
+    rows = opts.data.split(tl.split, tl.protocol)
     pairs = set(rows["pair_id"].astype(str))
     if pairs != set(tl.pair_ids):
-        raise InputError(f"expected the {tl.split} split of {opts.data_dir} to hold test list {tl.id}'s "
+        raise InputError(f"expected the {tl.split} split of {opts.data} to hold test list {tl.id}'s "
                          f"{len(tl.pair_ids)} pairs, got {len(pairs)} ({len(set(tl.pair_ids) - pairs)} of the list's "
                          f"missing)")
-    why = meaning_problem(tl, rows, list(opts.data_dir.identities))
+    why = meaning_problem(tl, rows, list(opts.data.identities))
     if why:
         raise InputError(f"expected test list {tl.id} ({tl.path}) as `w2p-eval testlist` draws it, got {why} "
                          f"(edited by hand?; make a new one with `w2p-eval testlist`)")
-    opts.testlist = tl
-    opts.gallery_size = tl.gallery_size
-    return tl
+    return replace(plan, split=tl.split, protocol=tl.protocol, judges=tuple(judges), testlist=tl,
+                   gallery_size=tl.gallery_size)

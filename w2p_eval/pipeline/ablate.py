@@ -9,7 +9,15 @@ from pathlib import Path
 
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import list_checkpoints
+from w2p_eval.pipeline.configs import config_for
 from w2p_eval.pipeline.evaluate import evaluate_runs
+from w2p_eval.report import tables as T
+from w2p_eval.report.build import build_report
+from w2p_eval.report.recent import audio_length_table
+from w2p_eval.report.runs import load_run, rows_of_runs
+from w2p_eval.results import ResultsStore, default_store
+from w2p_eval.train.run import load_config, run_training
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ def ablate_audio(
     protocol: str = "seen",
     workers: int = 1,
     cache_dir: str | os.PathLike | None = None,
+    eval_batch_size: int = 64,
     report: bool = True,
     suites: tuple[str, ...] = ("identity", "landmarks"),
     weight_files: dict[str, str] | None = None,
@@ -44,9 +53,6 @@ def ablate_audio(
     metrics.{csv,md,tex}`` (audio length x every metric stored) and, with ``report``, the report ``out/report``.
     Returns {"table": DataFrame, "metrics_table": DataFrame, "runs": [...], "paths": [...]}.
     """
-    from w2p_eval.report.build import build_report
-    from w2p_eval.results import default_store
-
     data_dir = open_dataset(data_dir, cache_dir)  # read once for every training and evaluation below
     seconds = _check_seconds(data_dir, seconds)
     base = _wav2pix_config(config)
@@ -55,7 +61,7 @@ def ablate_audio(
     suites = tuple(dict.fromkeys(("identity", "landmarks", *suites)))
     evaluate_runs(run_dirs, data_dir, store=store_path, suites=suites, backbone=backbone,
                   backend=backend, protocol=protocol, seed=seed, final_only=True, device=device, workers=workers,
-                  cache_dir=cache_dir, weight_files=weight_files)
+                  batch_size=eval_batch_size, cache_dir=cache_dir, weight_files=weight_files)
     table, every, paths = _write_table(run_dirs, store_path, Path(out), protocol, seed, backbone, backend)
     if report:
         paths.append(build_report(run_dirs, store_path, Path(out) / "report", data_dir=data_dir, seed=seed,
@@ -75,9 +81,6 @@ def _check_seconds(data_dir, seconds) -> list[float]:
 
 
 def _wav2pix_config(config) -> dict:
-    from w2p_eval.pipeline.configs import config_for
-    from w2p_eval.train.run import load_config
-
     base = load_config(config if config is not None else config_for("wav2pix_64"))
     if base.get("model") != "wav2pix":
         raise InputError(f"expected a wav2pix config for the audio ablation, got model {base.get('model')!r}")
@@ -86,9 +89,6 @@ def _wav2pix_config(config) -> dict:
 
 def _train_one(base: dict, data_dir, out: Path, sec: float, overrides, epochs, seed, device) -> Path:
     """Train (or continue) the run of one audio length -> its folder."""
-    from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.train.run import run_training
-
     ov = {**(overrides or {}), "audio_seconds": sec}
     if epochs is not None:
         ov["epochs"] = int(epochs)
@@ -101,11 +101,6 @@ def _train_one(base: dict, data_dir, out: Path, sec: float, overrides, epochs, s
 
 def _write_table(run_dirs, store_path: Path, out: Path, protocol: str, seed: int, backbone: str, backend: str):
     """The paper's ablation table and the every-metric table from the store -> (table, every, written paths)."""
-    from w2p_eval.report import tables as T
-    from w2p_eval.report.recent import audio_length_table
-    from w2p_eval.report.runs import load_run, rows_of_runs
-    from w2p_eval.results import ResultsStore
-
     runs = [load_run(r) for r in run_dirs]
     df = rows_of_runs(ResultsStore(store_path).query(protocol=protocol, seed=seed), runs)
     ev = df["evaluator"].astype(str)

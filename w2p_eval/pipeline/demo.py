@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tqdm import tqdm
+
+from w2p_eval.data.folder import open_dataset
+from w2p_eval.data.prepare_demo import build_demo
 from w2p_eval.errors import InputError
+from w2p_eval.models.checkpoint import list_checkpoints
+from w2p_eval.pipeline.configs import config_for
+from w2p_eval.pipeline.evaluate import evaluate_runs
+from w2p_eval.report.build import build_report
+from w2p_eval.results import default_store
+from w2p_eval.train.run import run_training
 
 log = logging.getLogger(__name__)
 QUICK_ENV = "W2P_DEMO_QUICK"
@@ -48,29 +58,22 @@ def quick_from_env() -> bool:
 
 
 def _say(message: str) -> None:
-    from tqdm import tqdm
-
     tqdm.write(f"[demo] {message}", file=sys.stderr)
 
 
 def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool = False,
-             epochs: int | None = None, device: str | None = None, workers: int = 1,
-             settings: DemoSettings | None = None, full: bool = False) -> Path:
-    """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html."""
-    from w2p_eval.data.folder import open_dataset
-    from w2p_eval.data.prepare_demo import build_demo
-    from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.pipeline.configs import config_for
-    from w2p_eval.pipeline.evaluate import evaluate_runs
-    from w2p_eval.report.build import build_report
-    from w2p_eval.results import default_store
-    from w2p_eval.train.run import run_training
-
+             epochs: int | None = None, device: str | None = None, workers: int = 1, batch_size: int = 64,
+             cache_dir: str | os.PathLike | None = None, settings: DemoSettings | None = None,
+             full: bool = False) -> Path:
+    """Run the whole pipeline into ``out`` (data/, runs/, cache/, report/); returns report/report.html.
+    ``device``/``workers``/``batch_size``/``cache_dir``: the evaluation's runtime (cache default: ``out/cache``);
+    ``full``: also the field's generators (voice2face, SF2F)."""
     s = settings or (QUICK if quick else FULL)
     if full:
         s = replace(s, generators=FIELD_GENERATORS)
     out = Path(out)
-    data, runs_dir, cache = out / "data", out / "runs", out / "cache"
+    data, runs_dir = out / "data", out / "runs"
+    cache = Path(cache_dir) if cache_dir else out / "cache"
     t0 = time.perf_counter()
     if (data / "dataset.json").is_file():
         data = open_dataset(data, cache)
@@ -112,7 +115,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
 
     _say("3/4 evaluating identity (dlib ResNet judge), landmarks (dlib 68 points) and speaker ID")
     summary = evaluate_runs([wav2pix, *generator_dirs], data, baselines=baseline_dirs, seed=seed, device=device,
-                            workers=workers, cache_dir=cache)
+                            workers=workers, batch_size=batch_size, cache_dir=cache)
     for item in summary.failed:
         _say(f"evaluation failed: {item}")
     _say(summary.line())

@@ -1,6 +1,6 @@
 """A saved comparison (``w2p-eval compare``'s JSON) as a table: for stdout and for the report's section.
 
-The comparison itself is computed in :mod:`w2p_eval.pipeline.compare`; this module only reads and formats it
+The comparison itself is computed in :mod:`w2p_eval.evaluation.compare`; this module only reads and formats it
 (the report sits below the pipeline layer).
 """
 

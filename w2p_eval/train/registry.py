@@ -1,26 +1,21 @@
-"""Trainers by model name, as lazy "module:attr" strings (the YAML's ``model:`` key picks the entry).
+"""Trainers by model name: each generator's entry in :data:`w2p_eval.models.registry.MODELS` names its trainer
+(``meta["trainer"]``, a lazy "module:attr"); the YAML's ``model:`` key picks the entry.
 
 Trainer signature: ``train(config: dict, data_dir, out_dir, *, resume: bool, device: str) -> list[Path]``
-(the checkpoints written). The generators they produce are in :data:`w2p_eval.models.registry.MODELS`.
+(the checkpoints written).
 """
 
 from __future__ import annotations
 
-from w2p_eval.names import lookup
-
-TRAINERS: dict[str, str] = {
-    "wav2pix": "w2p_eval.train.gan:train",
-    "l1_regression": "w2p_eval.train.gan:train",
-    "mean_face": "w2p_eval.train.baselines:train",
-    "gender_oracle": "w2p_eval.train.baselines:train",
-    "random_real": "w2p_eval.train.baselines:train",
-    "speaker_retrieval": "w2p_eval.train.baselines:train",
-    "real_faces": "w2p_eval.train.baselines:train",
-    "voice2face": "w2p_eval.train.voice2face:train",
-    "sf2f": "w2p_eval.train.sf2f:train",
-}
+from w2p_eval.errors import InputError
+from w2p_eval.models.registry import MODELS
+from w2p_eval.names import resolve
 
 
 def get_trainer(name: str):
     """The trainer function of model ``name`` (InputError with "did you mean" for an unknown name)."""
-    return lookup(TRAINERS, name, "model")
+    entry = MODELS.entry(name)
+    if "trainer" not in entry.meta:
+        raise InputError(f"model {name!r} (from {entry.package or 'w2p-eval'}) declares no trainer "
+                         f"(registry_meta['trainer'] = 'module:attr')")
+    return resolve(entry.meta["trainer"])
