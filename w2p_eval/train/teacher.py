@@ -76,8 +76,9 @@ class PerceptualTeacher(nn.Module):
 
     def loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         h_fake = self.hidden(fake)
-        with torch.no_grad():
-            h_real = self.hidden(real)
+        # the real side in the same grad mode as the fake side, then detached: the TF.js reader fuses conv +
+        # activation into one oneDNN call only without grad, whose rounding differs (identical faces must cost 0)
+        h_real = [h.detach() for h in self.hidden(real)]
         return sum(w * F.l1_loss(a, b) for w, a, b in zip(LAYER_WEIGHTS, h_fake, h_real))
 
 
