@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+import w2p_eval.lazy as lazy
 from w2p_eval.utils import atomic_path, default_cache_dir, sha256_json
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def _encode(fmt: str, value: Any) -> bytes:
     elif fmt == "json":
         return (json.dumps(value, sort_keys=True, allow_nan=False) + "\n").encode()
     else:
-        _torch().save(value, buf)
+        lazy.torch().save(value, buf)
     return buf.getvalue()
 
 
@@ -201,13 +202,7 @@ def _decode(fmt: str, payload: bytes) -> Any:
             return {k: z[k] for k in z.files}
     if fmt == "json":
         return json.loads(payload, parse_constant=_no_constant)
-    return _torch().load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-
-
-def _torch():
-    import torch  # lazy: only the torch format needs it; data/ modules use the cache without importing torch
-
-    return torch
+    return lazy.torch().load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def _no_constant(name: str):

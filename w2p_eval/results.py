@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import w2p_eval.lazy as lazy
 from w2p_eval.errors import EnvironmentFailure, InputError
 from w2p_eval.metrics.registry import metric_spec
 from w2p_eval.text import interval_text, plain_table, to_markdown
@@ -69,8 +70,7 @@ def sample_file(store_path: str | os.PathLike, run: str, source_hash: str) -> Pa
 def save_samples(gs, path: Path) -> None:
     """Keep a GeneratedSet's first test pair of each identity (up to 10) for the report's sample grid:
     generated and real faces (uint8), identities, pair ids and the epoch (-1: none)."""
-    import numpy as np  # here, not at the top: the store is opened by the CLI's light paths (no numpy/pandas)
-
+    np = lazy.numpy()
     first: dict[str, int] = {}
     for i, ident in enumerate(gs.identities):
         first.setdefault(ident, i)
@@ -262,8 +262,7 @@ class ResultsStore:
         Filters (each a value or a list of values): metric, model, run, split, protocol, seed,
         evaluator, data_hash, checkpoint_hash, checkpoint. ``None`` means no filter.
         """
-        import pandas as pd  # here, not at the top: the store is opened by the CLI's light paths (no pandas)
-
+        pd = lazy.pandas()
         where, params = self._where(filters)
         have = {r[1] for r in self._retrying(lambda con: con.execute("PRAGMA table_info(results)").fetchall())}
         select = [c if c in have else f"'{OPTIONAL_KEYS[c]}' AS {c}" for c in COLUMNS]  # a read-only older store

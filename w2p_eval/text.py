@@ -21,6 +21,8 @@ import html
 import math
 import re
 
+import w2p_eval.lazy as lazy
+
 
 # every ASCII punctuation character CommonMark lets a backslash escape and that starts markup somewhere
 _MD_ESCAPE = re.compile(r"([\\`*\[\]#|!~$])")
@@ -156,8 +158,7 @@ def html_inline(text: str) -> str:
 def table_cells(df) -> tuple[list[str], list[list[str]]]:
     """A pandas DataFrame -> (header, rows) of strings: NaN as '–', floats with 4 significant digits.
     The index is shown (first column) unless it is a plain RangeIndex."""
-    import pandas as pd  # lazy: `w2p-eval results` imports text; a DataFrame's caller has pandas loaded
-
+    pd = lazy.pandas()
     index_name = df.index.name or ""
     show_index = not isinstance(df.index, pd.RangeIndex)
     header = ([index_name] if show_index else []) + [str(c) for c in df.columns]

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
+import w2p_eval.lazy as lazy
+
 log = logging.getLogger(__name__)
 
 
@@ -104,9 +106,7 @@ def default_cache_dir() -> Path:
 def select_device(device: str | None = None) -> str:
     """``None``/"auto" -> "cuda" when available else "cpu"; otherwise the given name."""
     if device in (None, "", "auto"):
-        import torch  # lazy: the CLI's start-up imports utils (--help stays light)
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if lazy.torch().cuda.is_available() else "cpu"
     return device
 
 
@@ -187,8 +187,7 @@ def csv_cell(value):
 
 def csv_safe(df):
     """A copy of a DataFrame whose text cells, column names and index labels pass through :func:`csv_cell`."""
-    from pandas.api.types import is_numeric_dtype  # lazy: the CLI's start-up imports utils (--help stays light)
-
+    is_numeric_dtype = lazy.pandas().api.types.is_numeric_dtype
     out = df.copy()
     for col in out.columns:
         if not is_numeric_dtype(out[col]):  # object or (pandas 3) str columns
@@ -224,16 +223,13 @@ def configure_cpu_threads() -> None:
 def set_threads(n: int | None) -> None:
     """Limit torch intra-op threads (None leaves the default)."""
     if n:
-        import torch  # lazy: the CLI's start-up imports utils (--help stays light)
-
-        torch.set_num_threads(int(n))
+        lazy.torch().set_num_threads(int(n))
 
 
 def topk_accuracy(logits, labels, k: int) -> float:
     """Share of rows (float [N, C] logits, int [N] labels) whose label is among the ``k`` largest logits;
     ``k`` is capped at the class count, ties go to the lower class index, NaN for no rows."""
-    import numpy as np  # lazy: the CLI's start-up imports utils (--help stays light)
-
+    np = lazy.numpy()
     logits, labels = np.asarray(logits), np.asarray(labels)
     if len(labels) == 0:
         return float("nan")

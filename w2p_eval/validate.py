@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+import w2p_eval.lazy as lazy
 from w2p_eval.errors import EnvironmentFailure, InputError
 from w2p_eval.names import did_you_mean
 
@@ -49,8 +50,7 @@ def check_device(name: str | None) -> str | None:
     """``None``/"auto"/"cpu"/"cuda"/"cuda:N"/"mps" that exists on this machine; anything else is refused."""
     if name in (None, "", "auto"):
         return name
-    import torch  # lazy: `w2p-eval results` and the CLI's option checks import validate
-
+    torch = lazy.torch()
     try:
         dev = torch.device(str(name))
     except (RuntimeError, ValueError):
@@ -189,9 +189,7 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: I
     leave the dataset folder are bad rows (skipped and counted by the caller). An identity that
     dataset.json does not list is a broken dataset and refused outright, naming the row.
     """
-    import numpy as np  # lazy: `w2p-eval results` and the CLI's option checks import validate
-    import pandas as pd  # lazy: `w2p-eval results` and the CLI's option checks import validate
-
+    np, pd = lazy.numpy(), lazy.pandas()
     known = set(identities)
     unknown = ~df["identity"].isin(known)
     if unknown.any():
@@ -217,8 +215,7 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: I
 # -- checkpoints -----------------------------------------------------------------------------------
 def check_checkpoint(ckpt: dict, path) -> dict:
     """Types, ranges and version of a loaded checkpoint dict; every tensor in ``state`` finite."""
-    import torch  # lazy: `w2p-eval results` and the CLI's option checks import validate
-
+    torch = lazy.torch()
     where = f" in checkpoint {path}"
     if ckpt.get("version") not in CHECKPOINT_VERSIONS:
         raise InputError(f"expected checkpoint version {', '.join(map(str, CHECKPOINT_VERSIONS))}{where}, "

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import w2p_eval.lazy as lazy
 from w2p_eval.errors import InputError
 
 # Pixels any image may have (50 MP, 150 MB as RGB: a large camera photo). It is checked from the header,
@@ -64,8 +65,7 @@ def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
 
 def image_to_tensor(img: np.ndarray, size: int):
     """uint8 [H, W, 3] -> float32 torch tensor [3, size, size] in [-1, 1]."""
-    import torch  # lazy: landmark worker processes read images through this module without torch
-
+    torch = lazy.torch()
     arr = resize_rgb(img, size).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 

@@ -31,11 +31,11 @@ DOWNLOAD_HINT = "the face-alignment project (https://www.adrianbulat.com/downloa
 
 def fan_weight_files() -> dict[str, str]:
     """{"fan": file name of the 2D-FAN-4 weights, "s3fd": file name of the detector weights}."""
-    from face_alignment import api  # lazy: backend chosen by name
-    from face_alignment.detection.sfd import sfd_detector  # lazy: backend chosen by name
+    import face_alignment.detection.sfd.sfd_detector  # lazy: backend chosen by name (binds face_alignment)
 
+    sfd_detector = face_alignment.detection.sfd.sfd_detector
     return {
-        "fan": os.path.basename(urlparse(api.models_urls["2DFAN-4"]).path),
+        "fan": os.path.basename(urlparse(face_alignment.api.models_urls["2DFAN-4"]).path),
         "s3fd": os.path.basename(urlparse(sfd_detector.models_urls["s3fd"]).path),
     }
 

@@ -69,7 +69,7 @@ def metric_specs() -> dict[str, MetricSpec]:
 
 def metric_spec(metric: str) -> MetricSpec:
     """The declaration of ``metric`` (an undeclared name gets a neutral one, so old rows still print)."""
-    from w2p_eval.metrics.base import MetricSpec  # here, not at the top: the table above stays light
+    from w2p_eval.metrics.base import MetricSpec  # lazy: the table above stays light (the CLI's --help reads it)
 
     return metric_specs().get(metric) or MetricSpec(metric, metric, True, "value", f"{metric} (no description).")
 

@@ -70,8 +70,6 @@ def real_faces_at(data_dir, image_paths: Sequence[str], size: int) -> np.ndarray
     (PairDataset's [-1, 1] tensor, then back to uint8) -> uint8 [N, size, size, 3]."""
     if not len(image_paths):
         return np.zeros((0, size, size, 3), np.uint8)
-    import torch  # models/ may import torch; kept beside the other lazy imports of this helper
-
     paths = list(image_paths)
     return np.concatenate([  # the same elementwise ops, 256 faces per torch call instead of one
         tensor_to_uint8((torch.stack([image_to_tensor(load_image_rgb(Path(data_dir) / p), size)
