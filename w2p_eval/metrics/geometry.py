@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 import numpy as np
 
-from w2p_eval.judges.landmarks import get_backend, parse_backends
+from w2p_eval.judges.landmarks import get_backend
 from w2p_eval.judges.landmarks_validation import outer_eye_distance
-from w2p_eval.metrics.base import ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
-from w2p_eval.metrics.landmarks import fake_landmarks, points_array, real_landmarks
+from w2p_eval.metrics.base import ItemValues, MetricSpec, SuiteResult, ci_dict
+from w2p_eval.metrics.landmarks import LandmarkJudged, fake_landmarks, points_array, real_landmarks
 from w2p_eval.metrics.plan import Context
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def split_half_errors(real: np.ndarray, labels: np.ndarray) -> dict[int, float]:
     return out
 
 
-class GeometrySuite(MetricSuite):
+class GeometrySuite(LandmarkJudged):
     """Craniofacial ratio error of generated faces against their speaker's real faces, and the real faces'
     within-speaker spread, once per landmark judge."""
 
@@ -108,12 +108,6 @@ class GeometrySuite(MetricSuite):
 
     def evaluator(self, opts: Context) -> str:
         return f"geometry/{opts.backend}"
-
-    def variants(self, opts: Context) -> list[Context]:
-        return [opts.for_backend(b) for b in parse_backends(opts.backend)]
-
-    def check(self, opts: Context) -> None:
-        get_backend(opts.backend)
 
     def score(self, gs, opts: Context) -> SuiteResult:
         backend = get_backend(opts.backend)

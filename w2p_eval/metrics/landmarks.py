@@ -214,7 +214,18 @@ def _values(summary: dict, extra: dict) -> tuple[float, int, dict]:
             {**{k: v for k, v in summary.items() if k not in ("value", "n")}, **extra})
 
 
-class LandmarkSuite(MetricSuite):
+class LandmarkJudged(MetricSuite):
+    """A suite scored under each landmark judge of ``--backend dlib,facemesh`` (landmarks, geometry)."""
+
+    def variants(self, opts: Context) -> list[Context]:
+        """One scoring per landmark backend of ``opts.backend`` (``"dlib,facemesh"``: both judges)."""
+        return [opts.for_backend(b) for b in parse_backends(opts.backend)]
+
+    def check(self, opts: Context) -> None:
+        get_backend(opts.backend)
+
+
+class LandmarkSuite(LandmarkJudged):
     """The paper's 68-point detection rate of generated faces, the same rate on the paired real faces (the
     ceiling; cached) and the landmark error (NME) between each generated face and its real face."""
 
@@ -233,13 +244,6 @@ class LandmarkSuite(MetricSuite):
 
     def evaluator(self, opts: Context) -> str:
         return f"landmarks/{opts.backend}"
-
-    def variants(self, opts: Context) -> list[Context]:
-        """One scoring per landmark backend of ``opts.backend`` (``"dlib,facemesh"``: both judges)."""
-        return [opts.for_backend(b) for b in parse_backends(opts.backend)]
-
-    def check(self, opts: Context) -> None:
-        get_backend(opts.backend)
 
     def score(self, gs, opts: Context) -> SuiteResult:
         backend = get_backend(opts.backend)
