@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO, make_face_dataset, make_tiny_dataset, mean_face_run, run_cli
+from w2p_eval.api import evaluate_checkpoints
 from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.folder import DataFolder, record_problem
 from w2p_eval.data.manifest import load_manifest
@@ -34,7 +35,6 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges import voice as V
 from w2p_eval.judges.attributes import genders_problem, judge_genders, load_attribute_judge
 from w2p_eval.judges.identity import head_problem
-from w2p_eval.metrics import identity as M
 from w2p_eval.metrics.landmarks import cache_problem as landmarks_problem
 
 SPECS = {"emb": ("float32", ("N", 4), True), "ids": ("U", ("N",), False)}
@@ -319,8 +319,8 @@ def test_identity_head_and_real_scores_edited_give_clean_numbers(mean_face, tmp_
     small = {"width": 8, "epochs": 30}
 
     def values():
-        rows = M.evaluate_identity([ckpt], data, backbone="vgg_scratch", cache_dir=tmp_path / "c", seed=0,
-                                   backbone_options=small)
+        rows = evaluate_checkpoints([ckpt], data, metrics="identity", backbone="vgg_scratch",
+                                    cache_dir=tmp_path / "c", seed=0, backbone_options=small)
         return {r["metric"]: (r["value"], r["n"]) for r in rows}
 
     clean = values()

@@ -131,7 +131,7 @@ ROUND_THREE = {
     "testlist-probe-face-as-true-candidate": edited(_own_face),
     # 5: late failures
     "evaluate-second-judge-weights-missing": second_judge_missing,
-    "validation-record-forged-entries": Expect(forged_record, code=0, outputs=("s.sqlite", "cache")),
+    "validation-record-forged-entries": Expect(forged_record, code=0, outputs=("s.sqlite", "s-items", "cache")),
 }
 
 
