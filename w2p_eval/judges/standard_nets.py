@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric  # noqa: F401 (used by metrics)
 
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.utils import atomic_path

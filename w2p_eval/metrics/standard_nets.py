@@ -21,9 +21,7 @@ import logging
 import numpy as np
 import torch
 from scipy.special import logsumexp
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
-from w2p_eval.judges import standard_nets
 from w2p_eval.metrics.base import MetricSpec, MetricSuite, SuiteResult
 from w2p_eval.metrics.plan import Context
 
@@ -33,6 +31,9 @@ INCEPTION_FID, INCEPTION_IS, VGGFACE_SCORE = "inception_fid", "inception_is", "v
 
 
 def _nets():
+    # torch-fidelity + torchvision's models take ~1 s to import; reports and compare read this module's declarations
+    from w2p_eval.judges import standard_nets  # lazy: only the inception / vggface_score suites need those networks
+
     return standard_nets
 
 
@@ -150,8 +151,9 @@ class InceptionSuite(_WeightsSuite):
         fake, real = network_outputs(gs, opts.memo.setdefault((self.key, "real-outputs", str(self.path(opts))), {}),
                                      lambda x: nets.inception_features(net, x, opts.device or "cpu", opts.batch_size))
         pools, logits = {"fake": fake[0], "real": real[0]}, {"fake": fake[1], "real": real[1]}
-        stats = [fid_features_to_statistics(torch.from_numpy(pools[s].astype(np.float64))) for s in ("fake", "real")]
-        fid = float(fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
+        stats = [nets.fid_features_to_statistics(torch.from_numpy(pools[s].astype(np.float64)))
+                 for s in ("fake", "real")]
+        fid = float(nets.fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
         n = len(gs.fake)
         splits = min(self.splits, n)
         is_fake, std_fake = split_score(logits["fake"], splits, opts.seed)
