@@ -26,7 +26,7 @@ w2p-eval evaluate $S/runs/wav2pix_64 --data $S/grid --seed 0 --backbone dlib_res
   --baselines $S/runs/gender_oracle --baselines $S/runs/mean_face --baselines $S/runs/real_faces \
   --images $S/exported/epoch_0040 --name wav2pix_64_exported
 w2p-eval compare $S/runs/wav2pix_64 $S/runs/l1_regression --data $S/grid --seed 0 \
-  --testlist reports/grid_example.testlist.json --out $S/compare.json
+  --testlist reports/grid_example.testlist.json --store $S/results.sqlite --out $S/compare.json
 w2p-eval report $S/runs/wav2pix_64 $S/runs/l1_regression $S/runs/speaker_retrieval $S/runs/random_real \
   $S/runs/gender_oracle $S/runs/mean_face $S/runs/real_faces --store $S/results.sqlite --data $S/grid --compare $S/compare.json \
   --out reports/grid_example

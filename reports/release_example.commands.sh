@@ -23,7 +23,7 @@ w2p-eval evaluate $S/rel_runs/wav2pix_64 --data $S/release --seed 0 --workers 2 
   --baselines $S/rel_runs/l1_regression --baselines $S/rel_runs/speaker_retrieval --baselines $S/rel_runs/random_real \
   --baselines $S/rel_runs/gender_oracle --baselines $S/rel_runs/mean_face --baselines $S/rel_runs/real_faces
 w2p-eval compare $S/rel_runs/wav2pix_64 $S/rel_runs/l1_regression --data $S/release --seed 0 \
-  --testlist reports/release_example.testlist.json --out $S/rel_compare.json
+  --testlist reports/release_example.testlist.json --store $S/rel_results.sqlite --out $S/rel_compare.json
 w2p-eval report $S/rel_runs/wav2pix_64 $S/rel_runs/l1_regression $S/rel_runs/speaker_retrieval $S/rel_runs/random_real \
   $S/rel_runs/gender_oracle $S/rel_runs/mean_face $S/rel_runs/real_faces --store $S/rel_results.sqlite --data $S/release \
   --compare $S/rel_compare.json --out reports/release_example \
