@@ -76,6 +76,25 @@ class Registry(Mapping[str, str]):
         return tuple(e for e in self._builtin + plugins
                      if (self._keep is None or self._keep(e)) and (where is None or where(e)))
 
+    def parse_list(self, value, example: str) -> tuple[str, ...]:
+        """``"a,b"`` (or a list of names) -> ("a", "b"), the first the primary one (several judges of one
+        evaluation). Non-names, an empty list, unknown names (with "did you mean") and repeats -> InputError;
+        ``example`` is shown in the messages (e.g. ``dlib_resnet,faceres``)."""
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)) or not all(isinstance(p, str) for p in parts):
+            raise InputError(f"expected {self.what}s as a name, a comma-separated list of names or a list of names "
+                             f"(e.g. {example}), got {str(value)[:60]!r}")
+        names = [p.strip() for p in parts]
+        if not names or not all(names):
+            raise InputError(f"expected {self.what}s as a comma-separated list of names (e.g. {example}), got {value!r}")
+        for name in names:
+            if name not in self:
+                raise InputError(unknown(self.what, name, self.names()))
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if dup is not None:
+            raise InputError(f"expected distinct {self.what}s, got {dup!r} more than once in {value!r}")
+        return tuple(names)
+
     def plus(self, *entries: Entry) -> "Registry":
         """A new registry with ``entries`` added (this one is never changed; tests register their models so)."""
         return Registry(self.what, self.group, self._builtin + entries, self._keep)

@@ -16,6 +16,7 @@ from w2p_eval.names import lookup, resolve, unknown
 from w2p_eval.registry import Entry, Registry
 
 _ID, _LM, _ATTR = {"judge": "identity"}, {"judge": "landmark"}, {"judge": "attribute"}
+_LM_TORCH = {**_LM, "spawn": True}  # a torch landmark judge: its worker processes are spawned, not forked
 
 
 def _id(require: str | None = None) -> dict:
@@ -36,9 +37,9 @@ JUDGES_ENTRIES = (
           "MobileFaceNet (ArcFace-type, 192-d; training data undocumented)", _id("w2p_eval.judges.mobilefacenet:require")),
     Entry("dlib", "w2p_eval.judges.landmarks:DlibBackend", "HOG detector + 68-point ERT", _LM),
     Entry("dlib_cnn", "w2p_eval.judges.landmarks:DlibCnnBackend", "MMOD CNN detector + ERT", _LM),
-    Entry("fan", "w2p_eval.judges.landmarks_fan:FanBackend", "face-alignment 2D-FAN", _LM),
+    Entry("fan", "w2p_eval.judges.landmarks_fan:FanBackend", "face-alignment 2D-FAN", _LM_TORCH),
     Entry("facemesh", "w2p_eval.judges.landmarks_facemesh:FacemeshBackend",
-          "MediaPipe FaceMesh (468 points mapped to 68; training data undocumented)", _LM),
+          "MediaPipe FaceMesh (468 points mapped to 68; training data undocumented)", _LM_TORCH),
     Entry("faceres+gear", "w2p_eval.judges.attributes:AttributeJudge", "FaceRes gender/age + GEAR ethnicity", _ATTR),
 )
 
@@ -74,21 +75,5 @@ def load_identity_backbone(name: str, device: str = "cpu", **options):
 
 def parse_backbones(value) -> tuple[str, ...]:
     """``"dlib_resnet,faceres"`` (or a list of names) -> ("dlib_resnet", "faceres"): the identity judges of one
-    evaluation, the first the primary one. Empty lists, unknown names (with "did you mean") and repeated
-    names are InputError."""
-    if not isinstance(value, (str, list, tuple)) or not all(isinstance(p, str) for p in
-                                                             (value.split(",") if isinstance(value, str) else value)):
-        raise InputError(f"expected identity backbones as a name, a comma-separated list of names or a list of names "
-                         f"(e.g. dlib_resnet,faceres), got {str(value)[:60]!r}")
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    names = [str(p).strip() for p in parts]
-    if not names or not all(names):
-        raise InputError(f"expected identity backbones as a comma-separated list of names (e.g. dlib_resnet,faceres), "
-                         f"got {value!r}")
-    for name in names:
-        if name not in IDENTITY_BACKBONES:
-            raise InputError(unknown("identity backbone", name, IDENTITY_BACKBONES))
-    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if dup is not None:
-        raise InputError(f"expected distinct identity backbones, got {dup!r} more than once in {value!r}")
-    return tuple(names)
+    evaluation, the first the primary one (:meth:`Registry.parse_list`)."""
+    return IDENTITY_BACKBONES.parse_list(value, "dlib_resnet,faceres")

@@ -21,7 +21,7 @@ import torch
 
 from w2p_eval.judges.dlib_face import LinearHead
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
 
 INPUT_SIZE = 224
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -113,7 +113,5 @@ class FaceResBackbone(GraphBackbone):
         return {**super().describe(), "preprocess": "resize224-bgr-caffe-mean"}
 
 
-def require(folder=None, **options) -> None:
-    """Preflight: FaceRes's model.json and shard are on disk (and match their pins), or MissingWeightsError
-    naming the file, the folder and the npm command; nothing is loaded."""
-    model_path("faceres", folder, what=f"HSE FaceRes (faceres of {PACKAGE})")
+# preflight (issue 31): the files on disk, nothing loaded
+require = model_require("faceres", f"HSE FaceRes (faceres of {PACKAGE})")

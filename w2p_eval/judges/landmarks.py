@@ -45,7 +45,6 @@ N_POINTS = 68
 DEFAULT_MARGIN = 0.1
 AUTO_TARGET_PX = 256  # "auto" upsampling doubles the image until its short side reaches this
 BACKENDS = LANDMARK_BACKENDS  # registered in w2p_eval.judges.JUDGES (meta judge=landmark)
-TORCH_BACKENDS = ("fan", "facemesh")  # worker processes are spawned for these, not forked
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -194,19 +193,8 @@ class DlibCnnBackend(DlibBackend):
 
 def parse_backends(value) -> tuple[str, ...]:
     """``"dlib,facemesh"`` (or a list) -> ("dlib", "facemesh"): the landmark judges of one evaluation, the first the
-    primary one. Empty, unknown (with "did you mean") or repeated names -> InputError."""
-    parts = value.split(",") if isinstance(value, str) else list(value or ())
-    names = [str(p).strip() for p in parts]
-    if not names or not all(names):
-        raise InputError(f"expected landmark backends as a comma-separated list of names (e.g. dlib,facemesh), "
-                         f"got {value!r}")
-    for name in names:
-        if name not in BACKENDS:
-            raise InputError(unknown("landmark backend", name, BACKENDS))
-    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if dup is not None:
-        raise InputError(f"expected distinct landmark backends, got {dup!r} more than once in {value!r}")
-    return tuple(names)
+    primary one (:meth:`Registry.parse_list`)."""
+    return BACKENDS.parse_list(value, "dlib,facemesh")
 
 
 def load_backend(name: str = "dlib", **kwargs) -> LandmarkBackend:
@@ -285,7 +273,8 @@ def score_images(
 
     workers = min(workers, len(images))
     # fork is cheap (the parent's imports are shared); torch-based backends need a fresh process
-    method = "spawn" if backend in TORCH_BACKENDS or "fork" not in mp.get_all_start_methods() else "fork"
+    spawn = BACKENDS.entry(backend).meta.get("spawn")  # torch judges: spawned workers, not forked
+    method = "spawn" if spawn or "fork" not in mp.get_all_start_methods() else "fork"
     chunksize = chunksize or max(1, min(64, math.ceil(len(images) / (workers * 4))))
     chunks = [images[i:i + chunksize] for i in range(0, len(images), chunksize)]
     out: list[LandmarkResult] = []

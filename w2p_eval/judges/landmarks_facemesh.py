@@ -25,7 +25,7 @@ from PIL import Image
 
 from w2p_eval.judges.landmarks import DEFAULT_MARGIN, LandmarkBackend, LandmarkResult, as_rgb_uint8, finish_result
 from w2p_eval.judges.landmarks_validation import INNER
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
 
 INPUT_SIZE = 192
 MESH, FACEFLAG = "Identity_2", "Identity_1"  # output_mesh, output_faceflag (the signature's names)
@@ -123,7 +123,5 @@ class FacemeshBackend(LandmarkBackend):
         return finish_result(mesh_to_68(mesh[0]), box, float(flag[0]), img.shape, self.margin)
 
 
-def require(folder=None, **options) -> None:
-    """Preflight: the facemesh model.json and shard are on disk (and match their pins), or MissingWeightsError
-    naming the file, the folder and the npm command; nothing is loaded."""
-    model_path("facemesh", folder, what=f"MediaPipe FaceMesh (facemesh of {PACKAGE})")
+# preflight (issue 31): the files on disk, nothing loaded
+require = model_require("facemesh", f"MediaPipe FaceMesh (facemesh of {PACKAGE})")

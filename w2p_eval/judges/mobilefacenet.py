@@ -22,7 +22,7 @@ import torch
 
 from w2p_eval.judges.faceres import GraphBackbone
 from w2p_eval.judges.identity import check_images, resize_batch
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
 
 INPUT_SIZE = 112
 EMBEDDING = "embeddings"
@@ -75,7 +75,5 @@ class MobileFaceNetBackbone(GraphBackbone):
         return {**super().describe(), "preprocess": "resize112-rgb-minus127.5-div128"}
 
 
-def require(folder=None, **options) -> None:
-    """Preflight: the mobilefacenet model.json and shard are on disk (and match their pins), or MissingWeightsError
-    naming the file, the folder and the npm command; nothing is loaded."""
-    model_path("mobilefacenet", folder, what=f"MobileFaceNet (mobilefacenet of {PACKAGE})")
+# preflight (issue 31): the files on disk, nothing loaded
+require = model_require("mobilefacenet", f"MobileFaceNet (mobilefacenet of {PACKAGE})")

@@ -69,6 +69,16 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def model_require(name: str, what: str):
+    """The preflight ``require(folder=None, **options)`` of a judge made of model ``name``: its model.json and
+    shard on disk and matching their pins, or MissingWeightsError naming the file, the folder and the npm command;
+    nothing is loaded."""
+    def require(folder=None, **options) -> None:
+        model_path(name, folder, what=what)
+
+    return require
+
+
 def model_path(name: str, folder: str | os.PathLike | None = None, what: str | None = None) -> Path:
     """``<folder>/<name>.json`` after checking it and its ``.bin`` against :data:`HUMAN_MODELS`.
 
