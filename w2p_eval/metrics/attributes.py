@@ -29,6 +29,7 @@ from w2p_eval.errors import InputError
 
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.manifest import load_info
+from w2p_eval.judges import faceres
 from w2p_eval.judges.attributes import ETHNICITIES, load_attribute_judge
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 
@@ -103,6 +104,9 @@ class AttributesSuite(MetricSuite):
             return f"attributes/{load_attribute_judge(opts.device).name}"
         except InputError:  # no FaceRes either: check() says so in one line before anything runs
             return EVALUATOR
+
+    def requirements(self, opts: Context, items=()) -> list:
+        return [("attribute judge", faceres.require)]  # FaceRes (gender, age); GEAR ships in the same files
 
     def check(self, opts: Context) -> None:
         load_attribute_judge(opts.device)  # missing weights: one line naming the file and the npm command

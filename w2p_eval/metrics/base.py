@@ -15,11 +15,13 @@ Adding a metric suite = one module defining a :class:`MetricSuite` subclass + on
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from w2p_eval.judges import require_identity_backbone
 from w2p_eval.metrics.plan import Context
 from w2p_eval.metrics.stats import bootstrap_ci
 from w2p_eval.models.generation import GeneratedSet
@@ -124,6 +126,16 @@ class MetricSuite(abc.ABC):
     @abc.abstractmethod
     def evaluator(self, opts: Context) -> str:
         """The evaluator name stored in the rows (e.g. ``identity/dlib_resnet``), known before scoring."""
+
+    def requirements(self, opts: Context, items: Sequence = ()) -> list[tuple[str, Callable[[], object]]]:
+        """The files the suite needs, as ``[(what, check())]`` run before any face is generated (issue 31's
+        preflight; each ``check`` raises MissingWeightsError / InputError in one line and loads nothing).
+        ``items``: the sources it will score. Default: a ``judged`` suite needs each identity judge's files."""
+        if not self.judged:
+            return []
+        return [(f"identity judge {judge}", functools.partial(require_identity_backbone, judge,
+                                                             **(opts.for_judge(judge).backbone_options or {})))
+                for judge in opts.judges]
 
     def check(self, opts: Context) -> None:
         """Refuse bad options (unknown judge names ...) with InputError before any face is generated."""

@@ -7,6 +7,7 @@ Rows follow the results contract (docs/architecture.md); ``extra`` is a dict.
 from __future__ import annotations
 
 import logging
+import functools
 import math
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError
 from w2p_eval.judges.landmarks import (N_POINTS, LandmarkResult, draw_landmarks, get_backend, list_images,
                                        parse_backends, score_images)
+from w2p_eval.judges.landmarks import require as require_backend
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.models.sources import real_faces_at, split_rows
@@ -223,6 +225,9 @@ class LandmarkJudged(MetricSuite):
 
     def check(self, opts: Context) -> None:
         get_backend(opts.backend)
+
+    def requirements(self, opts: Context, items=()) -> list:
+        return [(f"landmark backend {b}", functools.partial(require_backend, b)) for b in parse_backends(opts.backend)]
 
 
 class LandmarkSuite(LandmarkJudged):

@@ -7,6 +7,7 @@ VoiceEncoder) plus the multinomial logistic-regression head that a ``speaker_ret
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -17,6 +18,7 @@ from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.judges.voice import EMBED_DIM, clip_embeddings
+from w2p_eval.judges.voice import require as voice_require
 from w2p_eval.metrics.base import (Context, MetricSpec, MetricSuite, ReportSection, SuiteResult, ci_dict,
                                   result_rows)
 from w2p_eval.metrics.identity import topk_hits
@@ -98,6 +100,15 @@ class SpeakerSuite(MetricSuite):
 
     def applies(self, model: str, source: str) -> bool:
         return source == "checkpoint" and model == "speaker_retrieval"
+
+    def requirements(self, opts: Context, items=()) -> list:
+        """The voice-encoder weights each speaker-scored checkpoint names (``config.speaker_weights``; None = the
+        packaged file), each once. A speaker_retrieval checkpoint is a small linear head, and the item keeps it
+        loaded for its scoring anyway."""
+        found = [(item.checkpoint().get("config") or {}).get("speaker_weights")
+                 for item in items if self.applies(item.model, item.kind)] if items else [None]
+        return [("speaker voice encoder" + (f" {w}" if w else ""), functools.partial(voice_require, w))
+                for w in dict.fromkeys(found)]
 
     def score(self, gs, opts: Context) -> SuiteResult:
         if gs.checkpoint is None:
