@@ -4,8 +4,9 @@ Test items are not independent: the pairs of one face (``face_id``: the same fac
 several audio crops) move together, so intervals resample **groups** (a cluster bootstrap) rather
 than items. Every function takes per-item values and one group key per item.
 
-- :func:`bootstrap_ci`: cluster-bootstrap interval of a (weighted) mean, via ``scipy.stats.bootstrap``
-  over group indices with a statistic that aggregates the resampled groups' sums.
+- :func:`bootstrap_ci`: cluster-bootstrap interval of a (weighted) mean: ``scipy.stats.bootstrap``'s draws over
+  group indices (:mod:`w2p_eval.metrics.resampling`: scipy's arithmetic without importing scipy.stats) with a
+  statistic that aggregates the resampled groups' sums.
 - :func:`paired_diff_ci`: the same for the difference of two models' means on the same items.
 - :func:`wilson_interval`: Wilson score interval of a plain binomial proportion (``scipy.stats.binomtest``).
 - :func:`mcnemar_exact`: exact McNemar test for two models' paired 0/1 outcomes.
@@ -34,10 +35,10 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _st
 from scipy.special import ndtr, ndtri
 
 from w2p_eval.errors import InputError
+from w2p_eval.metrics import resampling
 
 METHODS = ("BCa", "percentile", "basic")
 
@@ -165,7 +166,7 @@ def _bca_bounds(dist: np.ndarray, theta_hat: np.ndarray, jack: np.ndarray, confi
     with np.errstate(invalid="ignore", divide="ignore"):
         alpha_1 = ndtr(z0 + (z0 + z_alpha) / (1 - a_hat * (z0 + z_alpha)))
         alpha_2 = ndtr(z0 + (z0 - z_alpha) / (1 - a_hat * (z0 - z_alpha)))
-    ci = _st.quantile(dist, np.stack([alpha_1, alpha_2], axis=-1), axis=-1)
+    ci = resampling.quantile(dist, np.stack([alpha_1, alpha_2], axis=-1))
     return ci[..., 0], ci[..., 1]
 
 
@@ -175,7 +176,8 @@ def _cluster_bootstrap(sums: np.ndarray, wsum: np.ndarray, value: float, *, conf
 
     ``sums`` [G, C] and ``wsum`` [G]: per-group weighted sums of the C value columns and total
     weights; the statistic is column 0 minus column 1 when C = 2 (a paired difference), else column 0.
-    scipy draws the resamples (percentile method: the same draws BCa makes); BCa's acceleration comes from the
+    scipy.stats.bootstrap's draws (:func:`w2p_eval.metrics.resampling.bootstrap`; percentile method: the same
+    draws BCa makes); BCa's acceleration comes from the
     O(G) jackknife (:func:`_bca_bounds`), not scipy's O(G^2) one.
     """
     n_groups = len(wsum)
@@ -185,16 +187,15 @@ def _cluster_bootstrap(sums: np.ndarray, wsum: np.ndarray, value: float, *, conf
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate-data / NaN warnings are handled below
-        res = _st.bootstrap((np.arange(n_groups),), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                            method="percentile" if method == "BCa" else method, vectorized=True, rng=rng,
-                            batch=_batch(n_groups))
-        lo, hi = (float(x) for x in res.confidence_interval)
+        dist, lo, hi = resampling.bootstrap(np.arange(n_groups), statistic, n_resamples=n_resamples, rng=rng,
+                                            batch=_batch(n_groups), confidence=confidence,
+                                            method="percentile" if method == "BCa" else method)
+        lo, hi = float(lo), float(hi)
         if method == "BCa":
-            lo, hi = (float(x) for x in _bca_bounds(res.bootstrap_distribution, statistic(np.arange(n_groups)),
-                                                    _leave_one_out(sums, wsum), confidence))
+            lo, hi = (float(x) for x in _bca_bounds(dist, statistic(np.arange(n_groups)), _leave_one_out(sums, wsum),
+                                                    confidence))
     if math.isfinite(lo) and math.isfinite(hi):
         return lo, hi, method
-    dist = res.bootstrap_distribution
     alpha = (1 - confidence) / 2
     lo, hi = (float(x) for x in np.quantile(dist[np.isfinite(dist)], [alpha, 1 - alpha]))
     return lo, hi, f"percentile (fallback: {method} undefined)"
@@ -292,13 +293,11 @@ def _cluster_bootstrap_rows(sums: np.ndarray, wsum: np.ndarray, *, confidence: f
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = _st.bootstrap((data,), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                            method="percentile" if method == "BCa" else method, vectorized=True, rng=rng,
-                            batch=_batch(n_groups * k), axis=-1)
-        low, high = res.confidence_interval.low, res.confidence_interval.high
+        dist, low, high = resampling.bootstrap(data, statistic, n_resamples=n_resamples, rng=rng,
+                                               batch=_batch(n_groups * k), confidence=confidence,
+                                               method="percentile" if method == "BCa" else method)
         if method == "BCa":  # the O(G) jackknife, as in _cluster_bootstrap
-            low, high = _bca_bounds(res.bootstrap_distribution, statistic(data), _leave_one_out(sums[..., None], wsum),
-                                    confidence)
+            low, high = _bca_bounds(dist, statistic(data), _leave_one_out(sums[..., None], wsum), confidence)
     alpha = (1 - confidence) / 2
     out = []
     for r in range(k):
@@ -306,8 +305,8 @@ def _cluster_bootstrap_rows(sums: np.ndarray, wsum: np.ndarray, *, confidence: f
         if math.isfinite(lo) and math.isfinite(hi):
             out.append((lo, hi, method))
             continue
-        dist = res.bootstrap_distribution[r]
-        lo, hi = (float(x) for x in np.quantile(dist[np.isfinite(dist)], [alpha, 1 - alpha]))
+        row = dist[r]
+        lo, hi = (float(x) for x in np.quantile(row[np.isfinite(row)], [alpha, 1 - alpha]))
         out.append((lo, hi, f"percentile (fallback: {method} undefined)"))
     return out
 
@@ -356,8 +355,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         return float("nan"), float("nan")
     if not 0 <= successes <= n:
         raise InputError(f"expected 0 <= successes <= n, got {successes} of {n}")
-    ci = _st.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    return resampling.wilson_bounds(int(successes), int(n), confidence)
 
 
 def _binary(x, name: str) -> np.ndarray:
@@ -388,7 +386,7 @@ def mcnemar_exact(correct_a: Sequence | np.ndarray, correct_b: Sequence | np.nda
         raise InputError(f"expected two models' outcomes on the same items, got {a.size} and {b_.size} items")
     b = int((a & ~b_).sum())
     c = int((~a & b_).sum())
-    p = 1.0 if b + c == 0 else float(_st.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
+    p = 1.0 if b + c == 0 else resampling.binom_test_two_sided(b, b + c, 0.5)
     return {"b": b, "c": c, "n": int(a.size), "n_discordant": b + c, "accuracy_a": float(a.mean()),
             "accuracy_b": float(b_.mean()), "difference": float(a.mean() - b_.mean()), "p_value": p,
             "test": "exact McNemar (two-sided binomial on discordant pairs)"}
