@@ -3,6 +3,13 @@
 # with every suite by OLD_TREE and by this tree into two stores; rows compared exactly, `results` tables diffed.
 # NEW_ONLY=1 re-runs only this tree against the stores of an earlier run. This tree also keeps item values beside
 # its store (results-items/, new in issue 26); the rows themselves must be equal.
+# A committed example's evaluation (reports/*.commands.sh): RUNS = its run folders (the first is evaluated, the
+# rest are --baselines; trained once, read by both trees), EVAL_ARGS = the rest of its `evaluate` command (test
+# list, judges, suites, --images ... --name ...; absolute paths) and PREPARE = its prepare command, e.g.
+#   PREPARE="videos /abs/shared/data/grid_videos --mapping /abs/repo/reports/grid_example.mapping.csv \
+#            --identity-meta /abs/repo/reports/grid_example.identity_meta.csv" RUNS="/abs/runs/wav2pix_64 ..." \
+#   EVAL_ARGS="--backbone dlib_resnet,faceres --testlist /abs/repo/reports/grid_example.testlist.json ..." \
+#   benchmarks/same_tables.sh OLD_TREE
 set -e
 PY=${PY:-python}
 W=${W:-/tmp/w2p-same-tables}
@@ -15,6 +22,7 @@ cd $OLD
 # PREPARE: the dataset (default the demo's); absolute paths, e.g. the small real GRID set:
 # PREPARE="videos /abs/shared/data/grid_videos --mapping /abs/repo/reports/grid_example.mapping.csv"
 PYTHONPATH=$OLD $PY -m w2p_eval prepare ${PREPARE:-demo --identities 10 --pairs 16} --out $W/data --seed 0
+if [ -z "$RUNS" ]; then
 for m in mean_face random_real real_faces speaker_retrieval; do
   PYTHONPATH=$OLD W2P_CACHE=$W/fitcache $PY -m w2p_eval train $OLD/baselines/$m.yaml --data $W/data --out $W/runs/$m
 done
@@ -26,11 +34,17 @@ make_checkpoint(Path('$W/data'), Path('$W/runs/wav2pix/checkpoints/epoch_0000.pt
 make_checkpoint(Path('$W/data'), Path('$W/runs/wav2pix/checkpoints/epoch_0001.pt'), seed=1)
 "
 fi
+fi
+if [ -n "$RUNS" ]; then
+  set -- $RUNS; MAIN=$1; shift; ARGS="$MAIN $(for r in "$@"; do echo --baselines $r; done) $EVAL_ARGS"
+else
+  ARGS="$W/runs/wav2pix --baselines $W/runs/mean_face --baselines $W/runs/random_real --baselines $W/runs/real_faces \
+        --baselines $W/runs/speaker_retrieval"
+fi
 for side in $SIDES; do
   T=$OLD; [ $side = new ] && T=$NEW
-  (cd $T && PYTHONPATH=$T W2P_CACHE=$W/cache_$side $PY -m w2p_eval evaluate $W/runs/wav2pix --data $W/data \
-     --baselines $W/runs/mean_face --baselines $W/runs/random_real --baselines $W/runs/real_faces \
-     --baselines $W/runs/speaker_retrieval --store $W/$side.sqlite --cache-dir $W/cache_$side --seed 0)
+  (cd $T && PYTHONPATH=$T W2P_CACHE=$W/cache_$side $PY -m w2p_eval evaluate $ARGS --data $W/data \
+     --store $W/$side.sqlite --cache-dir $W/cache_$side --seed 0)
   (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --format csv --store $W/$side.sqlite > $W/results_$side.txt)
 done
 $PY - <<PYEOF
