@@ -1,7 +1,7 @@
 #!/bin/bash
 # Result tables unchanged: the same demo data and checkpoints (2 untrained WAV2PIX 64 px + 4 baselines) evaluated
 # with every suite by OLD_TREE and by this tree into two stores; rows compared exactly, `results` tables diffed.
-# NEW_ONLY=1 re-runs only this tree against the stores of an earlier run. This tree also keeps item values beside
+# NEW_ONLY=1 re-runs only this tree against the stores of an earlier run; COMPARE_ONLY=1 only compares them. This tree also keeps item values beside
 # its store (results-items/, new in issue 26); the rows themselves must be equal.
 # A committed example's evaluation (reports/*.commands.sh): RUNS = its run folders (the first is evaluated, the
 # rest are --baselines; trained once, read by both trees), EVAL_ARGS = the rest of its `evaluate` command (test
@@ -16,7 +16,7 @@ W=${W:-/tmp/w2p-same-tables}
 NEW=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:?usage: benchmarks/same_tables.sh OLD_TREE (a checkout of the commit to compare with)}
 SIDES="old new"
-if [ -n "$NEW_ONLY" ]; then SIDES=new; rm -rf $W/cache_new $W/new.sqlite $W/new-items $W/samples; else
+if [ -n "$COMPARE_ONLY" ]; then SIDES=""; elif [ -n "$NEW_ONLY" ]; then SIDES=new; rm -rf $W/cache_new $W/new.sqlite $W/new-items $W/samples; else
 rm -rf $W; mkdir -p $W
 cd $OLD
 # PREPARE: the dataset (default the demo's); absolute paths, e.g. the small real GRID set:
@@ -45,24 +45,41 @@ for side in $SIDES; do
   T=$OLD; [ $side = new ] && T=$NEW
   (cd $T && PYTHONPATH=$T W2P_CACHE=$W/cache_$side $PY -m w2p_eval evaluate $ARGS --data $W/data \
      --store $W/$side.sqlite --cache-dir $W/cache_$side --seed 0)
+done
+for side in old new; do  # what users read: the printed table, and every digit (CSV)
+  T=$OLD; [ $side = new ] && T=$NEW
+  (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --store $W/$side.sqlite > $W/printed_$side.txt)
   (cd $T && PYTHONPATH=$T $PY -m w2p_eval results --format csv --store $W/$side.sqlite > $W/results_$side.txt)
 done
+diff -q $W/printed_old.txt $W/printed_new.txt >/dev/null && echo "printed results tables identical" \
+  || echo "printed results tables differ"
 $PY - <<PYEOF
-import sqlite3, json, pandas as pd
+import sqlite3, json, pandas as pd, numpy as np
+KEY = ["run", "checkpoint", "evaluator", "metric", "split", "protocol", "seed"]
 def load(p):
     con = sqlite3.connect(p)
     df = pd.read_sql("select * from results", con)
     keep = ["run","model","checkpoint","checkpoint_hash","epoch","metric","split","protocol","seed","value","n",
             "evaluator","evaluator_version","config_hash","data_hash","extra","source"]
-    return df[[c for c in keep if c in df.columns]].sort_values(["run","checkpoint","metric"]).reset_index(drop=True)
+    return df[[c for c in keep if c in df.columns]].sort_values(KEY).reset_index(drop=True)
 a, b = load("$W/old.sqlite"), load("$W/new.sqlite")
 print("rows", len(a), len(b))
 same = a.equals(b)
 print("stores identical (values, n, extra, keys):", same)
 if not same:
-    m = a.merge(b, on=["run","checkpoint","metric"], how="outer", suffixes=("_old","_new"), indicator=True)
-    for c in ["value","n","extra"]:
-        d = m[m[c+"_old"].astype(str) != m[c+"_new"].astype(str)]
-        print(c, "differs in", len(d)); print(d[["run","metric",c+"_old",c+"_new"]].head(5).to_string())
+    m = a.merge(b, on=KEY, how="outer", suffixes=("_old","_new"), indicator=True)
+    print("rows only in one store:", int((m["_merge"] != "both").sum()))
+    m = m[m["_merge"] == "both"]
+    for ev, g in m.groupby("evaluator"):
+        va, vb = g["value_old"].astype(float), g["value_new"].astype(float)
+        both_nan = va.isna() & vb.isna()
+        diff = (va - vb).abs().where(~both_nan, 0.0)
+        rel = (diff / va.abs().where(va.abs() > 0, 1.0)).max()
+        ex = int((g["extra_old"].astype(str) != g["extra_new"].astype(str)).sum())
+        other = [c for c in ("n", "evaluator_version", "config_hash", "data_hash") if c + "_old" in g and
+                 (g[c + "_old"].astype(str) != g[c + "_new"].astype(str)).any()]
+        print(f"  {ev}: {len(g)} rows, values differ in {int((diff > 0).sum())} (largest {diff.max():.3g}, relative "
+              f"{rel:.3g}), extra differs in {ex}" + (f", also {other}" if other else ""))
 PYEOF
-diff $W/results_old.txt $W/results_new.txt && echo "results tables identical"
+diff -q $W/results_old.txt $W/results_new.txt >/dev/null && echo "results tables identical to every digit (CSV)" \
+  || echo "results tables (CSV, every digit) differ: diff $W/results_old.txt $W/results_new.txt"
