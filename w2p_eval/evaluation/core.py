@@ -126,18 +126,24 @@ class Evaluation:
         """A suite's name in summaries; with several identity judges a judged suite's name says which."""
         return f"{suite.name} ({ctx.backbone})" if suite.judged and len(self.context.judges) > 1 else suite.name
 
-    def check(self, sources: Sequence[SourceItem] | None = None) -> None:
+    def check(self, sources: Sequence[SourceItem] | None = None, *, requirements: bool = True) -> None:
         """Everything the run needs, before any face is generated: every suite's ``check`` under every judge
         round (unknown judge names, missing weights a suite or judge declares ...) and every source's (a
         folder that cannot be scored), then the plan-wide requirement check (:func:`metrics.preflight.check_requirements`:
-        every judge's weight files on disk, the identity metadata). Raises InputError (one line)."""
+        every judge's weight files on disk, the identity metadata; ``requirements=False`` leaves it to
+        :meth:`check_requirements`, for work that may run no judge: ``compare --store``). Raises InputError (one
+        line)."""
         for suite, ctx in self.tasks():
             suite.check(ctx)
         check_distinct_names(self.sources if sources is None else [*self.sources, *sources])
         items = self.sources if sources is None else sources
         for item in items:
             item.check(self.plan.data, split=self.plan.split, protocol=self.plan.protocol)
-        # every judge's files (and the identity metadata) before any face is generated (issue 31)
+        if requirements:
+            self.check_requirements(items)
+
+    def check_requirements(self, items: Sequence[SourceItem]) -> None:
+        """Every judge's files (and the identity metadata) before any face of ``items`` is generated (issue 31)."""
         check_requirements(list({id(s): s for s, _ in self.tasks()}.values()), self.context, items)
 
     @property

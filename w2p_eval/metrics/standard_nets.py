@@ -19,9 +19,9 @@ import hashlib
 import logging
 
 import numpy as np
-import torch
 from scipy.special import logsumexp
 
+from w2p_eval.lazy import torch
 from w2p_eval.metrics.base import MetricSpec, MetricSuite, SuiteResult
 from w2p_eval.metrics.plan import Context
 
