@@ -236,7 +236,8 @@ def declared_entries(packages: tuple[str, ...], marker: str) -> tuple[Entry, ...
             module = package if path.stem == "__init__" else f"{package}.{path.stem}"
             for entry in parse_declaration(data.decode("utf-8"), marker, module, path):
                 if entry.name in where:
-                    raise DeclarationError(f"{path}: {marker}: {entry.name!r} is declared here and in {where[entry.name]}")
+                    raise DeclarationError(f"{path}: {marker}: {entry.name!r} is declared here and in "
+                                           f"{where[entry.name]}")
                 where[entry.name] = str(path)
                 found.append(entry)
     return tuple(sorted(found, key=lambda e: (e.order, e.name)))
@@ -331,4 +332,4 @@ def _entry(call: ast.expr, module: str, path: Path, line: int, marker: str) -> E
         raise DeclarationError(f"{where}: expected name and help as non-empty text, target as 'attr' or "
                                f"'module:attr', meta as a dict with text keys and order as a number, got "
                                f"{ast.unparse(call)[:80]!r}")
-    return Entry(name, target if ":" in target else f"{module}:{target}", help_, meta, order=float(order))
+    return Entry(name, target if ":" in target else f"{module}:{target}", help_, meta, order=order)

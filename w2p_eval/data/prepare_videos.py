@@ -274,7 +274,8 @@ def _add_face(writer: PairWriter, video: _Video, fi: int, t: float, img: np.ndar
 @click.option("--mapping", metavar="CSV", type=click.Path(), default=None,
               help="CSV with columns file,identity (file relative to SRC or a bare name). Default: the "
                    "sub-folder name, or the file stem for videos directly in SRC.")
-@click.option("--k", default=5, show_default=True, metavar="N", type=click.IntRange(1), help="Random audio crops per face.")
+@click.option("--k", default=5, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Random audio crops per face.")
 @click.option("--min-confidence", default=4.0, show_default=True, metavar="W", type=float,
               help="Minimum Haar level weight of the kept face box.")
 @click.option("--margin", default=0.2, show_default=True, metavar="F", type=click.FloatRange(0.0),

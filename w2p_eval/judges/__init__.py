@@ -5,8 +5,8 @@ group) holds every judge, its ``meta["judge"]`` saying which kind: ``identity`` 
 returning an :class:`w2p_eval.judges.identity.IdentityBackbone`), ``landmark`` (a landmark backend class of
 :mod:`w2p_eval.judges.landmarks`) or ``attribute``. ``IDENTITY_BACKBONES`` / ``LANDMARK_BACKENDS`` are the
 registries of one kind (same entries, filtered). Each judge is declared in its own module
-(``REGISTER_JUDGES = (Entry(...),)``), found there without importing it; :func:`load_identity_backbone` resolves a name and
-answers an unknown one with "did you mean ...; available: ...". :func:`parse_backbones` reads the
+(``REGISTER_JUDGES = (Entry(...),)``), found there without importing it. :func:`load_identity_backbone` resolves
+a name and answers an unknown one with "did you mean ...; available: ...". :func:`parse_backbones` reads the
 comma list of ``--backbone dlib_resnet,faceres`` (several judges in one evaluation).
 """
 
