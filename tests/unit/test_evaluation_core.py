@@ -190,5 +190,6 @@ def test_docs_tables_of_names_are_generated_from_the_registries():
 def test_prepare_modes_are_the_prepare_sub_commands():
     from w2p_eval.cli.prepare import prepare
 
-    assert PREPARE_MODES.names() == list(prepare.commands)
+    with prepare.make_context("prepare", ["--help"], resilient_parsing=True) as ctx:  # the modes load on use
+        assert [prepare.get_command(ctx, n).name for n in prepare.list_commands(ctx)] == PREPARE_MODES.names()
     assert "did you mean demo?" in run_cli(["prepare", "demoo"]).stderr

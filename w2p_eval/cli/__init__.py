@@ -31,7 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
 def _load(spec: str) -> click.Command:
     from w2p_eval.names import resolve
 
-    return _harden(resolve(spec))
+    return harden(resolve(spec))
 
 
 def _check_seed(ctx, param, value):
@@ -56,7 +56,7 @@ def _cap_workers(ctx, param, value):
 _OPTION_CHECKS = {"seed": _check_seed, "device": _check_device, "workers": _cap_workers}
 
 
-def _harden(cmd: click.Command) -> click.Command:
+def harden(cmd: click.Command) -> click.Command:
     """Attach the shared checks of :data:`_OPTION_CHECKS` to a verb's options (and its sub-verbs')."""
     if getattr(cmd, "_w2p_hardened", False):
         return cmd
@@ -67,7 +67,7 @@ def _harden(cmd: click.Command) -> click.Command:
                 param.type = click.STRING if param.type is click.INT else param.type  # big ints: our message
             param.callback = check
     for sub in getattr(cmd, "commands", {}).values():
-        _harden(sub)
+        harden(sub)
     cmd._w2p_hardened = True
     return cmd
 

@@ -35,8 +35,9 @@ from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
-from w2p_eval.names import resolve
 from w2p_eval.lazy import torch
+from w2p_eval.names import resolve
+from w2p_eval.registry import Entry
 from w2p_eval.utils import select_device
 
 log = logging.getLogger(__name__)
@@ -213,3 +214,7 @@ def genders_problem(value) -> str | None:
 def majority(probs_male: np.ndarray) -> str:
     """float [F] P(male) of one identity's faces -> "m" when the mean is >= 0.5, else "f"."""
     return "m" if float(np.mean(probs_male)) >= 0.5 else "f"
+
+
+REGISTER_JUDGES = (Entry("faceres+gear", "AttributeJudge", "FaceRes gender/age + GEAR ethnicity",
+                         {"judge": "attribute"}, order=130),)

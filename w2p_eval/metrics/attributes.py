@@ -33,6 +33,7 @@ from w2p_eval.data.manifest import load_info
 from w2p_eval.judges import require_identity_backbone
 from w2p_eval.judges.attributes import ETHNICITIES, load_attribute_judge
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +173,4 @@ class AttributesSuite(MetricSuite):
 
 
 SUITE = AttributesSuite()
+REGISTER_SUITES = (Entry("attributes", "SUITE", "gender/age/ethnicity agreement, gender accuracy", order=70),)

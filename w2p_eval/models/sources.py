@@ -390,16 +390,19 @@ def claim_images(path: str | os.PathLike, name: str | None = None, final_only: b
     return [folder_item(p, name or p.resolve().name)] if p.is_dir() else None
 
 
-# face-source kinds: ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) -> list of
-# SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from the
-# ``w2p_eval.sources`` entry-point group are asked before the fallback)
-SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", [
-    Entry("checkpoint", "w2p_eval.models.sources:CheckpointItem", "a w2p-eval checkpoint; a run folder = its checkpoints",
-          {"claim": "w2p_eval.models.sources:claim_checkpoints"}),
-    Entry("images", "w2p_eval.models.sources:FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
-          {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}),
-    Entry("python", "w2p_eval.models.sources:ArrayItem", "faces from Python: an array or a callable (the API)"),
-])
+# face-source kinds, each declared in the module that defines it (``REGISTER_SOURCE_KINDS``, read without importing
+# it; the built-in three below): ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) ->
+# list of SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from
+# the ``w2p_eval.sources`` entry-point group are asked before the fallback)
+SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", packages=("w2p_eval.models",),
+                        marker="REGISTER_SOURCE_KINDS")
+REGISTER_SOURCE_KINDS = (
+    Entry("checkpoint", "CheckpointItem", "a w2p-eval checkpoint; a run folder = its checkpoints",
+          {"claim": "w2p_eval.models.sources:claim_checkpoints"}, order=10),
+    Entry("images", "FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
+          {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}, order=20),
+    Entry("python", "ArrayItem", "faces from Python: an array or a callable (the API)", order=30),
+)
 
 
 def source_items(path: str | os.PathLike, name: str | None = None, final_only: bool = False, *,
