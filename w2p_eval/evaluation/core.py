@@ -80,7 +80,7 @@ class Evaluation:
               weight_files: Mapping[str, str] | None = None,
               device: str | None = None, workers: int = 1, batch_size: int = 64,
               cache_dir: str | os.PathLike | None = None, overlay_dir: str | os.PathLike | None = None,
-              sources: Sequence[SourceItem] = ()) -> "Evaluation":
+              store_timeout_s: float | None = None, sources: Sequence[SourceItem] = ()) -> "Evaluation":
         """The one place user values become a plan: the dataset opened once, suite and judge names checked
         (with "did you mean"), the test list applied (``given``: options the user set, refused when the list
         fixes another value)."""
@@ -98,7 +98,7 @@ class Evaluation:
             plan = apply_testlist(plan, testlist, split_given="split" in given, protocol_given="protocol" in given,
                                   backbone_given="backbone" in given)
         runtime = Runtime(device=device, workers=int(workers), batch_size=int(batch_size), cache_dir=cache_dir,
-                          overlay_dir=overlay_dir)
+                          overlay_dir=overlay_dir, store_timeout_s=store_timeout_s)
         return cls(plan, runtime, sources)
 
     def with_sources(self, sources: Sequence[SourceItem]) -> "Evaluation":
@@ -189,7 +189,7 @@ class Evaluation:
         self.check(items)
         tasks = self.tasks()
         store_path = Path(store) if store else default_store(self.plan.data)
-        results = ResultsStore(store_path)
+        results = ResultsStore(store_path, timeout_s=self.runtime.store_timeout_s)
         summary = EvalSummary()
         bar = tqdm(total=len(items), desc="evaluate" if world == 1 else f"evaluate (rank {rank}/{world})",
                    unit="source", dynamic_ncols=True)
