@@ -7,8 +7,8 @@ Two untrained, seeded WAV2PIX 64 px checkpoints stand for the release example's 
 same generator, the same cost to run). This tree evaluates both into a fresh store (identity, retrieval,
 distances, matching: compare's suites; not timed); then the old tree's `compare` and this tree's
 `compare --store` run as separate processes (each a CLI start-up included) with the same judge cache (warmed
-by the evaluation, so judge training is not timed). Prints both wall times, the ratio and whether the two
-comparisons are equal metric by metric.
+by the evaluation, so judge training is not timed), interleaved ``--rounds`` times. Prints both median wall
+times, the ratio and whether the two comparisons are equal metric by metric.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="prepared dataset (e.g. the release example's)")
     ap.add_argument("--old-tree", type=Path, required=True, help="a checkout from before the evaluation core")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timings of each side (median reported)")
     ap.add_argument("--work", type=Path, default=None, help="keep checkpoints, store and cache here (reused)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="w2p-compare-") as tmp:
@@ -57,18 +59,34 @@ def main() -> None:
         common = ["--data", args.data, "--seed", args.seed, "--cache-dir", cache]
         t_eval, _ = w2p(REPO, ["evaluate", *runs, *common, "--store", store,  # a no-op when the store has them
                                "--metrics", "identity,retrieval,distances,matching"], cache)
-        t_old, out_old = w2p(args.old_tree, ["compare", *runs, *common, "--json"], cache)
-        t_new, out_new = w2p(REPO, ["compare", *runs, *common, "--json", "--store", store], cache)
+        t_olds, t_news = [], []
+        for _ in range(args.rounds):  # interleaved, so a load change on a shared machine hits both alike
+            t, out_old = w2p(args.old_tree, ["compare", *runs, *common, "--json"], cache)
+            t_olds.append(t)
+            t, out_new = w2p(REPO, ["compare", *runs, *common, "--json", "--store", store], cache)
+            t_news.append(t)
+        t_old, t_new = statistics.median(t_olds), statistics.median(t_news)
         old, new = json.loads(out_old), json.loads(out_new)
         same = old["metrics"] == new["metrics"] and old["n_pairs"] == new["n_pairs"]
-        for eo, en in zip(old["metrics"], new["metrics"]):
-            if eo != en:
-                print("differs:", {k: (eo.get(k), en.get(k)) for k in set(eo) | set(en) if eo.get(k) != en.get(k)})
+        worst = max((_gap(eo, en) for eo, en in zip(old["metrics"], new["metrics"])), default=0.0)
     print(f"data {args.data}: {new['n_pairs']} test pairs, {len(new['metrics'])} metrics compared")
     print(f"evaluate both (this tree, not timed against; a no-op when --work has them): {t_eval:.1f} s")
-    print(f"compare, old tree (scores both again):        {t_old:.1f} s")
-    print(f"compare --store, this tree (reads the store): {t_new:.1f} s")
-    print(f"ratio old / new: {t_old / t_new:.1f}x; comparisons identical: {same}")
+    print(f"compare, old tree (scores both again):        {t_old:.1f} s (median of {', '.join(f'{t:.1f}' for t in t_olds)})")
+    print(f"compare --store, this tree (reads the store): {t_new:.1f} s (median of {', '.join(f'{t:.1f}' for t in t_news)})")
+    print(f"ratio old / new: {t_old / t_new:.1f}x; comparisons identical: {same}"
+          + ("" if same else f" (largest difference of any number: {worst:.2g})"))
+
+
+def _gap(a, b) -> float:
+    """The largest absolute difference between the numbers of two JSON values of the same shape (inf when the
+    shapes or the non-numbers differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return max((_gap(a.get(k), b.get(k)) for k in set(a) | set(b)), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        return max((_gap(x, y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else float("inf")
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b))
+    return 0.0 if a == b else float("inf")
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def _encode(fmt: str, value: Any) -> bytes:
     elif fmt == "json":
         return (json.dumps(value, sort_keys=True, allow_nan=False) + "\n").encode()
     else:
-        lazy.torch().save(value, buf)
+        lazy.torch.save(value, buf)
     return buf.getvalue()
 
 
@@ -202,7 +202,7 @@ def _decode(fmt: str, payload: bytes) -> Any:
             return {k: z[k] for k in z.files}
     if fmt == "json":
         return json.loads(payload, parse_constant=_no_constant)
-    return lazy.torch().load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    return lazy.torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def _no_constant(name: str):

@@ -35,7 +35,8 @@ from w2p_eval.validate import check_store, store_problem
 log = logging.getLogger(__name__)
 
 STORE_NAME = "results.sqlite"
-# seconds an open or write of the store waits in all for another process's lock (``--store-timeout`` sets it)
+# seconds an open or write of the store waits in all for another process's lock: the default of ``--store-timeout``
+# (the verbs pass theirs as ``timeout_s``)
 STORE_TIMEOUT_S = 60.0
 ROW_KEYS = (
     "data_hash", "run", "model", "checkpoint", "checkpoint_hash", "epoch", "metric", "split",
@@ -113,7 +114,7 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike, timeout_s: float | None = None, retries: int | None = None,
                  readonly: bool = False):
         """``timeout_s``: how long one open or write waits, in all, for another process's lock before it gives
-        up (EnvironmentFailure, exit 1); None -> :data:`STORE_TIMEOUT_S` (``--store-timeout``)."""
+        up (EnvironmentFailure, exit 1); None -> :data:`STORE_TIMEOUT_S` (``--store-timeout``'s default)."""
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise InputError(f"expected a results store file (.sqlite), got folder {self.path}")

@@ -106,7 +106,7 @@ def default_cache_dir() -> Path:
 def select_device(device: str | None = None) -> str:
     """``None``/"auto" -> "cuda" when available else "cpu"; otherwise the given name."""
     if device in (None, "", "auto"):
-        return "cuda" if lazy.torch().cuda.is_available() else "cpu"
+        return "cuda" if lazy.torch.cuda.is_available() else "cpu"
     return device
 
 
@@ -223,7 +223,7 @@ def configure_cpu_threads() -> None:
 def set_threads(n: int | None) -> None:
     """Limit torch intra-op threads (None leaves the default)."""
     if n:
-        lazy.torch().set_num_threads(int(n))
+        lazy.torch.set_num_threads(int(n))
 
 
 def topk_accuracy(logits, labels, k: int) -> float:

@@ -50,7 +50,7 @@ def check_device(name: str | None) -> str | None:
     """``None``/"auto"/"cpu"/"cuda"/"cuda:N"/"mps" that exists on this machine; anything else is refused."""
     if name in (None, "", "auto"):
         return name
-    torch = lazy.torch()
+    torch = lazy.torch
     try:
         dev = torch.device(str(name))
     except (RuntimeError, ValueError):
@@ -215,7 +215,7 @@ def manifest_row_problems(df, data_dir: Path, identities: list[str], resolver: I
 # -- checkpoints -----------------------------------------------------------------------------------
 def check_checkpoint(ckpt: dict, path) -> dict:
     """Types, ranges and version of a loaded checkpoint dict; every tensor in ``state`` finite."""
-    torch = lazy.torch()
+    torch = lazy.torch
     where = f" in checkpoint {path}"
     if ckpt.get("version") not in CHECKPOINT_VERSIONS:
         raise InputError(f"expected checkpoint version {', '.join(map(str, CHECKPOINT_VERSIONS))}{where}, "

@@ -4,6 +4,8 @@ generator or judge forward), `results --items`, and registry names in every verb
 from __future__ import annotations
 
 import csv
+import json
+import os
 import io
 import subprocess
 import sys
@@ -75,6 +77,25 @@ def test_compare_from_the_store_runs_nothing_and_equals_scoring(evaluated, tiny_
     assert from_store == scored  # every value, interval, paired difference and McNemar test identical
     top1 = next(e for e in from_store["metrics"] if e["metric"] == "identity_top1_fake")
     assert top1["b"] == 1.0 and top1["diff_ci"] is not None and top1["mcnemar"] is not None
+
+
+def test_compare_from_the_store_imports_no_torch(evaluated, tiny_data, tmp_path):
+    """`compare --store` on stored sources runs no network, so it imports no torch at all (w2p_eval.lazy: about
+    2 s of the command), and prints the same comparison as the scoring path above."""
+    root, store = evaluated
+    code = ("import sys\nfrom w2p_eval.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\nsys.exit(code)\n")
+    out = tmp_path / "cmp.json"
+    proc = subprocess.run([sys.executable, "-c", code, "compare", str(root / "mean_face"), str(root / "real_faces"),
+                           "--data", str(tiny_data), "--suites", ",".join(SUITES_USED), "--store", str(store),
+                           "--cache-dir", str(root / "cache"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torch imported: False" in proc.stderr
+    scored = Evaluation.build(tiny_data, suites=SUITES_USED, cache_dir=root / "cache").compare(
+        root / "mean_face", root / "real_faces")
+    assert json.loads(out.read_text())["metrics"] == json.loads(json.dumps(scored["metrics"]))
 
 
 def test_compare_of_an_other_plan_scores_again(evaluated, tiny_data, monkeypatch):
@@ -169,5 +190,6 @@ def test_docs_tables_of_names_are_generated_from_the_registries():
 def test_prepare_modes_are_the_prepare_sub_commands():
     from w2p_eval.cli.prepare import prepare
 
-    assert PREPARE_MODES.names() == list(prepare.commands)
+    with prepare.make_context("prepare", ["--help"], resilient_parsing=True) as ctx:  # the modes load on use
+        assert [prepare.get_command(ctx, n).name for n in prepare.list_commands(ctx)] == PREPARE_MODES.names()
     assert "did you mean demo?" in run_cli(["prepare", "demoo"]).stderr

@@ -135,3 +135,18 @@ def test_committed_example_reports_fit_the_browser_window():
         for width in (1400, 800):
             got, window = page_width(page, width)
             assert got <= window, f"{page.relative_to(REPO)} is {got} px wide in a {window} px window"
+
+
+def test_a_command_leaves_no_module_state_behind(tmp_path, tiny_data):
+    """--store-timeout reaches the stores of that command only: results.STORE_TIMEOUT_S stays the default (it was
+    a module global the option overwrote for the rest of the process)."""
+    from tests.helpers import run_cli
+    from w2p_eval import results
+
+    store = tmp_path / "r.sqlite"
+    argv = ["identity", "--images", str(tmp_path / "none"), "--name", "x", "--data", str(tiny_data), "--store",
+            str(store), "--store-timeout", "3"]
+    (tmp_path / "none").mkdir()
+    got = run_cli(argv)
+    assert got.returncode == 2 and "expected" in got.stderr  # an empty folder: nothing to score
+    assert results.STORE_TIMEOUT_S == 60.0

@@ -31,7 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
 def _load(spec: str) -> click.Command:
     from w2p_eval.names import resolve
 
-    return _harden(resolve(spec))
+    return harden(resolve(spec))
 
 
 def _check_seed(ctx, param, value):
@@ -56,7 +56,7 @@ def _cap_workers(ctx, param, value):
 _OPTION_CHECKS = {"seed": _check_seed, "device": _check_device, "workers": _cap_workers}
 
 
-def _harden(cmd: click.Command) -> click.Command:
+def harden(cmd: click.Command) -> click.Command:
     """Attach the shared checks of :data:`_OPTION_CHECKS` to a verb's options (and its sub-verbs')."""
     if getattr(cmd, "_w2p_hardened", False):
         return cmd
@@ -67,7 +67,7 @@ def _harden(cmd: click.Command) -> click.Command:
                 param.type = click.STRING if param.type is click.INT else param.type  # big ints: our message
             param.callback = check
     for sub in getattr(cmd, "commands", {}).values():
-        _harden(sub)
+        harden(sub)
     cmd._w2p_hardened = True
     return cmd
 
@@ -100,11 +100,13 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
 @click.version_option(package_name="w2p-eval")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """w2p-eval: train WAV2PIX (speech -> face GAN) and baselines, and score them like papers do."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _REPEATS.install(logging.getLogger().handlers)
+    if isinstance(ctx.obj, RepeatedWarnings):  # the command's own counter (:func:`_run`), none under click's runner
+        ctx.obj.install(logging.getLogger().handlers)
     if "torch" not in sys.modules:  # torch reads these when it loads: too late once it is imported
         from w2p_eval.utils import configure_cpu_threads
 
@@ -142,9 +144,6 @@ class RepeatedWarnings(logging.Filter):
     def summary(self) -> list[str]:
         return [f"{level} {name}: {message} (×{n} in all, shown once)"
                 for (level, name, message), n in self.counts.items() if n > 1]
-
-
-_REPEATS = RepeatedWarnings()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,14 +191,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv):
-    """The command itself; repeated warnings are summarised with their count at its end, however it ends."""
+    """The command itself; repeated warnings are summarised with their count at its end, however it ends (one
+    counter per command, handed to the group through click's context object)."""
+    repeats = RepeatedWarnings()
     try:
-        return cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False)
+        return cli.main(args=argv, prog_name="w2p-eval", standalone_mode=False, obj=repeats)
     finally:
-        for line in _REPEATS.summary():
+        for line in repeats.summary():
             click.echo(line, err=True)
-        _REPEATS.uninstall()
-        _REPEATS.counts.clear()
+        repeats.uninstall()
 
 
 def _environment_message(exc: OSError) -> str:

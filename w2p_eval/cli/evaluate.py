@@ -32,7 +32,7 @@ from w2p_eval.metrics.registry import DEFAULT_SUITES
 @O.seed_option("the evaluation (judge training, generation, KID subsets, bootstrap intervals)")
 def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testlist, protocol_preset, gallery_size,
              n_galleries, matching, backbone, vgg_face_weights, inception_weights, vggface2_weights, backend, split,
-             protocol, final_only, force, workers, batch_size, device, cache_dir, seed):
+             protocol, final_only, force, workers, batch_size, device, cache_dir, seed, store_timeout):
     """Evaluate every checkpoint of RUN_DIR... (and --baselines) and every --images DIR --name NAME, skipping
     what the store already has. Each checkpoint is loaded once and its faces generated once for all suites."""
     from w2p_eval.metrics.registry import parse_suites
@@ -45,6 +45,7 @@ def evaluate(run_dirs, data_dir, baselines, images, names, store, suites, testli
         list(run_dirs), data_dir, store=store, baselines=list(baselines), images=O.face_sources(images, names),
         suites=parse_suites(suites), backbone=backbone, backend=backend, split=split, protocol=protocol, seed=seed,
         force=force, final_only=final_only, device=device, workers=workers, batch_size=batch_size,
+        store_timeout_s=store_timeout,
         cache_dir=cache_dir, judge_options=O.judge_options(backbone, vgg_face_weights), testlist=testlist,
         gallery_size=gallery_size, n_galleries=n_galleries, matching=O.int_list(matching, "--matching"),
         given=O.given("split", "protocol", "backbone"),

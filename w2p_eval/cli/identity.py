@@ -22,7 +22,7 @@ from w2p_eval.cli import options as O
 @click.option("--run-name", default=None, metavar="NAME",
               help="Run name stored for --ckpt rows.  [default: the run folder, or a lone file's stem]")
 def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as_json, store, no_store,
-             vgg_face_weights, workers, batch_size, device, cache_dir, run_name):
+             vgg_face_weights, workers, batch_size, device, cache_dir, run_name, store_timeout):
     """Identity accuracy (top-1/top-5, per identity, confusion) of generated vs real faces, judged by a face
     network fine-tuned on the dataset's real training faces, plus embedding metrics (centroid cosine,
     retrieval recall@1/@5, Fréchet distance, KID) in that network's face space. Faces come from checkpoints
@@ -38,12 +38,12 @@ def identity(ckpts, images, names, data_dir, backbone, split, protocol, seed, as
                           judge_options=O.judge_options(backbone, vgg_face_weights), device=device, workers=workers,
                           batch_size=batch_size, cache_dir=cache_dir)
     ev.check()
-    O.open_store_early(data_dir, store, no_store)
+    O.open_store_early(data_dir, store, no_store, store_timeout)
     items = [it for c in ckpts for it in checkpoint_items(c, name=run_name)]
     items += [folder_item(d, n) for d, n in sources]
     ev = ev.with_sources(items)
     scored = ev.score_all()
-    O.store_and_print(scored, data_dir, store, no_store, as_json, _format)
+    O.store_and_print(scored, data_dir, store, no_store, as_json, _format, store_timeout)
     O.echo_notes(ev.notes)
 
 

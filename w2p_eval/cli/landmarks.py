@@ -47,7 +47,8 @@ def _format(rows: list[dict]) -> str:
               help="Validate the backend instead: NME against human 68-point .pts annotations beside the images in "
                    "DIR (e.g. 300-W; outer-eye-corner normalisation).")
 def landmarks(ckpts, images, names, real, data_dir, backend, split, protocol, image_size, seed, as_json,
-              overlay_dir, per_image, store, no_store, workers, batch_size, device, cache_dir, run_name, annotations_dir):
+              overlay_dir, per_image, store, no_store, workers, batch_size, device, cache_dir, run_name, annotations_dir,
+              store_timeout):
     """Share of faces where all 68 landmarks are found (the paper's detection rate, with a Wilson 95 % CI),
     landmark error (NME) of generated vs paired real faces, and the real faces' rate (the ceiling)."""
     from w2p_eval.errors import InputError
@@ -78,7 +79,7 @@ def landmarks(ckpts, images, names, real, data_dir, backend, split, protocol, im
         claim_file(per_image, "landmarks", ours=text_starting_with(M.PER_IMAGE_HEADER), what="--per-image",
                    inputs=[*ckpts, *stores, *dataset_inputs(data_dir)])
 
-    O.open_store_early(data_dir, store, no_store or not (store or data_dir))
+    O.open_store_early(data_dir, store, no_store or not (store or data_dir), store_timeout)
     rows: list[Scored] = []
     notes: list[str] = []
     sources = O.face_sources(images, names) if data_dir else []
@@ -102,7 +103,7 @@ def landmarks(ckpts, images, names, real, data_dir, backend, split, protocol, im
                 image_rows, _ = M.evaluate_images(folder, backend=name, workers=workers, seed=seed,
                                                   overlay_dir=overlay_dir, per_image_csv=per_image)
                 rows += [Scored(r) for r in image_rows]
-    O.store_and_print(rows, data_dir, store, no_store or not (store or data_dir), as_json, _format)
+    O.store_and_print(rows, data_dir, store, no_store or not (store or data_dir), as_json, _format, store_timeout)
     O.echo_notes(notes)
 
 

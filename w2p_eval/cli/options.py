@@ -56,17 +56,13 @@ cache_dir_option = click.option(
 STORE_TIMEOUT_MAX = 7 * 24 * 3600
 
 
-def _set_store_timeout(ctx, param, value):
-    """--store-timeout S: how long a store locked by another process is waited for (then exit 1)."""
+def _check_store_timeout(ctx, param, value):
+    """--store-timeout S: how long a store locked by another process is waited for (then exit 1); the verb
+    passes it to the stores it opens (``Runtime.store_timeout_s``, :func:`open_store_early`, :func:`store_and_print`)."""
     import math
 
-    if value is None:
-        return value
-    if not (math.isfinite(value) and 0 <= value <= STORE_TIMEOUT_MAX):
+    if value is not None and not (math.isfinite(value) and 0 <= value <= STORE_TIMEOUT_MAX):
         raise InputError(f"expected --store-timeout in seconds in [0, {STORE_TIMEOUT_MAX}], got {value}")
-    from w2p_eval import results
-
-    results.STORE_TIMEOUT_S = float(value)
     return value
 
 
@@ -74,7 +70,7 @@ def store_options(with_no_store: bool = True):
     opts = [click.option("--store", type=click.Path(dir_okay=False), default=None, metavar="PATH",
                          help="Results store to write to.  [default: DATA/results.sqlite]"),
             click.option("--store-timeout", type=float, default=60.0, show_default=True, metavar="S",
-                         expose_value=False, callback=_set_store_timeout, is_eager=False,
+                         callback=_check_store_timeout,
                          help="Seconds to wait for a results store another process has locked (then exit 1).")]
     if with_no_store:
         opts.append(click.option("--no-store", is_flag=True, help="Do not write the rows to a results store."))
@@ -152,7 +148,7 @@ def face_sources(images, names) -> list[tuple[str, str]]:
     return list(zip(images, names))
 
 
-def open_store_early(data_dir, store, no_store) -> None:
+def open_store_early(data_dir, store, no_store, timeout_s: float | None = None) -> None:
     """Open the results store a verb will write before any work: an unusable, locked (waited for up to
     --store-timeout) or read-only store is reported now, not after minutes of scoring."""
     if not no_store and (store or data_dir):
@@ -163,7 +159,7 @@ def open_store_early(data_dir, store, no_store) -> None:
 
         path = Path(store or default_store(data_dir))
         if path.exists():
-            ResultsStore(path)  # schema, lock (waited for), read-only mount: all found now
+            ResultsStore(path, timeout_s=timeout_s)  # schema, lock (waited for), read-only mount: all found now
         else:  # a new store is created only when there are rows to write
             check_location(path, "the results store", file=True)
 
@@ -180,9 +176,9 @@ def echo_notes(lines) -> None:
         click.echo(f"w2p-eval: note: {line}", err=True)
 
 
-def store_and_print(scored, data_dir, store, no_store, as_json, formatter) -> None:
-    """Write the scored rows (with their item values beside the store) unless --no-store; print them as JSON
-    or a table."""
+def store_and_print(scored, data_dir, store, no_store, as_json, formatter, timeout_s: float | None = None) -> None:
+    """Write the scored rows (with their item values beside the store, waiting up to ``timeout_s`` for its
+    lock) unless --no-store; print them as JSON or a table."""
     import json
 
     from w2p_eval.text import json_safe
@@ -191,10 +187,10 @@ def store_and_print(scored, data_dir, store, no_store, as_json, formatter) -> No
     rows = [s.row for s in scored]
     if not no_store:
         from w2p_eval.evaluation import write_scored
-        from w2p_eval.results import default_store
+        from w2p_eval.results import ResultsStore, default_store
 
         stored = store or default_store(data_dir)
-        write_scored(stored, scored)
+        write_scored(stored, scored, ResultsStore(stored, timeout_s=timeout_s))
     if as_json:  # NaN (e.g. cosine to other centroids with one identity) -> null, so the output is strict JSON
         click.echo(json.dumps(json_safe(rows), indent=2, default=str, allow_nan=False))
     else:

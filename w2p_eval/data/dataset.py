@@ -6,16 +6,19 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio, preprocess_wave
 from w2p_eval.data.images import image_to_tensor, load_image_rgb
 from w2p_eval.data.folder import DataFolder, open_dataset
 from w2p_eval.errors import InputError
+from w2p_eval.lazy import torch
 
 
-class PairDataset(torch.utils.data.Dataset):
+class PairDataset:
     """Speech-face pairs of ``split`` under ``protocol`` (splits come from the manifest, never reshuffled).
+
+    A map-style dataset (``len`` + ``[i]``), which is all torch's DataLoader asks for; it does not subclass
+    ``torch.utils.data.Dataset`` so that defining it imports no torch (:mod:`w2p_eval.lazy`).
 
     Items are dicts:
       - ``audio``: float32 [1, T], T = round(16000 * audio_seconds), normalised by max|x| and

@@ -65,7 +65,7 @@ def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
 
 def image_to_tensor(img: np.ndarray, size: int):
     """uint8 [H, W, 3] -> float32 torch tensor [3, size, size] in [-1, 1]."""
-    torch = lazy.torch()
+    torch = lazy.torch
     arr = resize_rgb(img, size).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+import click
 import numpy as np
 import pandas as pd
 
@@ -189,3 +190,23 @@ def read_summary(data_dir: str | os.PathLike) -> str:
         if line.startswith("summary: "):
             return line[len("summary: "):]
     return ""
+
+
+# the options every mode's `prepare <mode>` sub-command shares (each mode's command lives in its own module)
+out_option = click.option("--out", "out", required=True, metavar="DATA", type=click.Path(file_okay=False),
+                          help="New (or empty) dataset folder to create; written atomically.")
+seed_option = click.option("--seed", default=0, show_default=True, metavar="INT", type=int,
+                           help="Seed for audio crops and split choices.")
+test_fraction_option = click.option(
+    "--test-fraction", default=0.2, show_default=True, metavar="F",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Share of each identity's segments (seen) and of identities (unseen) put in test.")
+identity_meta_option = click.option(
+    "--identity-meta", "identity_meta", metavar="CSV", type=click.Path(), default=None,
+    help="Per-identity labels: CSV with column identity and any of gender (f/m), age (years), ...; <attr>_source "
+         "columns say where a label came from. Every identity needs a row.")
+
+
+def echo_summary(out: str, line: str) -> None:
+    """A mode's one line of output: ``<out>: <summary>``."""
+    click.echo(f"{out}: {line}")

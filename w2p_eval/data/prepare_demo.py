@@ -18,14 +18,17 @@ import os
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.signal import lfilter
 from skimage import data as skimage_data
 
 from w2p_eval.data.audio import SAMPLE_RATE
-from w2p_eval.data.prepare_common import PairWriter
+from w2p_eval.data.prepare_common import (PairWriter, echo_summary, out_option, read_summary, seed_option,
+                                          test_fraction_option)
 from w2p_eval.errors import InputError
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +196,22 @@ def build_demo(out_dir: str | os.PathLike, seed: int = 0, n_identities: int = 8,
         writer.finish(info, test_fraction)
     log.info("demo dataset built in %.1f s", time.perf_counter() - started)
     return Path(out_dir)
+
+
+# `w2p-eval prepare demo` (its options only parse; the work is above)
+@click.command("demo")
+@out_option
+@seed_option
+@click.option("--identities", "n_identities", default=8, show_default=True, metavar="N", type=click.IntRange(2, 1000),
+              help="Number of synthetic identities.")
+@click.option("--pairs", "pairs_per_identity", default=24, show_default=True, metavar="N", type=click.IntRange(2, 1000),
+              help="Pairs per identity.")
+@test_fraction_option
+def command(out, seed, n_identities, pairs_per_identity, test_fraction):
+    """The embedded synthetic demo dataset (warped portraits + formant voices; no download)."""
+    path = build_demo(out, seed=seed, n_identities=n_identities, pairs_per_identity=pairs_per_identity,
+                      test_fraction=test_fraction)
+    echo_summary(out, read_summary(path))
+
+
+REGISTER_PREPARE_MODES = (Entry("demo", "command", "The embedded synthetic demo dataset (no download).", order=40),)

@@ -15,8 +15,12 @@ import math
 import re
 from pathlib import Path
 
-from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, PairWriter, require_dir, safe_name
+import click
+
+from w2p_eval.data.prepare_common import (IMAGE_SUFFIXES, PairWriter, echo_summary, identity_meta_option, out_option,
+                                          require_dir, safe_name, seed_option, test_fraction_option)
 from w2p_eval.errors import InputError
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +90,22 @@ def _merge_shared_faces(df):
     df = df.copy()
     df["segment_id"] = df["segment_id"].map(root)
     return df
+
+
+# `w2p-eval prepare folder` (its options only parse; the work is above)
+@click.command("folder")
+@click.argument("src", metavar="SRC", type=click.Path())
+@out_option
+@seed_option
+@click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Shortest usable wav.")
+@test_fraction_option
+@identity_meta_option
+def command(src, out, seed, min_seconds, test_fraction, identity_meta):
+    """Generic SRC/<identity>/<stem>.{png,jpg} + <stem>.wav."""
+    echo_summary(out, prepare_folder(src, out, seed=seed, test_fraction=test_fraction, min_seconds=min_seconds,
+                                     identity_meta=identity_meta))
+
+
+REGISTER_PREPARE_MODES = (Entry("folder", "command", "Generic SRC/<identity>/<stem>.{png,jpg} + <stem>.wav.",
+                                order=30),)

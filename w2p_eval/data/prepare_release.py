@@ -32,13 +32,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, PairWriter
+from w2p_eval.data.prepare_common import (IMAGE_SUFFIXES, PairWriter, echo_summary, identity_meta_option, out_option,
+                                          seed_option, test_fraction_option)
 from w2p_eval.data.splits import _n_test
 from w2p_eval.errors import InputError
+from w2p_eval.registry import Entry
 from w2p_eval.utils import Skips
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,6 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
 
 class _ListsOnly(pickle.Unpickler):
     """Unpickler that refuses every global: only lists, strings and other plain literals load."""
-
     def find_class(self, module, name):
         if (module, name) == ("_codecs", "encode"):  # how protocol 0-2 pickles spell ``bytes``
             return _latin1_bytes
@@ -283,3 +285,23 @@ def _seen_split(df, test_fraction: float, guard: int, skips: Skips):
     df["split_seen"] = seen
     df["segment_id"] = df["identity"] + "-" + df["split_seen"]
     return df[keep].reset_index(drop=True)
+
+
+# `w2p-eval prepare wav2pix-release` (its options only parse; the work is above)
+@click.command("wav2pix-release")
+@click.argument("src", metavar="SRC", type=click.Path())
+@out_option
+@seed_option
+@click.option("--guard", default=4, show_default=True, metavar="N", type=click.IntRange(0),
+              help="Faces dropped before the seen test tail when the release has a single split.")
+@click.option("--min-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Shortest usable wav.")
+@test_fraction_option
+@identity_meta_option
+def command(src, out, seed, guard, min_seconds, test_fraction, identity_meta):
+    """The authors' release ({train,test}/<name>/cropped_face_frame_N.png + .wav, or pickled path lists)."""
+    echo_summary(out, prepare_release(src, out, seed=seed, test_fraction=test_fraction, guard=guard,
+                                      min_seconds=min_seconds, identity_meta=identity_meta))
+
+
+REGISTER_PREPARE_MODES = (Entry("wav2pix-release", "command", "The WAV2PIX authors' released subset.", order=20),)

@@ -25,6 +25,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import click
 import cv2
 import imageio_ffmpeg
 import numpy as np
@@ -32,8 +33,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from w2p_eval.data.audio import SAMPLE_RATE
-from w2p_eval.data.prepare_common import VIDEO_SUFFIXES, PairWriter, require_dir, safe_name
+from w2p_eval.data.prepare_common import (PairWriter, VIDEO_SUFFIXES, echo_summary, identity_meta_option, out_option,
+                                          require_dir, safe_name, seed_option, test_fraction_option)
 from w2p_eval.errors import InputError
+from w2p_eval.registry import Entry
 from w2p_eval.utils import Skips
 
 log = logging.getLogger(__name__)
@@ -148,7 +151,6 @@ def segment_bounds(duration: float, segment: float, crop_seconds: float) -> list
 @dataclass(frozen=True)
 class VideoParams:
     """The `prepare videos` settings (see the module docstring); stored in dataset.json's ``params``."""
-
     k: int = 5
     min_confidence: float = 4.0
     margin: float = 0.2
@@ -173,7 +175,6 @@ class VideoParams:
 @dataclass
 class _Video:
     """One decoded video: where it came from, its frames and its whole audio track."""
-
     rel: str  # path relative to SRC
     identity: str
     frames: list[tuple[float, np.ndarray]]  # (time s, uint8 [H, W, 3] RGB)
@@ -263,3 +264,43 @@ def _add_face(writer: PairWriter, video: _Video, fi: int, t: float, img: np.ndar
             source_time=t, face_id=fid, segment_id=f"{video.stem}-seg{si}",
             source_audio_start=round(w0 + float(start), 4), confidence=round(conf, 3),
         )
+
+
+# `w2p-eval prepare videos` (its options only parse; the work is above)
+@click.command("videos")
+@click.argument("src", metavar="SRC", type=click.Path())
+@out_option
+@seed_option
+@click.option("--mapping", metavar="CSV", type=click.Path(), default=None,
+              help="CSV with columns file,identity (file relative to SRC or a bare name). Default: the "
+                   "sub-folder name, or the file stem for videos directly in SRC.")
+@click.option("--k", default=5, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Random audio crops per face.")
+@click.option("--min-confidence", default=4.0, show_default=True, metavar="W", type=float,
+              help="Minimum Haar level weight of the kept face box.")
+@click.option("--margin", default=0.2, show_default=True, metavar="F", type=click.FloatRange(0.0),
+              help="Crop margin on each side, as a fraction of the face box.")
+@click.option("--window", default=2.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Audio kept around each face: +-S seconds (clipped to the source segment).")
+@click.option("--every", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Run the face detector once every S seconds.")
+@click.option("--crop-seconds", default=1.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Length of each audio crop.")
+@click.option("--segment", default=10.0, show_default=True, metavar="S", type=click.FloatRange(0.0, min_open=True),
+              help="Approximate length of the disjoint source segments the seen split moves as wholes.")
+@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16, 1024),
+              help="Side of the saved square face crops.")
+@test_fraction_option
+@identity_meta_option
+def command(src, out, seed, mapping, k, min_confidence, margin, window, every, crop_seconds, segment,
+            image_size, test_fraction, identity_meta):
+    """Talking-head videos (SRC/<identity>/*.mp4 ...) -> pairs via ffmpeg + Haar face detection."""
+    echo_summary(out, prepare_videos(
+        src, out, seed=seed, mapping=mapping, k=k, min_confidence=min_confidence, margin=margin, window=window,
+        every=every, crop_seconds=crop_seconds, segment=segment, image_size=image_size, test_fraction=test_fraction,
+        identity_meta=identity_meta,
+    ))
+
+
+REGISTER_PREPARE_MODES = (Entry("videos", "command", "Talking-head videos -> pairs (ffmpeg + Haar face detection).",
+                                order=10),)

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
 import cv2
 import imageio_ffmpeg
 import numpy as np
@@ -40,12 +41,14 @@ from tqdm import tqdm
 
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio
 from w2p_eval.data.images import load_image_rgb
-from w2p_eval.data.prepare_common import IMAGE_SUFFIXES, PairWriter, require_dir
+from w2p_eval.data.prepare_common import (IMAGE_SUFFIXES, PairWriter, echo_summary, out_option, require_dir,
+                                          seed_option, test_fraction_option)
 from w2p_eval.data.prepare_videos import best_face, crop_square, extract_audio
 from w2p_eval.data.splits import _n_test
 from w2p_eval.data.voxceleb_meta import (RULE_TEXT, SPLIT_RULES, Meta, MetaRow, check_published, identity_meta_entry,
                                          join_meta, read_meta, split_counts, split_of)
 from w2p_eval.errors import InputError
+from w2p_eval.registry import Entry
 from w2p_eval.utils import cap_workers
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,6 @@ _VGGFACE2_ID = re.compile(r"^n\d{6}$")
 @dataclass(frozen=True)
 class VoxParams:
     """The `prepare voxceleb` settings; stored in dataset.json's ``params``."""
-
     max_utterances: int = 10
     max_faces: int = 10
     image_size: int = 128
@@ -362,3 +364,45 @@ class _Run:
 def _stem(rel: str) -> str:
     """A file-name-safe, unique stem of a relative path (``yt/00001.wav`` -> ``yt_00001``)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(Path(rel).with_suffix(""))).strip("_") or "x"
+
+
+# `w2p-eval prepare voxceleb` (its options only parse; the work is above)
+@click.command("voxceleb")
+@click.option("--audio", required=True, metavar="ROOT", type=click.Path(),
+              help="VoxCeleb audio: ROOT/<VoxCeleb id>/<YouTube id>/<utterance>.wav (VoxCeleb1) or .m4a (VoxCeleb2).")
+@click.option("--faces", required=True, metavar="ROOT", type=click.Path(),
+              help="Faces: <VGGFace1 name>/<n>.jpg, <n00xxxx>/<n>.jpg (VGGFace2), <name>/<n>.jpg (HQ-VoxCeleb) or "
+                   "<name>/1.6/<YouTube id>/<frame>.jpg (VoxCeleb frames).")
+@click.option("--meta", "meta", required=True, multiple=True, metavar="CSV", type=click.Path(),
+              help="VoxCeleb meta file (vox1_meta.csv, full_vox2_meta.csv); repeatable. Joins ids and names, gives "
+                   "gender and nationality.")
+@click.option("--split", "split", required=True, type=click.Choice(["official", "wen", "sf2f"]),
+              help="Identity split: official (the Set column), wen (names F-Z train, A-E test), sf2f (row i of each "
+                   "meta file: test when i mod 10 = 8, val when 9, else train).")
+@click.option("--faces-layout", default=None, type=click.Choice(["vggface1", "vggface2", "hq", "frames"]),
+              help="Faces layout (default: recognised from the folder; name-keyed photos read as vggface1, pass hq "
+                   "for HQ-VoxCeleb's aligned faces).")
+@out_option
+@seed_option
+@click.option("--max-utterances", default=10, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Utterances per identity (a seeded choice when there are more); each 1 s window is one pair.")
+@click.option("--max-faces", default=10, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Faces per identity (a seeded choice when there are more).")
+@click.option("--image-size", default=128, show_default=True, metavar="PX", type=click.IntRange(16, 1024),
+              help="Side of the saved square face crops.")
+@click.option("--allow-other-meta", is_flag=True,
+              help="Accept meta files whose sha256 is not the published one with --split sf2f (row order = split).")
+@test_fraction_option
+@click.option("--workers", default=2, show_default=True, metavar="N", type=click.IntRange(1),
+              help="Decoding threads (ffmpeg, face detection).")
+def command(audio, faces, meta, split, faces_layout, out, seed, max_utterances, max_faces, image_size,
+            allow_other_meta, test_fraction, workers):
+    """VoxCeleb1/2 speakers + VGGFace / HQ-VoxCeleb / frame faces on the field's identity splits."""
+    echo_summary(out, prepare_voxceleb(audio, faces, list(meta), split, out, faces_layout=faces_layout, seed=seed,
+                                       max_utterances=max_utterances, max_faces=max_faces, image_size=image_size,
+                                       test_fraction=test_fraction, allow_other_meta=allow_other_meta,
+                                       workers=workers))
+
+
+REGISTER_PREPARE_MODES = (Entry("voxceleb", "command", "VoxCeleb speakers + VGGFace / HQ-VoxCeleb / frame faces, the "
+                                "field's splits (docs/voxceleb.md).", order=50),)

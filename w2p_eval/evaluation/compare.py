@@ -84,6 +84,14 @@ def _check_same_pairs(a_name: str, a_pairs, b_name: str, b_pairs) -> None:
                          f"{', '.join(ex)}); give both a face for every test pair, or compare on a common subset")
 
 
+def _recall(item: SourceItem, results: ResultsStore, data_hash: str) -> None:
+    """A stored source's model and epoch from its rows (same content hash): its checkpoint stays unopened."""
+    if item.kind == "checkpoint":
+        rows = results.query(data_hash=data_hash, checkpoint_hash=item.content_hash, run=item.run)
+        if not rows.empty:
+            item.recall(rows["model"].iloc[0], rows["epoch"].iloc[0])
+
+
 def _from_store(ev, item: SourceItem, results: ResultsStore | None, store_path) -> tuple[int, Side] | None:
     """A source's rows and item values from the store when it holds every task under this plan, else None."""
     if results is None or item.kind == "python":
@@ -179,18 +187,22 @@ def compare_sources(a: str | os.PathLike | SourceItem, b: str | os.PathLike | So
     if ia.run == ib.run:
         raise InputError(f"expected two differently named sources, got {ia.run!r} for both (give --name-a/--name-b)")
     ev = ev.with_sources([ia, ib])
-    ev.check()
-    _check_same_pairs(ia.run, _pairs_of(ia, ev), ib.run, _pairs_of(ib, ev))  # before any face is made
     results = ResultsStore(store, readonly=True) if store is not None and Path(store).is_file() else None
-    sides = []
+    if results is not None:
+        for item in (ia, ib):
+            _recall(item, results, ev.data_hash)
+    ev.check(requirements=False)  # the judges' files are checked below, only when a side is scored
+    _check_same_pairs(ia.run, _pairs_of(ia, ev), ib.run, _pairs_of(ib, ev))  # before any face is made
+    sides = {item.run: _from_store(ev, item, results, store) for item in (ia, ib)}
+    to_score = [item for item in (ia, ib) if sides[item.run] is None]
+    if to_score:
+        ev.check_requirements(to_score)
     for item in (ia, ib):
-        got = _from_store(ev, item, results, store)
-        if got is None:
-            got = _scored(ev, item)
+        if sides[item.run] is None:
+            sides[item.run] = _scored(ev, item)
         else:
             log.info("%s: read from the store %s (no face generated, no judge run)", item.run, store)
-        sides.append(got)
-    (pairs_a, res_a), (pairs_b, res_b) = sides
+    (pairs_a, res_a), (pairs_b, res_b) = sides[ia.run], sides[ib.run]
     _check_same_pairs(ia.run, pairs_a, ib.run, pairs_b)
     todo = [(key, metric) for key in res_a if key in res_b for metric in res_a[key]
             if metric in res_b[key] and (not metrics or metric in metrics)]

@@ -80,7 +80,7 @@ class Evaluation:
               weight_files: Mapping[str, str] | None = None,
               device: str | None = None, workers: int = 1, batch_size: int = 64,
               cache_dir: str | os.PathLike | None = None, overlay_dir: str | os.PathLike | None = None,
-              sources: Sequence[SourceItem] = ()) -> "Evaluation":
+              store_timeout_s: float | None = None, sources: Sequence[SourceItem] = ()) -> "Evaluation":
         """The one place user values become a plan: the dataset opened once, suite and judge names checked
         (with "did you mean"), the test list applied (``given``: options the user set, refused when the list
         fixes another value)."""
@@ -98,7 +98,7 @@ class Evaluation:
             plan = apply_testlist(plan, testlist, split_given="split" in given, protocol_given="protocol" in given,
                                   backbone_given="backbone" in given)
         runtime = Runtime(device=device, workers=int(workers), batch_size=int(batch_size), cache_dir=cache_dir,
-                          overlay_dir=overlay_dir)
+                          overlay_dir=overlay_dir, store_timeout_s=store_timeout_s)
         return cls(plan, runtime, sources)
 
     def with_sources(self, sources: Sequence[SourceItem]) -> "Evaluation":
@@ -126,18 +126,24 @@ class Evaluation:
         """A suite's name in summaries; with several identity judges a judged suite's name says which."""
         return f"{suite.name} ({ctx.backbone})" if suite.judged and len(self.context.judges) > 1 else suite.name
 
-    def check(self, sources: Sequence[SourceItem] | None = None) -> None:
+    def check(self, sources: Sequence[SourceItem] | None = None, *, requirements: bool = True) -> None:
         """Everything the run needs, before any face is generated: every suite's ``check`` under every judge
         round (unknown judge names, missing weights a suite or judge declares ...) and every source's (a
         folder that cannot be scored), then the plan-wide requirement check (:func:`metrics.preflight.check_requirements`:
-        every judge's weight files on disk, the identity metadata). Raises InputError (one line)."""
+        every judge's weight files on disk, the identity metadata; ``requirements=False`` leaves it to
+        :meth:`check_requirements`, for work that may run no judge: ``compare --store``). Raises InputError (one
+        line)."""
         for suite, ctx in self.tasks():
             suite.check(ctx)
         check_distinct_names(self.sources if sources is None else [*self.sources, *sources])
         items = self.sources if sources is None else sources
         for item in items:
             item.check(self.plan.data, split=self.plan.split, protocol=self.plan.protocol)
-        # every judge's files (and the identity metadata) before any face is generated (issue 31)
+        if requirements:
+            self.check_requirements(items)
+
+    def check_requirements(self, items: Sequence[SourceItem]) -> None:
+        """Every judge's files (and the identity metadata) before any face of ``items`` is generated (issue 31)."""
         check_requirements(list({id(s): s for s, _ in self.tasks()}.values()), self.context, items)
 
     @property
@@ -183,7 +189,7 @@ class Evaluation:
         self.check(items)
         tasks = self.tasks()
         store_path = Path(store) if store else default_store(self.plan.data)
-        results = ResultsStore(store_path)
+        results = ResultsStore(store_path, timeout_s=self.runtime.store_timeout_s)
         summary = EvalSummary()
         bar = tqdm(total=len(items), desc="evaluate" if world == 1 else f"evaluate (rank {rank}/{world})",
                    unit="source", dynamic_ncols=True)

@@ -4,8 +4,9 @@
 group) holds every judge, its ``meta["judge"]`` saying which kind: ``identity`` (a "module:attr" factory
 returning an :class:`w2p_eval.judges.identity.IdentityBackbone`), ``landmark`` (a landmark backend class of
 :mod:`w2p_eval.judges.landmarks`) or ``attribute``. ``IDENTITY_BACKBONES`` / ``LANDMARK_BACKENDS`` are the
-registries of one kind (same entries, filtered); :func:`load_identity_backbone` resolves a name and
-answers an unknown one with "did you mean ...; available: ...". :func:`parse_backbones` reads the
+registries of one kind (same entries, filtered). Each judge is declared in its own module
+(``REGISTER_JUDGES = (Entry(...),)``), found there without importing it. :func:`load_identity_backbone` resolves
+a name and answers an unknown one with "did you mean ...; available: ...". :func:`parse_backbones` reads the
 comma list of ``--backbone dlib_resnet,faceres`` (several judges in one evaluation).
 """
 
@@ -13,44 +14,20 @@ from __future__ import annotations
 
 from w2p_eval.errors import InputError
 from w2p_eval.names import lookup, resolve, unknown
-from w2p_eval.registry import Entry, Registry
-
-_ID, _LM, _ATTR = {"judge": "identity"}, {"judge": "landmark"}, {"judge": "attribute"}
-_LM_TORCH = {**_LM, "spawn": True}  # a torch landmark judge: its worker processes are spawned, not forked
-
-
-def _id(require: str | None = None) -> dict:
-    """Identity-judge metadata; ``require``: "module:attr" of its preflight check (files on disk, nothing loaded)."""
-    return {**_ID, "require": require} if require else _ID
-
-
-JUDGES_ENTRIES = (
-    Entry("dlib_resnet", "w2p_eval.judges.dlib_face:DlibResnetBackbone", "dlib's descriptor in torch + a linear head", _id("w2p_eval.judges.dlib_face:require")),
-    Entry("facenet_vggface2", "w2p_eval.judges.facenet_face:FacenetBackbone", "FaceNet InceptionResnetV1, VGGFace2", _id("w2p_eval.judges.facenet_face:require")),
-    Entry("vgg_face", "w2p_eval.judges.vgg_face:VggFaceBackbone", "VGG-Face (--vgg-face-weights)", _id("w2p_eval.judges.vgg_face:require")),
-    Entry("vgg_scratch", "w2p_eval.judges.vgg_face:VggScratchBackbone", "VGG-Face trained from scratch", _ID),
-    Entry("dlib_resnet_native", "w2p_eval.judges.dlib_face:DlibResnetNativeBackbone", "dlib_resnet in dlib-bin", _id("w2p_eval.judges.dlib_face:require")),
-    Entry("dlib_resnet_ft", "w2p_eval.judges.dlib_finetune:DlibResnetFineTuneBackbone",
-          "dlib_resnet with its last residual stage fine-tuned on the real training faces", _id("w2p_eval.judges.dlib_face:require")),
-    Entry("faceres", "w2p_eval.judges.faceres:FaceResBackbone", "HSE FaceRes, VGGFace2", _id("w2p_eval.judges.faceres:require")),
-    Entry("mobilefacenet", "w2p_eval.judges.mobilefacenet:MobileFaceNetBackbone",
-          "MobileFaceNet (ArcFace-type, 192-d; training data undocumented)", _id("w2p_eval.judges.mobilefacenet:require")),
-    Entry("dlib", "w2p_eval.judges.landmarks:DlibBackend", "HOG detector + 68-point ERT", _LM),
-    Entry("dlib_cnn", "w2p_eval.judges.landmarks:DlibCnnBackend", "MMOD CNN detector + ERT", _LM),
-    Entry("fan", "w2p_eval.judges.landmarks_fan:FanBackend", "face-alignment 2D-FAN", _LM_TORCH),
-    Entry("facemesh", "w2p_eval.judges.landmarks_facemesh:FacemeshBackend",
-          "MediaPipe FaceMesh (468 points mapped to 68; training data undocumented)", _LM_TORCH),
-    Entry("faceres+gear", "w2p_eval.judges.attributes:AttributeJudge", "FaceRes gender/age + GEAR ethnicity", _ATTR),
-)
+from w2p_eval.registry import Registry
 
 
 def _of_kind(kind: str):
     return lambda e: e.meta.get("judge", "identity") == kind  # plugins without the key are identity judges
 
 
-JUDGES = Registry("judge", "w2p_eval.judges", JUDGES_ENTRIES)
-IDENTITY_BACKBONES = Registry("identity backbone", "w2p_eval.judges", JUDGES_ENTRIES, keep=_of_kind("identity"))
-LANDMARK_BACKENDS = Registry("landmark backend", "w2p_eval.judges", JUDGES_ENTRIES, keep=_of_kind("landmark"))
+# every judge declares itself where it is defined (``REGISTER_JUDGES`` in its judges/*.py module, read without
+# importing it): meta judge = identity | landmark | attribute, require = "module:attr" of its preflight check
+# (files on disk, nothing loaded), spawn = a torch landmark judge whose worker processes are spawned, not forked
+_SCAN = {"packages": ("w2p_eval.judges",), "marker": "REGISTER_JUDGES"}
+JUDGES = Registry("judge", "w2p_eval.judges", **_SCAN)
+IDENTITY_BACKBONES = Registry("identity backbone", "w2p_eval.judges", keep=_of_kind("identity"), **_SCAN)
+LANDMARK_BACKENDS = Registry("landmark backend", "w2p_eval.judges", keep=_of_kind("landmark"), **_SCAN)
 
 
 def require_identity_backbone(name: str, **options) -> None:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from w2p_eval.cache import Cache
@@ -34,14 +33,17 @@ from w2p_eval.data.images import load_image_rgb
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
-from w2p_eval.judges.faceres import FaceResNet
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.lazy import torch
+from w2p_eval.names import resolve
+from w2p_eval.registry import Entry
 from w2p_eval.utils import select_device
 
 log = logging.getLogger(__name__)
 
 DEFAULT_JUDGE = "faceres"
+FACERES = "w2p_eval.judges.faceres:FaceResNet"  # an nn.Module: resolved when a judge is built (w2p_eval.lazy)
 GENDERS = ("f", "m")
 GENDERS_VERSION = 2  # of the judged-genders cache entries (1: the files this module wrote itself)
 ETHNICITIES = ("white", "black", "asian", "indian", "other")  # GEAR's race_output order
@@ -59,7 +61,7 @@ class AttributeJudge:
 
     def __init__(self, device: str = "cpu", folder=None, ethnicity: bool = True, batch_size: int = 32):
         self.device = device
-        self.faceres = FaceResNet(device, folder)
+        self.faceres = resolve(FACERES)(device, folder)
         self.batch_size = max(1, int(batch_size))
         self.gear = None
         self.notes: list[str] = []
@@ -212,3 +214,7 @@ def genders_problem(value) -> str | None:
 def majority(probs_male: np.ndarray) -> str:
     """float [F] P(male) of one identity's faces -> "m" when the mean is >= 0.5, else "f"."""
     return "m" if float(np.mean(probs_male)) >= 0.5 else "f"
+
+
+REGISTER_JUDGES = (Entry("faceres+gear", "AttributeJudge", "FaceRes gender/age + GEAR ethnicity",
+                         {"judge": "attribute"}, order=130),)

@@ -33,6 +33,7 @@ import torch
 from w2p_eval.errors import MissingWeightsError
 from w2p_eval.judges.dlib_torch import load_dlib_face_net
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +227,12 @@ def require(**options) -> None:
     """Preflight (issue 31): the dlib descriptor and predictor files are on disk, or MissingWeightsError naming
     them, where they were looked for and how to get them; nothing is loaded."""
     model_dir()
+
+
+# registered judges (read by w2p_eval.judges.JUDGES without importing this module; meta require: the preflight)
+REGISTER_JUDGES = (
+    Entry("dlib_resnet", "DlibResnetBackbone", "dlib's descriptor in torch + a linear head",
+          {"judge": "identity", "require": "w2p_eval.judges.dlib_face:require"}, order=10),
+    Entry("dlib_resnet_native", "DlibResnetNativeBackbone", "dlib_resnet in dlib-bin",
+          {"judge": "identity", "require": "w2p_eval.judges.dlib_face:require"}, order=50),
+)

@@ -39,6 +39,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges.dlib_face import CHIP_SIZE, DlibResnetBackbone, LinearHead, _DlibAligned
 from w2p_eval.judges.dlib_torch import exact_cudnn
 from w2p_eval.judges.identity import BestOnValidation, _accuracy_loss, train_epoch, train_head
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +165,8 @@ class DlibResnetFineTuneBackbone(DlibResnetBackbone):
         log.info("fine-tuned judge: best epoch %d of %d (0 = the linear probe), val accuracy %.4f (probe %.4f)",
                  info["best_epoch"], epoch, info["val_acc"], probe_info["val_acc"])
         return head, info
+
+
+REGISTER_JUDGES = (Entry("dlib_resnet_ft", "DlibResnetFineTuneBackbone",
+                         "dlib_resnet with its last residual stage fine-tuned on the real training faces",
+                         {"judge": "identity", "require": "w2p_eval.judges.dlib_face:require"}, order=60),)

@@ -21,6 +21,7 @@ import torch
 
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
+from w2p_eval.registry import Entry
 
 WEIGHTS_FILE = "20180402-114759-vggface2.pt"
 WEIGHTS_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
@@ -109,3 +110,7 @@ class FacenetBackbone(IdentityBackbone):
 
     def make_head(self, n_classes: int) -> torch.nn.Module:
         return FacenetHead(self.net, n_classes)
+
+
+REGISTER_JUDGES = (Entry("facenet_vggface2", "FacenetBackbone", "FaceNet InceptionResnetV1, VGGFace2",
+                         {"judge": "identity", "require": "w2p_eval.judges.facenet_face:require"}, order=20),)

@@ -22,6 +22,7 @@ import torch
 from w2p_eval.judges.dlib_face import LinearHead
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.registry import Entry
 
 INPUT_SIZE = 224
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -115,3 +116,7 @@ class FaceResBackbone(GraphBackbone):
 
 # preflight (issue 31): the files on disk, nothing loaded
 require = model_require("faceres", f"HSE FaceRes (faceres of {PACKAGE})")
+
+
+REGISTER_JUDGES = (Entry("faceres", "FaceResBackbone", "HSE FaceRes, VGGFace2",
+                         {"judge": "identity", "require": "w2p_eval.judges.faceres:require"}, order=70),)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.images import image_to_tensor, load_image_rgb, resize_rgb, tensor_to_uint8
@@ -31,6 +30,7 @@ from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import split_frame
 from w2p_eval.errors import InputError
 from w2p_eval.judges import load_identity_backbone
+from w2p_eval.lazy import torch
 from w2p_eval.utils import select_device, sha256_json
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from w2p_eval.data.images import load_image_rgb
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges import LANDMARK_BACKENDS
 from w2p_eval.names import lookup, resolve, unknown
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -321,3 +322,9 @@ def require(backend: str = "dlib", **options) -> None:
     dlib_model_file("shape_predictor_68_face_landmarks.dat")
     if backend == "dlib_cnn":
         dlib_model_file("mmod_human_face_detector.dat")
+
+
+REGISTER_JUDGES = (
+    Entry("dlib", "DlibBackend", "HOG detector + 68-point ERT", {"judge": "landmark"}, order=90),
+    Entry("dlib_cnn", "DlibCnnBackend", "MMOD CNN detector + ERT", {"judge": "landmark"}, order=100),
+)

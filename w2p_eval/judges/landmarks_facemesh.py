@@ -26,6 +26,7 @@ from PIL import Image
 from w2p_eval.judges.landmarks import DEFAULT_MARGIN, LandmarkBackend, LandmarkResult, as_rgb_uint8, finish_result
 from w2p_eval.judges.landmarks_validation import INNER
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.registry import Entry
 
 INPUT_SIZE = 192
 MESH, FACEFLAG = "Identity_2", "Identity_1"  # output_mesh, output_faceflag (the signature's names)
@@ -125,3 +126,9 @@ class FacemeshBackend(LandmarkBackend):
 
 # preflight (issue 31): the files on disk, nothing loaded
 require = model_require("facemesh", f"MediaPipe FaceMesh (facemesh of {PACKAGE})")
+
+
+# spawn: a torch landmark judge's worker processes are spawned, not forked
+REGISTER_JUDGES = (Entry("facemesh", "FacemeshBackend",
+                         "MediaPipe FaceMesh (468 points mapped to 68; training data undocumented)",
+                         {"judge": "landmark", "spawn": True}, order=120),)

@@ -24,6 +24,7 @@ from w2p_eval.errors import MissingWeightsError
 from w2p_eval.judges.landmarks import (
     AUTO_TARGET_PX, DEFAULT_MARGIN, LandmarkBackend, LandmarkResult, as_rgb_uint8, finish_result,
 )
+from w2p_eval.registry import Entry
 from w2p_eval.utils import select_device
 
 DOWNLOAD_HINT = "the face-alignment project (https://www.adrianbulat.com/downloads/python-fan/)"
@@ -115,3 +116,8 @@ class FanBackend(LandmarkBackend):
 def require(**options) -> None:
     """Preflight: both face-alignment weight files are on disk (:func:`check_fan_weights`)."""
     check_fan_weights()
+
+
+# spawn: a torch landmark judge's worker processes are spawned, not forked
+REGISTER_JUDGES = (Entry("fan", "FanBackend", "face-alignment 2D-FAN", {"judge": "landmark", "spawn": True},
+                         order=110),)

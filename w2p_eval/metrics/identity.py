@@ -35,6 +35,7 @@ from w2p_eval.metrics import embedding as E
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.stats import bootstrap_ci_many
 from w2p_eval.metrics.features import JudgedFaces
+from w2p_eval.registry import Entry
 from w2p_eval.utils import topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,7 @@ class IdentitySuite(MetricSuite):
 
 
 SUITE = IdentitySuite()
+REGISTER_SUITES = (Entry("identity", "SUITE", "identity accuracy by a trained judge, embedding metrics", order=10),)
 METRICS = tuple(m.name for m in SUITE.metrics)
 
 

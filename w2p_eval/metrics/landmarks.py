@@ -27,6 +27,7 @@ from w2p_eval.judges.landmarks import require as require_backend
 from w2p_eval.judges.landmarks_validation import nme
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.registry import Entry
 from w2p_eval.utils import Skips, atomic_path, sha256_json
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,7 @@ def per_item_values(gs, fake_res: Sequence[LandmarkResult], real_res: Sequence[L
 
 
 SUITE = LandmarkSuite()
+REGISTER_SUITES = (Entry("landmarks", "SUITE", "68-point landmark detection rate and NME", order=20),)
 METRICS = tuple(m.name for m in SUITE.metrics)
 
 

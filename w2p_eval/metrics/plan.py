@@ -66,6 +66,7 @@ class Runtime:
     batch_size: int = 64
     cache_dir: Path | None = None
     overlay_dir: Path | None = None
+    store_timeout_s: float | None = None  # how long a locked results store is waited for (None: the default)
 
     def __post_init__(self):
         for name in ("cache_dir", "overlay_dir"):

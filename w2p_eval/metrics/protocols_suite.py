@@ -32,6 +32,7 @@ from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, 
 from w2p_eval.metrics.features import JudgedFaces
 from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
                                         gallery_recall, matching_accuracy, paired_distances, same_gender_problem)
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -314,3 +315,8 @@ def row_genders(gs, opts: Context, labels: np.ndarray) -> tuple[np.ndarray, str]
 RETRIEVAL = RetrievalSuite()
 DISTANCES = DistancesSuite()
 MATCHING = MatchingSuite()
+REGISTER_SUITES = (
+    Entry("retrieval", "RETRIEVAL", "SF2F gallery recall@K", order=40),
+    Entry("distances", "DISTANCES", "paired cosine/L1/L2 to the own real face", order=50),
+    Entry("matching", "MATCHING", "1:N voice-face matching", order=60),
+)

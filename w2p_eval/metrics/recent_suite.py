@@ -24,6 +24,7 @@ from w2p_eval.metrics.base import ItemValues, MetricSpec, SuiteResult, ci_dict
 from w2p_eval.metrics.plan import Context
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, _skipped, row_genders
 from w2p_eval.metrics.stats import cluster_bootstrap_stat
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +250,9 @@ DIVERSITY = DiversitySuite()
 CONSISTENCY_SUITE = ConsistencySuite()
 VERIFICATION = VerificationSuite()
 COVERAGE = CoverageSuite()
+REGISTER_SUITES = (
+    Entry("diversity", "DIVERSITY", "inter-identity cosine (collapse), intra-identity spread", order=80),
+    Entry("consistency", "CONSISTENCY_SUITE", "cross-clip consistency of one speaker's faces", order=90),
+    Entry("verification", "VERIFICATION", "generated vs real face verification EER / AUC", order=100),
+    Entry("coverage", "COVERAGE", "precision / recall / density / coverage (Naeem et al.)", order=110),
+)

@@ -39,6 +39,7 @@ from w2p_eval.metrics.plan import Context
 from w2p_eval.metrics.protocols import _expected_hit
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, split_identity_counts
 from w2p_eval.metrics.testlist import testlist_id
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -244,3 +245,4 @@ def preset_testlist(content: dict, data_dir) -> dict:
 
 
 SUITE = Sf2fSuite()
+REGISTER_SUITES = (Entry("sf2f", "SUITE", "SF2F's evaluator (--protocol-preset sf2f)", order=140),)

@@ -25,6 +25,7 @@ from w2p_eval.metrics.identity import topk_hits
 from w2p_eval.metrics.plan import Plan, Runtime
 from w2p_eval.models.generation import GeneratedSet, check_compatible
 from w2p_eval.models.sources import checkpoint_items
+from w2p_eval.registry import Entry
 from w2p_eval.utils import select_device, topk_accuracy
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class SpeakerSuite(MetricSuite):
 
 
 SUITE = SpeakerSuite()
+REGISTER_SUITES = (Entry("speaker", "SUITE", "speech-only speaker identification of speaker_retrieval", order=30),)
 
 
 def evaluate_speaker_id(

@@ -19,11 +19,12 @@ import hashlib
 import logging
 
 import numpy as np
-import torch
 from scipy.special import logsumexp
 
+from w2p_eval.lazy import torch
 from w2p_eval.metrics.base import MetricSpec, MetricSuite, SuiteResult
 from w2p_eval.metrics.plan import Context
+from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +199,7 @@ class VggfaceScoreSuite(_WeightsSuite):
 
 INCEPTION = InceptionSuite()
 VGGFACE = VggfaceScoreSuite()
+REGISTER_SUITES = (
+    Entry("inception", "INCEPTION", "Inception FID / IS (--inception-weights)", order=120),
+    Entry("vggface_score", "VGGFACE", "SF2F's VGGFace Score (--vggface2-weights)", order=130),
+)

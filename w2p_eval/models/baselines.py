@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from w2p_eval.errors import InputError
 from w2p_eval.judges.voice import embed_waves, load_voice_encoder, undo_pre_emphasis
 from w2p_eval.models.base import FaceGenerator
+from w2p_eval.registry import Entry
 
 
 def _common(gen: FaceGenerator, ckpt: dict) -> None:
@@ -206,3 +207,18 @@ class GenderOracle(FaceGenerator):
         gen = cls(st["means"], st["identity_gender"])
         _common(gen, ckpt)
         return gen.to(device)
+
+
+# registered models (w2p_eval.models.registry.MODELS): meta trainer = the function that trains it, baseline
+REGISTER_MODELS = (
+    Entry("mean_face", "MeanFace", "the mean training face (ignores the audio)",
+          {"trainer": "w2p_eval.train.baselines:train", "baseline": True}, order=30),
+    Entry("gender_oracle", "GenderOracle", "the mean training face of the true gender",
+          {"trainer": "w2p_eval.train.baselines:train", "baseline": True}, order=40),
+    Entry("random_real", "RandomReal", "a real face of a random identity",
+          {"trainer": "w2p_eval.train.baselines:train", "baseline": True}, order=50),
+    Entry("speaker_retrieval", "SpeakerRetrieval", "speaker identified from the audio -> that identity's medoid face",
+          {"trainer": "w2p_eval.train.baselines:train", "baseline": True}, order=60),
+    Entry("real_faces", "RealFaces", "the real paired face (the ceiling)",
+          {"trainer": "w2p_eval.train.baselines:train", "baseline": True}, order=70),
+)

@@ -18,9 +18,8 @@ import re
 import zipfile
 from pathlib import Path
 
-import torch
-
 from w2p_eval.errors import InputError
+from w2p_eval.lazy import torch
 from w2p_eval.utils import atomic_path, git_commit, package_versions, sha256_file
 from w2p_eval.validate import CHECKPOINT_VERSIONS, check_checkpoint
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import save_png, tensor_to_uint8
 from w2p_eval.errors import InputError
+from w2p_eval.lazy import torch
 from w2p_eval.models import registry
 from w2p_eval.models.checkpoint import list_checkpoints, load_checkpoint
 from w2p_eval.outdir import claim, owned_folder, refuse_links

@@ -27,6 +27,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.models.base import FaceGenerator
 from w2p_eval.models.speech_features import segments, sf2f_logfbank
 from w2p_eval.models.voice2face import load_state
+from w2p_eval.registry import Entry
 
 N_MELS = 40
 ENCODER_CHANNELS = (256, 384, 576, 864)
@@ -230,3 +231,7 @@ class SF2F(FaceGenerator):
                     fused=bool(ckpt.get("extra", {}).get("fused", False)))
         load_state(model, ckpt, "sf2f")
         return model.to(device).eval()
+
+
+REGISTER_MODELS = (Entry("sf2f", "SF2F", "SF2F (Bai et al.): speech fuser + face decoder",
+                         {"trainer": "w2p_eval.train.sf2f:train"}, order=90),)

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import image_to_tensor, load_image_rgb, open_image, tensor_to_uint8
 from w2p_eval.errors import InputError
+from w2p_eval.lazy import torch
 from w2p_eval.models import checkpoint, generation
 from w2p_eval.models.faces_io import (  # noqa: F401  (FACE_MAX_SIDE, IMAGE_SUFFIXES, read_faces: re-exported)
     FACE_MAX_SIDE, IMAGE_SUFFIXES, as_uint8_faces, image_files, match_folder, note, read_faces)
@@ -140,6 +140,10 @@ class SourceItem(abc.ABC):
     def release(self) -> None:
         """Drop what was loaded (a checkpoint's weights) once every suite has scored the item."""
 
+    def recall(self, model: str, epoch) -> None:
+        """``model`` and ``epoch`` as a results store recorded them for this item's content hash, so that a
+        checkpoint's metadata needs no reading (``compare --store``); nothing for other sources."""
+
 
 @dataclass
 class CheckpointItem(SourceItem):
@@ -169,6 +173,10 @@ class CheckpointItem(SourceItem):
             meta = checkpoint.read_checkpoint_meta(self.path)
             self._meta = {"model": str(meta["model"]), "epoch": int(meta["epoch"])}
         return self._meta
+
+    def recall(self, model: str, epoch) -> None:
+        if self._meta is None:  # the rows were written from this same file's metadata (same content hash)
+            self._meta = {"model": str(model), "epoch": int(epoch)}
 
     @property
     def model(self) -> str:
@@ -382,16 +390,19 @@ def claim_images(path: str | os.PathLike, name: str | None = None, final_only: b
     return [folder_item(p, name or p.resolve().name)] if p.is_dir() else None
 
 
-# face-source kinds: ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) -> list of
-# SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from the
-# ``w2p_eval.sources`` entry-point group are asked before the fallback)
-SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", [
-    Entry("checkpoint", "w2p_eval.models.sources:CheckpointItem", "a w2p-eval checkpoint; a run folder = its checkpoints",
-          {"claim": "w2p_eval.models.sources:claim_checkpoints"}),
-    Entry("images", "w2p_eval.models.sources:FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
-          {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}),
-    Entry("python", "w2p_eval.models.sources:ArrayItem", "faces from Python: an array or a callable (the API)"),
-])
+# face-source kinds, each declared in the module that defines it (``REGISTER_SOURCE_KINDS``, read without importing
+# it; the built-in three below): ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) ->
+# list of SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from
+# the ``w2p_eval.sources`` entry-point group are asked before the fallback)
+SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", packages=("w2p_eval.models",),
+                        marker="REGISTER_SOURCE_KINDS")
+REGISTER_SOURCE_KINDS = (
+    Entry("checkpoint", "CheckpointItem", "a w2p-eval checkpoint; a run folder = its checkpoints",
+          {"claim": "w2p_eval.models.sources:claim_checkpoints"}, order=10),
+    Entry("images", "FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
+          {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}, order=20),
+    Entry("python", "ArrayItem", "faces from Python: an array or a callable (the API)", order=30),
+)
 
 
 def source_items(path: str | os.PathLike, name: str | None = None, final_only: bool = False, *,

@@ -23,6 +23,7 @@ from torch import nn
 from w2p_eval.errors import InputError
 from w2p_eval.models.base import FaceGenerator
 from w2p_eval.models.speech_features import wen_fbank
+from w2p_eval.registry import Entry
 
 N_MELS = 64
 VOICE_CHANNELS = (256, 384, 576, 864)
@@ -171,3 +172,7 @@ def load_state(model: nn.Module, ckpt: dict, what: str) -> None:
     except RuntimeError as exc:
         raise InputError(f"checkpoint {ckpt.get('path')} does not fit the {what} model: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+REGISTER_MODELS = (Entry("voice2face", "Voice2Face", "Wen et al. 2019: voice embedding -> face GAN",
+                         {"trainer": "w2p_eval.train.voice2face:train"}, order=80),)

@@ -22,6 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from w2p_eval.data.audio import SAMPLE_RATE
 from w2p_eval.errors import InputError
 from w2p_eval.models.base import FaceGenerator
+from w2p_eval.registry import Entry
 
 EMBED_DIM = 128
 ENCODER_CHANNELS = (16, 32, 128, 256, 512, 1024)
@@ -255,3 +256,11 @@ class Wav2Pix(FaceGenerator):
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters (spectral-norm u/v vectors are buffers, not counted)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# registered models (w2p_eval.models.registry.MODELS): meta trainer = the function that trains it, baseline
+REGISTER_MODELS = (
+    Entry("wav2pix", "Wav2Pix", "the WAV2PIX speech-to-face GAN", {"trainer": "w2p_eval.train.gan:train"}, order=10),
+    Entry("l1_regression", "Wav2Pix", "WAV2PIX without the discriminator (L1 only)",
+          {"trainer": "w2p_eval.train.gan:train", "baseline": True}, order=20),
+)
