@@ -158,8 +158,10 @@ def conv(node: Node, depthwise: bool, fused: bool):
         w = get_w()
         if pointwise is not None and x.device.type == "cpu" and x.dtype == torch.float32 \
                 and not torch.is_grad_enabled():  # conv + bias + activation in one oneDNN call
-            w = packed.get(w, front, x.shape, padding)
-            return _POINTWISE(x, w, b, list(padding), list(strides), list(dilations), groups, *pointwise, "")
+            attr, scalars, eager = pointwise
+            y = _POINTWISE(x, packed.get(w, front, x.shape, padding), b, list(padding), list(strides),
+                           list(dilations), groups, attr, scalars, "")
+            return post(y, True) if eager else y
         y = F.conv2d(x, _front_pad(w, front), b, stride=strides, padding=padding, dilation=dilations, groups=groups)
         return post(y, True) if post else y
 
@@ -224,22 +226,23 @@ _REORDER = getattr(getattr(torch.ops, "mkldnn", None), "_reorder_convolution_wei
     if _POINTWISE is not None else None
 
 
-def _pointwise(node: Node, names: list[str]) -> tuple[str, list[float]] | None:
-    """(attr, scalars) of ``_convolution_pointwise`` for the fused ops after the bias, None when it has no such
-    attr (then the eager ops run)."""
+def _pointwise(node: Node, names: list[str]) -> tuple[str, list[float], bool] | None:
+    """(attr, scalars, eager) of ``_convolution_pointwise`` for the fused ops after the bias; ``eager``: oneDNN has
+    no such attr, so the convolution runs with "none" and the fused ops after it (:func:`_activation`). None
+    without oneDNN's op."""
     if _POINTWISE is None:
         return None
     if not names:
-        return "none", []
+        return "none", [], False
     if names in (["Relu"], ["Relu6"], ["Clamp"]):
         if names == ["Relu"]:
-            return "relu", []
+            return "relu", [], False
         lo, hi = (0.0, 6.0) if names == ["Relu6"] else (float(v) for v in node.attr["w2p_clamp"]["list"]["f"])
         if lo == 0.0 and hi == math.inf:
-            return "relu", []
+            return "relu", [], False
         if math.isfinite(lo) and math.isfinite(hi):
-            return "hardtanh", [lo, hi]
-    return None
+            return "hardtanh", [lo, hi], False
+    return "none", [], True
 
 
 def pool(node: Node, kind: str):
