@@ -8,7 +8,8 @@ identity, at the generator's 64 px), as the identity judges see generated faces.
 (so a load change on a shared machine hits every path alike): each judge's descriptor alone (FaceRes fused and
 unfused on the same preprocessed 224 px input, MobileFaceNet fused and unfused at 112 px, dlib_resnet's torch
 network on its aligned 150 px chips), and each judge's whole trunk (resize or alignment + descriptor, what
-``identity`` pays per face). Batches of 32.
+``identity`` pays per face). Batches of 32. OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, as the
+CLI sets it) unless the environment says otherwise.
 
 Two phases in the one process (issue 28 round 4): first with glibc's default allocator settings (every block
 over 32 MiB mapped on allocation and unmapped on free, as before round 4), then after
@@ -29,12 +30,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP: what the CLI sets (utils)
+os.environ["W2P_KEEP_FREED_MEMORY"] = "0"  # phase 1 runs with glibc's defaults; phase 2 sets them below
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/ as a package, like benchmarks/faceres_device.py
-os.environ["W2P_KEEP_FREED_MEMORY"] = "0"  # phase 1 runs with glibc's defaults; phase 2 sets them below
 
 from tests.tfjs_helpers import release_face_ids, release_faces  # noqa: E402
 from w2p_eval import utils  # noqa: E402
@@ -110,7 +113,8 @@ def main() -> None:
         for packed in (True, False):
             paths[f"trunk {k}{' packed' if packed else ''}"] = (lambda bb=bb: bb.trunk(faces), packed)
     outs = {k: fn() for k, (fn, _) in paths.items() if k.startswith("descriptor")}  # compared below
-    print(f"device {dev}, {args.threads} threads, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"device {dev}, {args.threads} threads (OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}), "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{len(faces)} real faces, batches of {BATCH}, median of {args.rounds} interleaved rounds per phase")
     phases = {}
     for phase in ("glibc default allocator", "keep_freed_memory"):

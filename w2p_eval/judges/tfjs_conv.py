@@ -191,7 +191,8 @@ def _front_pad(w: torch.Tensor, front: tuple[int, int]) -> torch.Tensor:
 class PackedFilters:
     """One convolution's filter as oneDNN lays it out for a given input shape, made once and kept (the last
     ``size`` input shapes), so that a call does not reorder the filter again: without it every CPU convolution
-    starts with a reorder of its filter (on the shared 2-core VM 15-20 % of FaceRes's forward, issue 28 round 4).
+    starts with a reorder of its filter, one more parallel region whose threads wait on each other on a busy
+    machine (FaceRes at 2 threads on the shared 2-core VM: 1.1-1.3x faster packed; at 1 thread the same speed).
     The packed filter is the same numbers in another memory order: outputs are bit-identical. A filter tensor
     replaced or changed in place (``.to()``, ``copy_``) is packed again; without oneDNN's reorder op the plain
     filter is used."""

@@ -7,8 +7,8 @@ the module, so ``.to(device)`` moves the whole graph. With ``fuse=True`` (the de
 rewritten by :func:`w2p_eval.judges.tfjs_fuse.fuse_graph` (batch-norm multiply/add, bias adds, activations and
 Minimum/Maximum clamps folded into the convolution before them). On the CPU each convolution keeps its filter
 packed for oneDNN (:class:`w2p_eval.judges.tfjs_conv.PackedFilters`), and loading a graph lets the process reuse
-freed activation memory (:func:`w2p_eval.utils.keep_freed_memory`): together about 1.6x the faces/s of the
-fused graph alone on the 2-core VM (BENCHMARKS.md, issue 28 round 4).
+freed activation memory (:func:`w2p_eval.utils.keep_freed_memory`): together 1.4-1.9x FaceRes's faces/s of
+the fused graph alone on the shared 2-core VM (BENCHMARKS.md, issue 28 round 4).
 """
 
 from __future__ import annotations
