@@ -243,7 +243,7 @@ def end_to_end_backbones(data: Path, ckpts: list[Path], work: Path, threads: int
             t0 = time.perf_counter()
             bb = load_identity_backbone(backbone)
             out[f"load_s_{backbone}"] = time.perf_counter() - t0
-            bb.trunk(faces[:8])
+            bb.trunk(faces)  # warm-up: the batch shapes' first calls (oneDNN primitives, packed filters, heap)
             t0 = time.perf_counter()
             bb.trunk(faces)
             out[f"trunk_faces_per_s_{backbone}"] = len(faces) / (time.perf_counter() - t0)
