@@ -260,8 +260,9 @@ def report_e2e(res: dict) -> None:
               f"trunk {res[f'trunk_faces_per_s_{backbone}']:.1f} faces/s on "
               f"{res['e2e_n_distinct_test_faces']} distinct test faces")
     if "e2e_s_faceres" in res and "e2e_s_dlib_resnet" in res:
+        first = res["e2e_first_s_dlib_resnet"] / res["e2e_first_s_faceres"]
         print(f"  dlib_resnet / faceres seconds: {res['e2e_s_dlib_resnet'] / res['e2e_s_faceres']:.2f}x "
-              f"(>= 1: faceres no slower); first runs {res['e2e_first_s_dlib_resnet'] / res['e2e_first_s_faceres']:.2f}x")
+              f"(>= 1: faceres no slower); first runs {first:.2f}x")
 
 
 def report(res: dict, paths: tuple[str, ...], threads: int, skip_checkpoint: bool) -> None:

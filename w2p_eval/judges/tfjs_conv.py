@@ -154,7 +154,8 @@ def conv(node: Node, depthwise: bool, fused: bool):
     same = node.string("padding", "VALID") == "SAME"
     packed = PackedFilters(strides, dilations, groups)
 
-    def conv2d(x: torch.Tensor, b: torch.Tensor | None, padding: tuple[int, int], front: tuple[int, int]):
+    def conv2d(x: torch.Tensor, b: torch.Tensor | None, padding: tuple[int, int],
+               front: tuple[int, int]) -> torch.Tensor:
         w = get_w()
         if pointwise is not None and x.device.type == "cpu" and x.dtype == torch.float32 \
                 and not torch.is_grad_enabled():  # conv + bias + activation in one oneDNN call
