@@ -15,6 +15,11 @@ the same faces in one run.
    ``w2p-eval identity``): generation of the release test split (615 pairs), descriptors of the
    generated faces, the head, all metrics. The judge is trained and the real faces' scores are cached
    first (untimed, on another checkpoint), as when a run's checkpoints are scored one after another.
+3. ``--e2e-backbones faceres,dlib_resnet[,faceres_glibc_default]``: only the whole ``w2p-eval identity --ckpt C
+   --backbone B`` command per judge, each in a fresh process, interleaved over ``--e2e-rounds`` (issue 28 item 4:
+   faceres no slower than dlib_resnet end to end), on two untrained seeded checkpoints; the one-time costs (the
+   first run, which trains the judge's head; model load) apart from the per-face cost (trunk faces/s).
+   ``faceres_glibc_default``: faceres with ``W2P_KEEP_FREED_MEMORY=0`` (the allocator as before round 4).
 
 Data: the WAV2PIX release from ../shared/data (prepared into ``--work`` unless ``--data`` is given);
 the checkpoints are a WAV2PIX 64 px run of ``--epochs`` epochs trained here (setup, untimed). Prints
@@ -191,6 +196,75 @@ def end_to_end(data: Path, ckpts: list[Path], work: Path, threads: int) -> dict:
             "e2e_speedup": t_native / seconds}
 
 
+E2E_VARIANTS = {"faceres": ("faceres", {}), "dlib_resnet": ("dlib_resnet", {}),
+                "faceres_glibc_default": ("faceres", {"W2P_KEEP_FREED_MEMORY": "0"})}
+
+
+def end_to_end_backbones(data: Path, ckpts: list[Path], work: Path, threads: int, variants: list[str],
+                         rounds: int) -> dict:
+    """The whole ``identity --ckpt C --backbone B`` command per judge (fresh process each, one cache per judge),
+    interleaved: first a run on another checkpoint that trains the judge's head and caches the real faces'
+    descriptors (one-time, timed apart), then ``rounds`` rounds of every judge in turn on the timed checkpoint
+    (median). In this process, the parts: model load seconds and whole-trunk faces/s on the test split's
+    distinct real faces (what a generated face costs the judge)."""
+    import subprocess
+    import statistics
+
+    from w2p_eval.data.folder import open_dataset
+    from w2p_eval.judges import load_identity_backbone
+    from w2p_eval.judges.identity import real_faces_uint8
+
+    def command(ckpt: Path, name: str) -> float:
+        backbone, extra = E2E_VARIANTS[name]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), **extra}
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "w2p_eval", "identity", "--ckpt", str(ckpt), "--data", str(data),
+                               "--backbone", backbone, "--cache-dir", str(work / f"cache_e2e_{name}"),
+                               "--no-store", "--device", "cpu"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"identity --backbone {backbone} failed:\n{proc.stderr[-2000:]}")
+        return time.perf_counter() - t0
+
+    out = {"e2e_variants": variants, "e2e_rounds": rounds}
+    for name in variants:
+        out[f"e2e_first_s_{name}"] = command(ckpts[0], name)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name in variants:
+            times[name].append(command(ckpts[-1], name))
+    ds = open_dataset(data)
+    faces = real_faces_uint8(ds, ds.split("test").drop_duplicates("face_id"), 64)
+    out["e2e_n_distinct_test_faces"] = len(faces)
+    for name in variants:
+        out[f"e2e_s_{name}"] = statistics.median(times[name])
+        out[f"e2e_all_s_{name}"] = [round(t, 2) for t in times[name]]
+        backbone = E2E_VARIANTS[name][0]
+        if f"load_s_{backbone}" not in out:
+            t0 = time.perf_counter()
+            bb = load_identity_backbone(backbone)
+            out[f"load_s_{backbone}"] = time.perf_counter() - t0
+            bb.trunk(faces)  # warm-up: the batch shapes' first calls (oneDNN primitives, packed filters, heap)
+            t0 = time.perf_counter()
+            bb.trunk(faces)
+            out[f"trunk_faces_per_s_{backbone}"] = len(faces) / (time.perf_counter() - t0)
+    return out
+
+
+def report_e2e(res: dict) -> None:
+    print(f"identity --ckpt, whole command per judge (fresh process; median of {res['e2e_rounds']} interleaved "
+          f"rounds; first run = judge head training + real faces' descriptors, then cached):")
+    for name in res["e2e_variants"]:
+        backbone = E2E_VARIANTS[name][0]
+        print(f"  {name:22s} {res[f'e2e_s_{name}']:6.1f} s (runs {res[f'e2e_all_s_{name}']}); first run "
+              f"{res[f'e2e_first_s_{name}']:6.1f} s; in-process: model load {res[f'load_s_{backbone}']:.2f} s, "
+              f"trunk {res[f'trunk_faces_per_s_{backbone}']:.1f} faces/s on "
+              f"{res['e2e_n_distinct_test_faces']} distinct test faces")
+    if "e2e_s_faceres" in res and "e2e_s_dlib_resnet" in res:
+        first = res["e2e_first_s_dlib_resnet"] / res["e2e_first_s_faceres"]
+        print(f"  dlib_resnet / faceres seconds: {res['e2e_s_dlib_resnet'] / res['e2e_s_faceres']:.2f}x "
+              f"(>= 1: faceres no slower); first runs {first:.2f}x")
+
+
 def report(res: dict, paths: tuple[str, ...], threads: int, skip_checkpoint: bool) -> None:
     print(f"device {res['device']} ({res.get('gpu', f'{threads} threads, {os.cpu_count()} CPUs')}), torch "
           f"{res['torch']}, load average {res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
@@ -233,6 +307,10 @@ def main() -> None:
     ap.add_argument("--end-to-end", action="store_true",
                     help="also the whole `identity --ckpt` command vs dlib-bin's alignment + descriptor")
     ap.add_argument("--end-to-end-only", action="store_true", help="only that row (untrained checkpoints)")
+    ap.add_argument("--e2e-backbones", default="",
+                    help=f"only the whole `identity --backbone B` command per judge, among {', '.join(E2E_VARIANTS)} "
+                         "(comma-separated; untrained checkpoints)")
+    ap.add_argument("--e2e-rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -255,6 +333,20 @@ def main() -> None:
            "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
     if device.startswith("cuda"):
         res["gpu"] = torch.cuda.get_device_name(0)
+    if args.e2e_backbones:
+        variants = [v for v in args.e2e_backbones.split(",") if v]
+        if not variants or any(v not in E2E_VARIANTS for v in variants):
+            sys.exit(f"--e2e-backbones: expected names among {', '.join(E2E_VARIANTS)}, got {args.e2e_backbones!r}")
+        res.update(end_to_end_backbones(data, untrained_checkpoints(data, work), work, args.threads, variants,
+                                        args.e2e_rounds))
+        res["load_avg_1min_after"] = os.getloadavg()[0]
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return
+        print(f"device cpu, {args.threads} threads, {os.cpu_count()} CPUs, torch {res['torch']}, load average "
+              f"{res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
+        report_e2e(res)
+        return
     if args.end_to_end_only:
         res.update(end_to_end(data, untrained_checkpoints(data, work), work, args.threads))
         print(json.dumps(res, indent=2) if args.json else

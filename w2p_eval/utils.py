@@ -6,15 +6,18 @@ Kept light (no torch/numpy/pandas at import): the CLI's option checks use it bef
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
 import logging
 import os
+import platform
 import re
 import resource
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from importlib import metadata
@@ -218,6 +221,43 @@ def configure_cpu_threads() -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(default_threads())
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+KEEP_FREED_ENV = "W2P_KEEP_FREED_MEMORY"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_kept_freed: list[bool] = []
+
+
+def keep_freed_memory(mmap_mib: int = 256, trim_mib: int = 512) -> bool:
+    """Let the process reuse the memory of freed large tensors instead of returning it to the system (glibc's
+    ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD``; once per process, process-wide). By default glibc gives every
+    block over 32 MiB its own mapping and unmaps it on free, so a CNN forward on the CPU whose activations are
+    that large (FaceRes at 32 x 224 px: up to 103 MB each) takes a page fault for every 4 KiB of every new
+    activation, every call: about a third of its time on the shared VM (BENCHMARKS.md, issue 28 round 4). After
+    this call, blocks below ``mmap_mib`` come from the heap and up to ``trim_mib`` of free heap top is kept.
+    Skipped (False) off Linux/glibc, when ``$W2P_KEEP_FREED_MEMORY`` is 0, or when glibc's own malloc settings
+    are in the environment (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``), which
+    are then left to rule. Returns whether the settings are in force."""
+    if _kept_freed:
+        return _kept_freed[0]
+    env = os.environ
+    why = ("$W2P_KEEP_FREED_MEMORY=0" if env.get(KEEP_FREED_ENV, "").strip() == "0" else
+           "glibc malloc settings in the environment" if any(k in env for k in (
+               "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")) else
+           "not Linux with glibc" if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc"
+           else None)
+    if why is not None:
+        log.debug("freed memory returned to the system as the allocator decides (%s)", why)
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        done = bool(mallopt(_M_TRIM_THRESHOLD, trim_mib << 20)) and bool(mallopt(_M_MMAP_THRESHOLD, mmap_mib << 20))
+    except (OSError, AttributeError) as exc:
+        log.debug("could not set glibc's malloc thresholds: %s", exc)
+        done = False
+    log.debug("freed blocks below %d MiB kept for reuse: %s", mmap_mib, done)
+    _kept_freed.append(done)
+    return done
 
 
 def set_threads(n: int | None) -> None:

@@ -5,7 +5,10 @@ needed for the requested outputs are put in dependency order, every op is built 
 its node (attributes read, constant filters transposed to torch's layout), and every constant is a buffer of
 the module, so ``.to(device)`` moves the whole graph. With ``fuse=True`` (the default) the nodes are first
 rewritten by :func:`w2p_eval.judges.tfjs_fuse.fuse_graph` (batch-norm multiply/add, bias adds, activations and
-Minimum/Maximum clamps folded into the convolution before them).
+Minimum/Maximum clamps folded into the convolution before them). On the CPU each convolution keeps its filter
+packed for oneDNN (:class:`w2p_eval.judges.tfjs_conv.PackedFilters`), and loading a graph lets the process reuse
+freed activation memory (:func:`w2p_eval.utils.keep_freed_memory`): together 1.4-1.9x FaceRes's faces/s of
+the fused graph alone on the shared 2-core VM (BENCHMARKS.md, issue 28 round 4).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from w2p_eval.judges.dlib_torch import exact_cudnn
 from w2p_eval.judges.tfjs_fuse import fuse_graph
 from w2p_eval.judges.tfjs_ops import MIN_INPUTS, OPS
 from w2p_eval.judges.tfjs_value import Node, Val
+from w2p_eval.utils import keep_freed_memory
 
 
 def _source(name: str) -> tuple[str, int]:
@@ -94,6 +98,7 @@ class TfjsGraph(torch.nn.Module):
         for k, (_, ins, _) in enumerate(self._steps):
             for s in ins:
                 self._last_use[s] = k
+        keep_freed_memory()  # activations of 100 MB each, every call: reused instead of page-faulted in again
 
     def _buffer(self, key: str, arr: np.ndarray) -> str:
         key = re.sub(r"\W", "_", key)
