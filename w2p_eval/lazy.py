@@ -11,7 +11,7 @@ no network at all, so importing torch (about 2 s, most of the command) is pure c
 (the evaluation core, the suites, the sources, the judges' front modules) say ``from w2p_eval.lazy import torch``
 (and ``F`` for ``torch.nn.functional``): a :class:`LazyModule` that imports torch on its first attribute use.
 Modules that define ``nn.Module`` classes use torch when they are imported, so they are reached through the
-registries' lazy "module:attr" targets, not imported by the modules on that path (tests/unit/test_imports.py
+registries' lazy "module:attr" targets, not imported by the modules on that path (tests/unit/test_evaluation_core.py
 proves `compare --store` imports no torch). Everywhere else imports sit at the top of a module.
 """
 

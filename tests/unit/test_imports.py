@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "w2p_eval"
 REASON = "# lazy:"
 NOT_YET: set[str] = set()  # files not held to the rule (none: every file outside cli/ is)
 # Issue 26's target for the whole package is <= 20 explained function-level imports; lower this when one goes.
-MAX_EXPLAINED = 16
+MAX_EXPLAINED = 13
 
 
 def module_names() -> dict[str, Path]:
