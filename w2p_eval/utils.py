@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -225,9 +226,9 @@ def configure_cpu_threads() -> None:
 
 KEEP_FREED_ENV = "W2P_KEEP_FREED_MEMORY"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_kept_freed: list[bool] = []
 
 
+@functools.lru_cache(maxsize=None)  # once per process: mallopt's settings are process-wide themselves
 def keep_freed_memory(mmap_mib: int = 256, trim_mib: int = 512) -> bool:
     """Let the process reuse the memory of freed large tensors instead of returning it to the system (glibc's
     ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD``; once per process, process-wide). By default glibc gives every
@@ -238,8 +239,6 @@ def keep_freed_memory(mmap_mib: int = 256, trim_mib: int = 512) -> bool:
     Skipped (False) off Linux/glibc, when ``$W2P_KEEP_FREED_MEMORY`` is 0, or when glibc's own malloc settings
     are in the environment (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``), which
     are then left to rule. Returns whether the settings are in force."""
-    if _kept_freed:
-        return _kept_freed[0]
     env = os.environ
     why = ("$W2P_KEEP_FREED_MEMORY=0" if env.get(KEEP_FREED_ENV, "").strip() == "0" else
            "glibc malloc settings in the environment" if any(k in env for k in (
@@ -256,7 +255,6 @@ def keep_freed_memory(mmap_mib: int = 256, trim_mib: int = 512) -> bool:
         log.debug("could not set glibc's malloc thresholds: %s", exc)
         done = False
     log.debug("freed blocks below %d MiB kept for reuse: %s", mmap_mib, done)
-    _kept_freed.append(done)
     return done
 
 

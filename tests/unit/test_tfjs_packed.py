@@ -94,7 +94,7 @@ def _faults_filling(nbytes: int) -> int:
 def test_keep_freed_memory_reuses_a_freed_100_mb_block(monkeypatch):
     for key in (utils.KEEP_FREED_ENV, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(utils, "_kept_freed", [])
+    utils.keep_freed_memory.cache_clear()
     assert utils.keep_freed_memory() is True
     assert utils.keep_freed_memory() is True  # once per process
     size = 100 << 20
@@ -104,10 +104,11 @@ def test_keep_freed_memory_reuses_a_freed_100_mb_block(monkeypatch):
 
 
 def test_keep_freed_memory_leaves_the_allocator_alone_when_told(monkeypatch):
-    monkeypatch.setattr(utils, "_kept_freed", [])
+    utils.keep_freed_memory.cache_clear()
     monkeypatch.setenv(utils.KEEP_FREED_ENV, "0")
     assert utils.keep_freed_memory() is False
-    monkeypatch.setattr(utils, "_kept_freed", [])
+    utils.keep_freed_memory.cache_clear()
     monkeypatch.delenv(utils.KEEP_FREED_ENV)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # glibc's own setting rules
     assert utils.keep_freed_memory() is False
+    utils.keep_freed_memory.cache_clear()  # the next graph load in this process decides afresh
