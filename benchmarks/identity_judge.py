@@ -289,7 +289,7 @@ def report(res: dict, paths: tuple[str, ...], threads: int, skip_checkpoint: boo
             print(f"  {metric:24s} " + "  ".join(f"{p} {res[f'rows_{p}'][metric]:.4f}" for p in paths))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="prepared release dataset (default: prepare one)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the prepared data, run and caches")
@@ -312,48 +312,27 @@ def main() -> None:
                          "(comma-separated; untrained checkpoints)")
     ap.add_argument("--e2e-rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    import torch
 
-    from w2p_eval.utils import select_device
-
-    torch.set_num_threads(args.threads)
-    device = select_device(args.device)
-    paths = tuple(p for p in args.paths.split(",") if p)
-    unknown = [p for p in paths if p not in BACKBONES]
-    if unknown or not paths:
-        sys.exit(f"--paths: expected names among {', '.join(BACKBONES)}, got {args.paths!r}")
-    work = args.work or Path(tempfile.mkdtemp(prefix="w2p-bench-identity-"))
-    work.mkdir(parents=True, exist_ok=True)
-    data = args.data or prepared_release(work)
-    if args.train_faces > 0:
-        data = fewer_training_faces(data, work / f"{data.name}_{args.train_faces}faces", args.train_faces)
-    res = {"device": device, "threads": args.threads, "cpu_count": os.cpu_count(),
-           "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
-    if device.startswith("cuda"):
-        res["gpu"] = torch.cuda.get_device_name(0)
-    if args.e2e_backbones:
-        variants = [v for v in args.e2e_backbones.split(",") if v]
-        if not variants or any(v not in E2E_VARIANTS for v in variants):
-            sys.exit(f"--e2e-backbones: expected names among {', '.join(E2E_VARIANTS)}, got {args.e2e_backbones!r}")
-        res.update(end_to_end_backbones(data, untrained_checkpoints(data, work), work, args.threads, variants,
-                                        args.e2e_rounds))
-        res["load_avg_1min_after"] = os.getloadavg()[0]
-        if args.json:
-            print(json.dumps(res, indent=2))
-            return
-        print(f"device cpu, {args.threads} threads, {os.cpu_count()} CPUs, torch {res['torch']}, load average "
-              f"{res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
-        report_e2e(res)
+def run_e2e_backbones(args, data: Path, work: Path, res: dict) -> None:
+    """`--e2e-backbones`: the whole `identity --backbone B` command per judge, printed (or JSON)."""
+    variants = [v for v in args.e2e_backbones.split(",") if v]
+    if not variants or any(v not in E2E_VARIANTS for v in variants):
+        sys.exit(f"--e2e-backbones: expected names among {', '.join(E2E_VARIANTS)}, got {args.e2e_backbones!r}")
+    res.update(end_to_end_backbones(data, untrained_checkpoints(data, work), work, args.threads, variants,
+                                    args.e2e_rounds))
+    res["load_avg_1min_after"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(res, indent=2))
         return
-    if args.end_to_end_only:
-        res.update(end_to_end(data, untrained_checkpoints(data, work), work, args.threads))
-        print(json.dumps(res, indent=2) if args.json else
-              f"identity --ckpt, whole command ({res['e2e_n_faces']} test faces, caches warm): {res['e2e_command_s']:.1f} s; "
-              f"dlib-bin alignment + descriptor on as many faces: {res['e2e_native_trunk_s']:.1f} s -> "
-              f"{res['e2e_speedup']:.2f}x (target 2.5x)")
-        return
+    print(f"device cpu, {args.threads} threads, {os.cpu_count()} CPUs, torch {res['torch']}, load average "
+          f"{res['load_avg_1min_before']:.2f} -> {res['load_avg_1min_after']:.2f}")
+    report_e2e(res)
+
+
+def run_paths(args, data: Path, work: Path, device: str, paths: tuple[str, ...], res: dict) -> None:
+    """The descriptor throughput of each judge path, then (unless --skip-checkpoint) per checkpoint and end to end."""
     res.update(descriptor_speed(data, args.n_faces, args.repeats, device, paths))
     print(f"descriptor timings: {json.dumps(res)}", file=sys.stderr)
 
@@ -379,6 +358,40 @@ def main() -> None:
         return
     report(res, paths, args.threads, args.skip_checkpoint)
 
+
+def main() -> None:
+    args = parse_args()
+
+    import torch
+
+    from w2p_eval.utils import select_device
+
+    torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    paths = tuple(p for p in args.paths.split(",") if p)
+    unknown = [p for p in paths if p not in BACKBONES]
+    if unknown or not paths:
+        sys.exit(f"--paths: expected names among {', '.join(BACKBONES)}, got {args.paths!r}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="w2p-bench-identity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data or prepared_release(work)
+    if args.train_faces > 0:
+        data = fewer_training_faces(data, work / f"{data.name}_{args.train_faces}faces", args.train_faces)
+    res = {"device": device, "threads": args.threads, "cpu_count": os.cpu_count(),
+           "load_avg_1min_before": os.getloadavg()[0], "torch": torch.__version__}
+    if device.startswith("cuda"):
+        res["gpu"] = torch.cuda.get_device_name(0)
+    if args.e2e_backbones:
+        run_e2e_backbones(args, data, work, res)
+        return
+    if args.end_to_end_only:
+        res.update(end_to_end(data, untrained_checkpoints(data, work), work, args.threads))
+        print(json.dumps(res, indent=2) if args.json else
+              f"identity --ckpt, whole command ({res['e2e_n_faces']} test faces, caches warm): {res['e2e_command_s']:.1f} s; "
+              f"dlib-bin alignment + descriptor on as many faces: {res['e2e_native_trunk_s']:.1f} s -> "
+              f"{res['e2e_speedup']:.2f}x (target 2.5x)")
+        return
+    run_paths(args, data, work, device, paths, res)
 
 if __name__ == "__main__":
     main()

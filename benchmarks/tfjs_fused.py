@@ -78,6 +78,29 @@ def timed(paths: dict, rounds: int, n: int) -> tuple[dict, dict]:
             {k: v / (rounds * n) for k, v in faults.items()})
 
 
+def timed_paths(faces: np.ndarray, dev: str, no_unfused: bool) -> dict:
+    """What is timed: name -> (callable, packed?): dlib_resnet's descriptor and trunk, FaceRes and MobileFaceNet
+    fused (packed or reordered per call) and unfused on their preprocessed inputs, and their whole trunks."""
+    graphs = {f"{name} {'fused' if fuse else 'unfused'}": load_graph_model(model_path(name), outs, dev, fuse=fuse)
+              for name, outs in (("faceres", [DESCRIPTOR]), ("mobilefacenet", [EMBEDDING]))
+              for fuse in ((True,) if no_unfused else (True, False))}
+    x_fr = preprocess(torch.from_numpy(resize_batch(faces, INPUT_SIZE))).to(dev)
+    x_mf = mfn_preprocess(torch.from_numpy(resize_batch(faces, MFN_SIZE))).to(dev)
+    dlib = load_identity_backbone("dlib_resnet", device=dev)
+    chips = dlib.chips(faces)
+    trunks = {name: load_identity_backbone(name, device=dev) for name in ("faceres", "mobilefacenet")}
+    paths = {"descriptor dlib_resnet": (lambda: dlib.describe_chips(chips), True),
+             "trunk dlib_resnet": (lambda: dlib.trunk(faces), True)}
+    for k, g in graphs.items():
+        fn = (lambda g=g, x=(x_fr if k.startswith("faceres") else x_mf), o=g.outputs[0]: batched(lambda b: g(b)[o], x))
+        for packed in ((True, False) if k.endswith(" fused") else (False,)):
+            paths[f"descriptor {k}{' packed' if packed else ''}"] = (fn, packed)
+    for k, bb in trunks.items():
+        for packed in (True, False):
+            paths[f"trunk {k}{' packed' if packed else ''}"] = (lambda bb=bb: bb.trunk(faces), packed)
+    return paths
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-faces", type=int, default=60)
@@ -95,23 +118,7 @@ def main() -> None:
     faces = release_faces(release, ids, 64)
     dev = args.device
 
-    graphs = {f"{name} {'fused' if fuse else 'unfused'}": load_graph_model(model_path(name), outs, dev, fuse=fuse)
-              for name, outs in (("faceres", [DESCRIPTOR]), ("mobilefacenet", [EMBEDDING]))
-              for fuse in ((True,) if args.no_unfused else (True, False))}
-    x_fr = preprocess(torch.from_numpy(resize_batch(faces, INPUT_SIZE))).to(dev)
-    x_mf = mfn_preprocess(torch.from_numpy(resize_batch(faces, MFN_SIZE))).to(dev)
-    dlib = load_identity_backbone("dlib_resnet", device=dev)
-    chips = dlib.chips(faces)
-    trunks = {name: load_identity_backbone(name, device=dev) for name in ("faceres", "mobilefacenet")}
-    paths = {"descriptor dlib_resnet": (lambda: dlib.describe_chips(chips), True),
-             "trunk dlib_resnet": (lambda: dlib.trunk(faces), True)}
-    for k, g in graphs.items():
-        fn = (lambda g=g, x=(x_fr if k.startswith("faceres") else x_mf), o=g.outputs[0]: batched(lambda b: g(b)[o], x))
-        for packed in ((True, False) if k.endswith(" fused") else (False,)):
-            paths[f"descriptor {k}{' packed' if packed else ''}"] = (fn, packed)
-    for k, bb in trunks.items():
-        for packed in (True, False):
-            paths[f"trunk {k}{' packed' if packed else ''}"] = (lambda bb=bb: bb.trunk(faces), packed)
+    paths = timed_paths(faces, dev, args.no_unfused)
     outs = {k: fn() for k, (fn, _) in paths.items() if k.startswith("descriptor")}  # compared below
     print(f"device {dev}, {args.threads} threads (OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}), "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, "
