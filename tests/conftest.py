@@ -15,6 +15,16 @@ import pytest
 from tests.helpers import make_tiny_dataset, shared_path
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject's addopts): one worker per CPU, at most 4 (each worker holds its own torch and judges,
+    ~1 GB); PYTEST_XDIST_AUTO_NUM_WORKERS overrides it, `-n 0` runs in one process."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if forced:
+        return int(forced)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 4))
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """No test may download anything: every non-local socket connection fails loudly."""
