@@ -16,7 +16,7 @@ from tests.helpers import chromium_page_width
 from w2p_eval.cli import RepeatedWarnings
 from w2p_eval.report import figures as F
 from w2p_eval.report import render as R
-from w2p_eval.report.build import metric_groups
+from w2p_eval.report.sections import metric_groups
 from w2p_eval.results import format_rows
 from w2p_eval.utils import default_threads
 
