@@ -47,7 +47,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_reader_takes_the_architecture_from_the_file():
-    from w2p_eval.judges.dlib_torch import read_dlib_net
+    from w2p_eval.judges.dlib_format import read_dlib_net
 
     spec = read_dlib_net(_models() / DAT)
     assert spec.loss == "loss_metric_2" and spec.input_layer == "input_rgb_image_sized"
@@ -68,7 +68,7 @@ def test_reader_takes_the_architecture_from_the_file():
 
 
 def test_torch_module_has_the_files_weights(net):
-    from w2p_eval.judges.dlib_torch import read_dlib_net
+    from w2p_eval.judges.dlib_format import read_dlib_net
 
     spec = read_dlib_net(_models() / DAT)
     assert len(net.units) == 14 and [u.pool is not None for u in net.units].count(True) == 4
