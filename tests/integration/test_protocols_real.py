@@ -26,6 +26,7 @@ def test_release_dlib_known_answers(tmp_path):
     from w2p_eval.metrics.testlist import load_testlist
     from w2p_eval.judges import load_identity_backbone
     from w2p_eval.judges.identity import real_faces_uint8, unique_trunk
+    from w2p_eval.metrics import matching as M
     from w2p_eval.metrics import protocols as P
     from w2p_eval.metrics.stats import bootstrap_ci
 
@@ -52,7 +53,7 @@ def test_release_dlib_known_answers(tmp_path):
     # real faces: R@1 = 1, matching = ceiling, distances 0
     r = P.gallery_recall(real, real, labels, galleries=galleries, ks=(1, 2))
     assert r.recall[1] == 1.0 and r.chance[1] == 0.5
-    m = P.matching_accuracy(real, real, tuples)
+    m = M.matching_accuracy(real, real, tuples)
     assert m.accuracy == m.ceiling >= 0.97
     assert P.paired_distances(real, real).means()["l2"] == pytest.approx(0.0, abs=1e-9)
     ci = bootstrap_ci(m.ceiling_correct, fids[tuples[:, 0]], seed=0)
@@ -64,7 +65,7 @@ def test_release_dlib_known_answers(tmp_path):
     const = np.tile(mean, (len(real), 1))
     r = P.gallery_recall(const, real, labels, galleries=galleries, ks=(1, 2))
     assert r.recall[1] == pytest.approx(0.5, abs=1e-12)
-    mc = P.matching_accuracy(const, real, tuples)
+    mc = M.matching_accuracy(const, real, tuples)
     share = {name: float((labels == name).mean()) for name in np.unique(labels)}
     # with 2 identities the constant face is closer to one of them: about that identity's share of probes
     assert min(share.values()) - 0.15 <= mc.accuracy <= max(share.values()) + 0.15, (mc.accuracy, share)
@@ -73,4 +74,4 @@ def test_release_dlib_known_answers(tmp_path):
     rng = np.random.default_rng(0)
     other = np.stack([real[rng.choice(np.flatnonzero(labels != lab))] for lab in labels])
     assert P.gallery_recall(other, real, labels, galleries=galleries, ks=(1,)).recall[1] <= 0.02
-    assert P.matching_accuracy(other, real, tuples).accuracy <= 0.05
+    assert M.matching_accuracy(other, real, tuples).accuracy <= 0.05

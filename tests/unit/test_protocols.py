@@ -1,4 +1,4 @@
-"""The field's protocols on plain embedding arrays (w2p_eval.metrics.protocols): known answers with
+"""The field's protocols on plain embedding arrays (w2p_eval.metrics.protocols, w2p_eval.metrics.matching): known answers with
 clustered Gaussian embeddings (one cluster per identity, one point per face, copies per face)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import pytest
 
 from w2p_eval.errors import InputError
 from w2p_eval.metrics import embedding as E
+from w2p_eval.metrics import matching as M
 from w2p_eval.metrics import protocols as P
 from w2p_eval.metrics.stats import bootstrap_ci
 
@@ -71,7 +72,7 @@ def test_exact_ties_are_counted_by_expectation():
     res = P.gallery_recall(same, same, labels, ks=(1, 2, 5))
     assert res.recall == pytest.approx({1: 1 / 8, 2: 2 / 8, 5: 5 / 8})
     assert res.n_tied_queries == len(real)
-    m = P.matching_accuracy(same, same, P.draw_matching_tuples(labels, np.arange(len(real)).astype(str), 5, seed=0))
+    m = M.matching_accuracy(same, same, M.draw_matching_tuples(labels, np.arange(len(real)).astype(str), 5, seed=0))
     assert m.accuracy == pytest.approx(1 / 5) and m.ceiling == pytest.approx(1 / 5) and m.n_tied == len(real)
 
 
@@ -154,7 +155,7 @@ def test_paired_distances_hand_values():
 
 def test_tuples_are_valid_and_seeded():
     _, labels, fids = clustered(n_ids=12, faces=4, copies=3)
-    t = P.draw_matching_tuples(labels, fids, 5, seed=3)
+    t = M.draw_matching_tuples(labels, fids, 5, seed=3)
     assert t.tuples.shape == (len(labels), 6) and t.excluded.size == 0
     assert (t.tuples[:, 0] == np.arange(len(labels))).all()
     assert (labels[t.tuples[:, 1]] == labels[t.tuples[:, 0]]).all()
@@ -162,8 +163,8 @@ def test_tuples_are_valid_and_seeded():
     imp = labels[t.tuples[:, 2:]]
     assert (imp != labels[t.tuples[:, [0]]]).all()
     assert all(len(set(r)) == 4 for r in imp.tolist())  # distinct impostor identities
-    assert (P.draw_matching_tuples(labels, fids, 5, seed=3).tuples == t.tuples).all()
-    assert (P.draw_matching_tuples(labels, fids, 5, seed=4).tuples != t.tuples).any()
+    assert (M.draw_matching_tuples(labels, fids, 5, seed=3).tuples == t.tuples).all()
+    assert (M.draw_matching_tuples(labels, fids, 5, seed=4).tuples != t.tuples).any()
     # impostor identities are spread evenly
     counts = np.bincount(imp.ravel(), minlength=12)
     assert counts.min() > 0.5 * counts.mean()
@@ -172,39 +173,39 @@ def test_tuples_are_valid_and_seeded():
 def test_tuples_round_trip_through_pair_ids():
     _, labels, fids = clustered(n_ids=5, faces=3, copies=1)
     pids = [f"p{i:03d}" for i in range(len(labels))]
-    t = P.draw_matching_tuples(labels, fids, 2, seed=0)
-    rows = P.tuples_to_pair_ids(t.tuples, pids)
-    back, dropped = P.tuples_from_pair_ids(rows, pids)
+    t = M.draw_matching_tuples(labels, fids, 2, seed=0)
+    rows = M.tuples_to_pair_ids(t.tuples, pids)
+    back, dropped = M.tuples_from_pair_ids(rows, pids)
     assert dropped == 0 and (back == t.tuples).all()
     with pytest.raises(InputError, match="unknown pair id 'p000'"):
-        P.tuples_from_pair_ids(rows, pids[1:])
-    kept, dropped = P.tuples_from_pair_ids(rows, pids[1:], drop_missing=True)
+        M.tuples_from_pair_ids(rows, pids[1:])
+    kept, dropped = M.tuples_from_pair_ids(rows, pids[1:], drop_missing=True)
     assert dropped == sum("p000" in r for r in rows) > 0 and len(kept) == len(rows) - dropped
 
 
 def test_single_face_identities_are_excluded_as_probes():
     labels = np.array([0, 0, 1, 1, 2])
     fids = np.array(["a", "b", "c", "d", "e"])
-    t = P.draw_matching_tuples(labels, fids, 2, seed=0)
+    t = M.draw_matching_tuples(labels, fids, 2, seed=0)
     assert t.excluded.tolist() == [4] and t.tuples.shape == (4, 3)
     with pytest.raises(InputError, match="at least 2 distinct faces"):
-        P.draw_matching_tuples([0, 0, 1], ["a", "a", "b"], 2)
+        M.draw_matching_tuples([0, 0, 1], ["a", "a", "b"], 2)
     with pytest.raises(InputError, match="face_id shared by two identities"):
-        P.draw_matching_tuples([0, 0, 1, 1], ["a", "b", "b", "c"], 2)
+        M.draw_matching_tuples([0, 0, 1, 1], ["a", "b", "b", "c"], 2)
 
 
 def test_n_way_needs_enough_identities():
     labels = np.repeat(np.arange(3), 4)
     fids = np.arange(12).astype(str)
     with pytest.raises(InputError, match=r"1:5 matching needs at least 5 test identities .* got 3; possible: 1:2 to 1:3"):
-        P.draw_matching_tuples(labels, fids, 5)
+        M.draw_matching_tuples(labels, fids, 5)
 
 
 def test_real_faces_match_the_ceiling_exactly():
     real, labels, fids = clustered(spread=1.2)
     for n_way in (2, 5, 10):
-        t = P.draw_matching_tuples(labels, fids, n_way, seed=n_way)
-        m = P.matching_accuracy(real, real, t)
+        t = M.draw_matching_tuples(labels, fids, n_way, seed=n_way)
+        m = M.matching_accuracy(real, real, t)
         assert (m.correct == m.ceiling_correct).all() and m.accuracy == m.ceiling
         assert m.chance == 1 / n_way and 1 / n_way < m.ceiling <= 1.0
 
@@ -212,18 +213,18 @@ def test_real_faces_match_the_ceiling_exactly():
 def test_constant_face_matches_at_half_and_random_identity_at_chance():
     real, labels, fids = clustered(n_ids=30, faces=10, copies=1, spread=1.0)
     const = np.tile(np.random.default_rng(3).normal(size=real.shape[1]), (len(real), 1))
-    m2 = P.matching_accuracy(const, real, P.draw_matching_tuples(labels, fids, 2, seed=0))
+    m2 = M.matching_accuracy(const, real, M.draw_matching_tuples(labels, fids, 2, seed=0))
     assert m2.accuracy == pytest.approx(0.5, abs=0.06), m2.accuracy  # 300 tuples: sd 0.03
     assert m2.ceiling > 0.9
     rand = other_identity_faces(real, labels, seed=9, include_own=True)
     for n_way in (2, 5, 10):
-        m = P.matching_accuracy(rand, real, P.draw_matching_tuples(labels, fids, n_way, seed=1))
+        m = M.matching_accuracy(rand, real, M.draw_matching_tuples(labels, fids, n_way, seed=1))
         assert m.accuracy == pytest.approx(1 / n_way, abs=0.07), (n_way, m.accuracy)
 
 
 def test_matching_bad_tuples():
     real, labels, fids = clustered(n_ids=3, faces=2, copies=1)
     with pytest.raises(InputError, match="indices in 0..5"):
-        P.matching_accuracy(real, real, np.array([[0, 1, 9]]))
+        M.matching_accuracy(real, real, np.array([[0, 1, 9]]))
     with pytest.raises(InputError, match="non-empty"):
-        P.matching_accuracy(real, real, np.zeros((0, 3), dtype=np.int64))
+        M.matching_accuracy(real, real, np.zeros((0, 3), dtype=np.int64))

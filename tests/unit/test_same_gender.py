@@ -12,8 +12,7 @@ import pytest
 from tests.helpers import six_identities
 from w2p_eval.errors import InputError
 from w2p_eval.evaluation import Evaluation
-from w2p_eval.metrics.protocols import draw_matching_tuples, matching_accuracy, same_gender_problem
-from w2p_eval.metrics.registry import get_suite
+from w2p_eval.metrics.matching import draw_matching_tuples, matching_accuracy, same_gender_problem
 from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist
 from w2p_eval.metrics.testlist import testlist_id as content_id  # a "test*" name would be collected
 from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows

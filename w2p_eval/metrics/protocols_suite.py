@@ -30,8 +30,8 @@ from w2p_eval.judges.attributes import identity_genders
 from w2p_eval.metrics import identity
 from w2p_eval.metrics.base import Context, ItemValues, MetricSpec, MetricSuite, SuiteResult, ci_dict
 from w2p_eval.metrics.features import JudgedFaces
-from w2p_eval.metrics.protocols import (DEFAULT_KS, _check_n_way, draw_galleries, draw_matching_tuples,
-                                        gallery_recall, matching_accuracy, paired_distances, same_gender_problem)
+from w2p_eval.metrics.matching import check_n_way, draw_matching_tuples, matching_accuracy, same_gender_problem
+from w2p_eval.metrics.protocols import DEFAULT_KS, draw_galleries, gallery_recall, paired_distances
 from w2p_eval.registry import Entry
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class MatchingSuite(_FaceSpaceSuite):
             return
         n_ids, n_multi = split_identity_counts(opts)
         for n in ns:
-            _check_n_way(n, n_ids)  # raises, saying which 1:N are possible
+            check_n_way(n, n_ids)  # raises, saying which 1:N are possible
         if n_multi == 0:
             raise InputError(f"matching needs identities with at least 2 distinct faces (face_id) in the "
                              f"{opts.split} split, got none of {n_ids}; matching is not possible on this split")

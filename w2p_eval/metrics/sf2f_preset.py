@@ -36,7 +36,7 @@ from w2p_eval.errors import InputError
 from w2p_eval.metrics.base import ItemValues, MetricSpec, ReportSection, SuiteResult, ci_dict
 from w2p_eval.metrics.embedding import l2_normalize
 from w2p_eval.metrics.plan import Context
-from w2p_eval.metrics.protocols import _expected_hit
+from w2p_eval.metrics.protocols import expected_hit
 from w2p_eval.metrics.protocols_suite import _FaceSpaceSuite, split_identity_counts
 from w2p_eval.metrics.testlist import testlist_id
 from w2p_eval.registry import Entry
@@ -108,7 +108,7 @@ def sf2f_scores(query: np.ndarray, real_mean: np.ndarray, ks=SF2F_KS, galleries:
         own = np.diag(table).copy()
         others = np.where(np.eye(len(g), dtype=bool), -np.inf, table)
         for k in ks:
-            h = _expected_hit(others, own, k)
+            h = expected_hit(others, own, k)
             hits[k][g] = h
             per_gallery[k].append(float(h.mean()))
     full = _cosine_table(q, r)

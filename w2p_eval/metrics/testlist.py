@@ -43,8 +43,9 @@ from w2p_eval.errors import InputError
 from w2p_eval.metrics.testlist_meaning import meaning_problem
 from w2p_eval.judges import IDENTITY_BACKBONES, resolve_name
 from w2p_eval.judges.attributes import identity_genders
-from w2p_eval.metrics.protocols import (draw_galleries, draw_matching_tuples, same_gender_problem, tuples_from_pair_ids,
-                                        tuples_to_pair_ids)
+from w2p_eval.metrics.matching import (draw_matching_tuples, same_gender_problem, tuples_from_pair_ids,
+                                       tuples_to_pair_ids)
+from w2p_eval.metrics.protocols import draw_galleries
 from w2p_eval.utils import atomic_path, sha256_json
 
 FORMAT = "w2p-eval-testlist"
