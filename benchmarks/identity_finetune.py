@@ -52,7 +52,8 @@ def main() -> None:
     from w2p_eval.judges.identity import identity_classifier, judge_training_rows, real_faces_uint8
     from w2p_eval.evaluation import Evaluation
     from w2p_eval.models.checkpoint import list_checkpoints
-    from w2p_eval.models.sources import ArrayItem, checkpoint_items
+    from w2p_eval.models.sources import checkpoint_items
+    from w2p_eval.models.sources_python import ArrayItem
 
     _, scored = judge_training_rows(load_manifest(args.data), "test", "seen")
     real = real_faces_uint8(args.data, scored, args.image_size)

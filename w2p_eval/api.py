@@ -20,7 +20,8 @@ import pandas as pd
 from w2p_eval.errors import InputError
 from w2p_eval.evaluation import Evaluation, write_scored
 from w2p_eval.metrics.registry import get_suite
-from w2p_eval.models.sources import ArrayItem, CallableItem, checkpoint_items, split_rows
+from w2p_eval.models.sources import checkpoint_items, split_rows
+from w2p_eval.models.sources_python import ArrayItem, CallableItem
 from w2p_eval.validate import finite_number, integer
 
 

@@ -15,7 +15,8 @@ import pytest
 from tests.helpers import release_subset, shared_path
 from w2p_eval.errors import MissingWeightsError
 from w2p_eval.evaluation import Evaluation
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,7 +21,8 @@ from w2p_eval.errors import InputError
 from w2p_eval.judges import parse_backbones
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 from w2p_eval.report import agreement as A
 from w2p_eval.report.build import build_report
 from w2p_eval.results import ResultsStore

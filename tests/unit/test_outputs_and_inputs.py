@@ -125,7 +125,7 @@ def test_api_refuses_faces_outside_the_accepted_ranges(pairs, faces, match):
 
 
 def test_api_converts_integer_faces_with_a_note(caplog):
-    from w2p_eval.models.sources import as_uint8_faces
+    from w2p_eval.models.faces_io import as_uint8_faces
 
     ints = np.arange(4 * 8 * 8 * 3, dtype=np.int64).reshape(4, 8, 8, 3) % 256
     with caplog.at_level(logging.WARNING):

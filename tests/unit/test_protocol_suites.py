@@ -17,7 +17,8 @@ from w2p_eval.data.manifest import load_info, load_manifest, write_dataset
 from w2p_eval.errors import InputError
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 SUITES = ("identity", "retrieval", "distances", "matching")
 CI_KEYS = {"value", "low", "high", "confidence", "method", "n_items", "n_groups", "n_resamples", "seed"}

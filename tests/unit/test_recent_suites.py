@@ -13,7 +13,8 @@ import pytest
 from tests.helpers import six_identities
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite, metric_spec, parse_suites
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 SUITES = ("diversity", "consistency", "verification", "coverage")
 

@@ -15,7 +15,8 @@ from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.matching import draw_matching_tuples, matching_accuracy, same_gender_problem
 from w2p_eval.metrics.testlist import build_testlist, load_testlist, write_testlist
 from w2p_eval.metrics.testlist import testlist_id as content_id  # a "test*" name would be collected
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 SIX_GENDERS = {"id00": "f", "id01": "f", "id02": "f", "id03": "m", "id04": "m", "id05": "m"}
 

@@ -15,7 +15,8 @@ from w2p_eval.data.images import save_png
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.sf2f_preset import (SF2F_KS, queries_and_reals, sf2f_galleries, sf2f_scores)
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 
 def _peer(pred: torch.Tensor, data: torch.Tensor) -> dict:

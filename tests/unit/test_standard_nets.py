@@ -18,7 +18,8 @@ from w2p_eval.judges import standard_nets as N
 from w2p_eval.evaluation import Evaluation
 from w2p_eval.metrics.registry import get_suite
 from w2p_eval.metrics.standard_nets import split_score
-from w2p_eval.models.sources import ArrayItem, real_faces_at, split_rows
+from w2p_eval.models.sources import real_faces_at, split_rows
+from w2p_eval.models.sources_python import ArrayItem
 
 
 def random_inception_state(seed: int = 0) -> dict:

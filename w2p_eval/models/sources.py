@@ -8,8 +8,9 @@ A source is one or more *items*; each item is one set of faces to score:
   ``<pair_id>.<png|jpg|jpeg|webp>`` (flat, or under ``<identity>/``), or listed in the ``manifest.csv``
   that ``w2p-eval generate`` writes. Any square size S; the paired real faces are brought to S exactly as
   for our own generators, so both go through the same resolution pipeline.
-- :class:`ArrayItem` — uint8 faces [N, S, S, 3] handed over from Python with their pair ids.
-- :class:`CallableItem` — a Python callable ``batch -> faces`` run over the split like a generator.
+- :class:`~w2p_eval.models.sources_python.ArrayItem` — uint8 faces [N, S, S, 3] handed over from Python with
+  their pair ids, and :class:`~w2p_eval.models.sources_python.CallableItem` — a Python callable ``batch -> faces``
+  run over the split like a generator (``sources_python.py``).
 
 Pairs a source has no face for, and files it ignored, are counted in the item's own ``notes`` (lines the
 command prints at its end; no module-level list), and the rows say over how many pairs they were computed
@@ -24,23 +25,21 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from w2p_eval.data.dataset import PairDataset
 from w2p_eval.data.folder import open_dataset
 from w2p_eval.data.images import image_to_tensor, load_image_rgb, open_image, tensor_to_uint8
 from w2p_eval.errors import InputError
 from w2p_eval.lazy import torch
 from w2p_eval.models import checkpoint, generation
 from w2p_eval.models.faces_io import (  # noqa: F401  (FACE_MAX_SIDE, IMAGE_SUFFIXES, read_faces: re-exported)
-    FACE_MAX_SIDE, IMAGE_SUFFIXES, as_uint8_faces, image_files, match_folder, note, read_faces)
+    FACE_MAX_SIDE, IMAGE_SUFFIXES, image_files, match_folder, note, read_faces)
 from w2p_eval.models.checkpoint import checkpoint_hash, list_checkpoints
 from w2p_eval.models.generation import GeneratedSet
 from w2p_eval.names import resolve
 from w2p_eval.registry import Entry, Registry
-from w2p_eval.utils import select_device
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def set_from_faces(data_dir, df, faces: np.ndarray, *, split: str, protocol: str
     )
 
 
-def _note_missing(what: str, missing: list[str], n_expected: int, notes: list[str] | None) -> None:
+def note_missing(what: str, missing: list[str], n_expected: int, notes: list[str] | None) -> None:
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         note(notes, f"{what}: {len(missing)} of {n_expected} test pairs have no face ({shown}); "
@@ -260,104 +259,10 @@ class FolderItem(SourceItem):
         if not keep.any():
             raise InputError(f"expected readable square images for the test pairs in {self.folder}, got none usable "
                              f"({len(matched)} matched by name)")
-        _note_missing(f"images {self.folder} ({self.run})", missing, len(df), self.notes)
+        note_missing(f"images {self.folder} ({self.run})", missing, len(df), self.notes)
         return set_from_faces(data_dir, df[keep].reset_index(drop=True), faces, split=split, protocol=protocol,
                               run=self.run, source=self.kind, source_hash=self.content_hash, label=self.label,
                               n_expected=len(df), missing=missing)
-
-
-@dataclass
-class ArrayItem(SourceItem):
-    """Faces from Python: uint8 [N, S, S, 3] RGB (or float [N, 3, S, S] in [0, 1]) with their pair ids."""
-
-    array: np.ndarray
-    pair_ids: list[str]
-    run: str = "python"
-    kind: str = "python"
-    label: str = "python array"
-    notes: list[str] = field(default_factory=list, repr=False)
-    _hash: str | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        self.array = as_uint8_faces(self.array)
-        self.pair_ids = [str(p) for p in self.pair_ids]
-        if len(self.pair_ids) != len(self.array):
-            raise InputError(f"expected one pair id per face, got {len(self.pair_ids)} ids for {len(self.array)} faces")
-        dup = sorted({p for p in self.pair_ids if self.pair_ids.count(p) > 1}) if len(set(self.pair_ids)) < len(
-            self.pair_ids) else []
-        if dup:
-            raise InputError(f"expected distinct pair ids, got duplicates {dup[:5]}")
-
-    @property
-    def content_hash(self) -> str:
-        if self._hash is None:
-            h = hashlib.sha256(np.ascontiguousarray(self.array).tobytes())
-            h.update("\0".join(self.pair_ids).encode())
-            self._hash = h.hexdigest()[:16]
-        return self._hash
-
-    def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
-        df = split_rows(data_dir, split, protocol)
-        index = {p: i for i, p in enumerate(self.pair_ids)}
-        in_split = set(str(p) for p in df["pair_id"])
-        unknown = [p for p in self.pair_ids if p not in in_split]
-        if len(unknown) == len(self.pair_ids):
-            raise InputError(f"expected pair ids of split {split!r} ({protocol} protocol) of {data_dir}, got none of "
-                             f"them (e.g. {unknown[:3]})")
-        if unknown:
-            note(self.notes, f"{self.run}: ignored {len(unknown)} faces whose pair ids are not in the split "
-                              f"(e.g. {unknown[:3]})")
-        keep = np.array([str(p) in index for p in df["pair_id"]], bool)
-        missing = [str(p) for p, k in zip(df["pair_id"], keep) if not k]
-        _note_missing(f"faces {self.run}", missing, len(df), self.notes)
-        rows = df[keep].reset_index(drop=True)
-        faces = self.array[[index[str(p)] for p in rows["pair_id"]]]
-        return set_from_faces(data_dir, rows, faces, split=split, protocol=protocol, run=self.run, source=self.kind,
-                              source_hash=self.content_hash, label=self.label, n_expected=len(df), missing=missing)
-
-
-@dataclass
-class CallableItem(SourceItem):
-    """A Python callable ``fn(batch) -> faces`` run over the split like a generator: ``batch`` is a collated
-    PairDataset batch (``audio`` float [B, 1, T], ``image``, ``label``, ``pair_id``, ``identity``); faces are
-    float [B, 3, S, S] in [0, 1] (tensor or array) or uint8 [B, S, S, 3]."""
-
-    fn: Callable
-    run: str = "python"
-    image_size: int = 64
-    audio_seconds: float = 1.0
-    kind: str = "python"
-    label: str = "python callable"
-    notes: list[str] = field(default_factory=list, repr=False)
-    _gs: GeneratedSet | None = field(default=None, repr=False)
-
-    @property
-    def content_hash(self) -> str:
-        if self._gs is None:
-            raise InputError("a callable's faces are hashed once generated: call faces() first")
-        return self._gs.source_hash
-
-    def faces(self, data_dir, *, split="test", protocol="seen", device=None, seed=0, batch_size=64) -> GeneratedSet:
-        device = select_device(device)
-        ds = PairDataset(data_dir, split=split, protocol=protocol, image_size=int(self.image_size),
-                         audio_seconds=float(self.audio_seconds), cache=False)
-        if len(ds) == 0:
-            raise InputError(f"expected pairs in split {split!r} ({protocol} protocol) of {data_dir}, found none")
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
-        torch.manual_seed(seed)
-        out = []
-        with torch.no_grad():
-            for batch in loader:
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                out.append(as_uint8_faces(self.fn(batch)))
-        faces = np.concatenate(out)
-        if faces.shape[0] != len(ds):
-            raise InputError(f"expected the callable to return one face per pair ({len(ds)}), got {faces.shape[0]}")
-        source_hash = hashlib.sha256(faces.tobytes()).hexdigest()[:16]
-        self._gs = set_from_faces(data_dir, ds.df.reset_index(drop=True), faces, split=split, protocol=protocol,
-                                  run=self.run, source=self.kind, source_hash=source_hash, label=self.label,
-                                  n_expected=len(ds), missing=[])
-        return self._gs
 
 
 # ------------------------------------------------------------------ building sources
@@ -391,7 +296,7 @@ def claim_images(path: str | os.PathLike, name: str | None = None, final_only: b
 
 
 # face-source kinds, each declared in the module that defines it (``REGISTER_SOURCE_KINDS``, read without importing
-# it; the built-in three below): ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) ->
+# it; checkpoint and images below, python in sources_python.py): ``meta["claim"]`` = "module:attr" of ``claim(path, name=None, final_only=False) ->
 # list of SourceItem | None`` (None: not this kind); claimers are asked in order, "fallback" ones last (plugins from
 # the ``w2p_eval.sources`` entry-point group are asked before the fallback)
 SOURCE_KINDS = Registry("face-source kind", "w2p_eval.sources", packages=("w2p_eval.models",),
@@ -401,7 +306,6 @@ REGISTER_SOURCE_KINDS = (
           {"claim": "w2p_eval.models.sources:claim_checkpoints"}, order=10),
     Entry("images", "FolderItem", "a folder of faces named <pair_id>.png|jpg|jpeg|webp",
           {"claim": "w2p_eval.models.sources:claim_images", "fallback": True}, order=20),
-    Entry("python", "ArrayItem", "faces from Python: an array or a callable (the API)", order=30),
 )
 
 
