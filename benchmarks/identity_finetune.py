@@ -35,6 +35,19 @@ def degraded(real: np.ndarray) -> dict[str, np.ndarray]:
                                                                                               Image.BILINEAR))}
 
 
+def print_table(table: dict) -> None:
+    """The Markdown table: one row per face source, one column per (judge, seed); top-1 (and top-5) in %."""
+    cols = list(table)
+    print("\n| faces (top-1, top-5) | " + " | ".join(f"{t} seed {s}" for t, s in cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name in table[cols[0]]:
+        cells = []
+        for c in cols:
+            v = table[c][name]
+            cells.append(f"{100 * v[0]:.1f}" if isinstance(v, tuple) else f"{100 * v[0]:.1f}, {100 * v[1]:.1f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, type=Path)
@@ -90,15 +103,7 @@ def main() -> None:
                         out["real test faces (ceiling)"] = (r["value"], r["n"])
                     if r["metric"] in ("identity_top1_fake", "identity_top5_fake"):
                         out.setdefault(r["run"], [None, None])[r["metric"] == "identity_top5_fake"] = r["value"]
-    cols = list(table)
-    print("\n| faces (top-1, top-5) | " + " | ".join(f"{t} seed {s}" for t, s in cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
-    for name in table[cols[0]]:
-        cells = []
-        for c in cols:
-            v = table[c][name]
-            cells.append(f"{100 * v[0]:.1f}" if isinstance(v, tuple) else f"{100 * v[0]:.1f}, {100 * v[1]:.1f}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print_table(table)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,18 @@ def test_pairs(data: str | os.PathLike, split: str = "test", protocol: str = "se
     return split_rows(data, split, protocol)
 
 
+def _python_item(faces, pair_ids, name: str, image_size, audio_seconds):
+    """``faces`` (an array with its ``pair_ids``, or a callable) as the source item that scores them."""
+    if callable(faces):
+        if pair_ids is not None:
+            raise InputError("expected pair_ids only with an array of faces, got them with a callable")
+        return CallableItem(fn=faces, run=name, image_size=integer(image_size, "image_size", low=8),
+                            audio_seconds=finite_number(audio_seconds, "audio_seconds", low=0, low_open=True))
+    if pair_ids is None:
+        raise InputError("expected pair_ids (one per face) with an array of faces, got none")
+    return ArrayItem(array=faces, pair_ids=list(pair_ids), run=name)
+
+
 def evaluate_faces(
     faces,
     pair_ids: Sequence[str] | None = None,
@@ -73,15 +85,7 @@ def evaluate_faces(
     The columns are those of the results store (run, model="external", metric, value, n, evaluator, extra ...).
     """
     batch_size = integer(batch_size, "batch_size", low=1)  # issue 31: 0 / negative were a traceback
-    if callable(faces):
-        if pair_ids is not None:
-            raise InputError("expected pair_ids only with an array of faces, got them with a callable")
-        item = CallableItem(fn=faces, run=name, image_size=integer(image_size, "image_size", low=8),
-                            audio_seconds=finite_number(audio_seconds, "audio_seconds", low=0, low_open=True))
-    else:
-        if pair_ids is None:
-            raise InputError("expected pair_ids (one per face) with an array of faces, got none")
-        item = ArrayItem(array=faces, pair_ids=list(pair_ids), run=name)
+    item = _python_item(faces, pair_ids, name, image_size, audio_seconds)
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     suites = [get_suite(m) for m in metrics]

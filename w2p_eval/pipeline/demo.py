@@ -61,6 +61,22 @@ def _say(message: str) -> None:
     tqdm.write(f"[demo] {message}", file=sys.stderr)
 
 
+def _demo_data(data: Path, cache: Path, seed: int, s: DemoSettings):
+    """The demo dataset at ``data``: built (step 1/4), or reused when it was built with this seed and size; read
+    once for the trainings, the evaluation and the report."""
+    if (data / "dataset.json").is_file():
+        info = open_dataset(data, cache).info
+        if int(info.get("seed", -1)) != int(seed) or len(info.get("identities", [])) != s.n_identities:
+            raise InputError(f"expected demo data built with seed {seed} and {s.n_identities} identities in {data}, "
+                             f"got seed {info.get('seed')} and {len(info.get('identities', []))} identities "
+                             f"(choose another --out)")
+        _say(f"reusing demo data in {data}")
+    else:
+        _say(f"1/4 building demo data: {s.n_identities} identities x {s.pairs_per_identity} pairs -> {data}")
+        build_demo(data, seed=seed, n_identities=s.n_identities, pairs_per_identity=s.pairs_per_identity)
+    return open_dataset(data, cache)
+
+
 def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool = False,
              epochs: int | None = None, device: str | None = None, workers: int = 1, batch_size: int = 64,
              cache_dir: str | os.PathLike | None = None, settings: DemoSettings | None = None,
@@ -75,18 +91,7 @@ def run_demo(out: str | os.PathLike = "w2p_demo", *, seed: int = 0, quick: bool 
     data, runs_dir = out / "data", out / "runs"
     cache = Path(cache_dir) if cache_dir else out / "cache"
     t0 = time.perf_counter()
-    if (data / "dataset.json").is_file():
-        data = open_dataset(data, cache)
-        info = data.info
-        if int(info.get("seed", -1)) != int(seed) or len(info.get("identities", [])) != s.n_identities:
-            raise InputError(f"expected demo data built with seed {seed} and {s.n_identities} identities in {data}, "
-                             f"got seed {info.get('seed')} and {len(info.get('identities', []))} identities "
-                             f"(choose another --out)")
-        _say(f"reusing demo data in {data}")
-    else:
-        _say(f"1/4 building demo data: {s.n_identities} identities x {s.pairs_per_identity} pairs -> {data}")
-        build_demo(data, seed=seed, n_identities=s.n_identities, pairs_per_identity=s.pairs_per_identity)
-    data = open_dataset(data, cache)  # read once for the trainings, the evaluation and the report
+    data = _demo_data(data, cache, seed, s)
     t_data = time.perf_counter()
 
     n_epochs = int(epochs or s.epochs)
