@@ -16,8 +16,8 @@ from tests.helpers import make_tiny_dataset, shared_path
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto` (pyproject's addopts): one worker per CPU, at most 4 (each worker holds its own torch and judges,
-    ~1 GB); PYTEST_XDIST_AUTO_NUM_WORKERS overrides it, `-n 0` runs in one process."""
+    """`-n auto` (pyproject's addopts): one worker per CPU, at most 4 (each worker loads its own torch and judge
+    networks); PYTEST_XDIST_AUTO_NUM_WORKERS overrides it, `-n 0` runs in one process."""
     forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if forced:
         return int(forced)
