@@ -168,10 +168,13 @@ class ResultsStore:
 
     @staticmethod
     def _init_schema(con: sqlite3.Connection) -> None:
+        # The table first, in one statement, and only then WAL: switching a new file to WAL writes its header,
+        # and another process (a second torchrun rank) checking the store in between would find an SQLite
+        # file without a `results` table and refuse it as someone else's database.
+        con.execute(_SCHEMA)
         mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network filesystem
             log.warning("results store could not switch to WAL mode (got %s)", mode)
-        con.execute(_SCHEMA)
         have = [r[1] for r in con.execute("PRAGMA table_info(results)")]
         missing = [c for c in ROW_KEYS + PROVENANCE if c not in have]
         if missing:

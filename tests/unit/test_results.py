@@ -124,3 +124,32 @@ def test_format_table_and_cli(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "w2p_eval", "results", "--store", str(tmp_path / "none.sqlite")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_new_store_never_looks_like_someone_elses_database_while_it_is_created(tmp_path):
+    """Another process (a second torchrun rank) may check the store between any two of the statements that
+    create it: at each of them the file is either empty or already holds the `results` table, never an SQLite
+    file without it (which `check_store` refuses as an unrelated database)."""
+    from w2p_eval.validate import check_store
+
+    path = tmp_path / "s.sqlite"
+    seen = []
+
+    class Watched(ResultsStore):
+        def _connect(self, wait_s):
+            con = super()._connect(wait_s)
+
+            def check(statement):  # runs before each statement: the file as the previous ones left it
+                try:  # (sqlite3 swallows a callback's exception: keep what it said instead)
+                    check_store(path, ROW_KEYS, write=True)
+                    seen.append((statement.split()[0], "ok"))
+                except InputError as exc:
+                    seen.append((statement.split()[0], str(exc)))
+
+            con.set_trace_callback(check)
+            return con
+
+    Watched(path)
+    assert len(seen) >= 2 and all(said == "ok" for _, said in seen), seen
+    assert path.stat().st_size > 0
+    check_store(path, ROW_KEYS, write=True)
